@@ -1,0 +1,70 @@
+# vmlink — build, test tiers, lint and benchmarks.
+#
+# `make test` is the one command CI runs (.ci/run): it installs what the
+# tiers need (Debian packages, the VM kernels) and runs every tier:
+#   unit  — no privileges (`go test -short`)
+#   priv  — privileged tests in throwaway namespaces on this machine's kernel
+#   vm    — the privileged tier again inside qemu on Debian's 6.1 and 6.12
+#           kernels, for what this kernel lacks (8021q, ipvlan, dummy)
+
+SHELL       := /bin/bash
+GO          ?= go
+export CGO_ENABLED := 0
+BIN         ?= bin
+LOGDIR      ?= $(BIN)/logs
+# Debian packages the tiers use: strace/iproute2/tcpdump/tshark are the
+# references the tests compare against, qemu boots the VM kernels.
+APT_PKGS    := iproute2 strace tcpdump tshark qemu-system-x86 xz-utils cpio kmod
+
+.PHONY: all build test test-unit test-priv deps lint bench-links bench-decode bench-verify clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/vmlink ./cmd/vmlink
+
+# deps installs the Debian packages the tests use, only when one is missing.
+deps:
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing $$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q $$missing >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; }; \
+	fi
+
+test: deps vm-kernels
+	@mkdir -p $(LOGDIR)
+	@scripts/run-tier.sh unit  $(LOGDIR)/unit.log  $(GO) test -short -count=1 ./...
+	@scripts/run-tier.sh priv  $(LOGDIR)/priv.log  $(GO) test -count=1 -p 1 ./...
+	@$(MAKE) --no-print-directory test-vm KERNEL=6.1
+	@$(MAKE) --no-print-directory test-vm KERNEL=6.12
+	@scripts/run-tier.sh --summary $(LOGDIR)
+
+test-unit:
+	@mkdir -p $(LOGDIR)
+	@scripts/run-tier.sh unit $(LOGDIR)/unit.log $(GO) test -short -count=1 ./...
+
+test-priv: deps
+	@mkdir -p $(LOGDIR)
+	@scripts/run-tier.sh priv $(LOGDIR)/priv.log $(GO) test -count=1 -p 1 ./...
+
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+STATICCHECK_VERSION ?= v0.8.2
+
+bench-links: build
+	scripts/bench-links.sh
+
+bench-decode: build
+	scripts/bench-decode.sh
+
+bench-verify: build
+	scripts/bench-verify.sh
+
+clean:
+	rm -rf $(BIN)
+
+-include mk/vm.mk
