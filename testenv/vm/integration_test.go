@@ -1,0 +1,235 @@
+package vm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The integration tests boot real Debian kernels under qemu. They need
+// qemu-system-x86_64 and the kernels in the cache (make vm-kernels); without
+// them they skip, except in CI (CI=true), where they fetch what is missing
+// and fail if that is impossible: the VM tier must never silently vanish.
+
+var (
+	buildOnce sync.Once
+	initBin   string
+	progBin   string
+	buildErr  error
+	buildDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// requireVM returns the kernel for series, or skips/fails with the reason.
+func requireVM(t *testing.T, series string) *Kernel {
+	t.Helper()
+	if k := os.Getenv("VMLINK_VM_KERNEL"); k != "" {
+		t.Skipf("already inside the VM runner's guest (kernel %s): qemu does not run nested here", k)
+	}
+	if testing.Short() {
+		t.Skip("boots qemu (seconds per run); run without -short")
+	}
+	ci := os.Getenv("CI") == "true"
+	cache := CacheDir()
+	if !ci {
+		if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+			t.Skip("qemu-system-x86_64 is not installed: run `make vm-kernels` (installs qemu-system-x86 and fetches the kernels)")
+		}
+		k, err := CachedKernel(cache, series)
+		if err != nil {
+			t.Skipf("%v", err)
+		}
+		return k
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	if err := EnsureHostTools(ctx, cache, t.Logf); err != nil {
+		t.Fatalf("CI=true and the VM runner's host tools cannot be installed: %v", err)
+	}
+	k, err := EnsureKernel(ctx, cache, series, FetchOptions{Log: t.Logf})
+	if err != nil {
+		t.Fatalf("CI=true and kernel %s cannot be prepared in %s: %v", series, cache, err)
+	}
+	return k
+}
+
+// buildGuestBinaries builds the init and the guest test program, static,
+// once per test process.
+func buildGuestBinaries(t *testing.T) (initPath, prog string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "vmtest-build-")
+		if buildErr != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		initBin, buildErr = BuildInit(ctx, filepath.Join(buildDir, "vmlink-init"))
+		if buildErr != nil {
+			return
+		}
+		progBin = filepath.Join(buildDir, "guestprog")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", progBin, "./testdata/guestprog")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = errors.New("build guestprog: " + err.Error() + ": " + string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return initBin, progBin
+}
+
+type vmRun struct {
+	res            *Result
+	err            error
+	stdout, stderr string
+}
+
+func runGuest(t *testing.T, k *Kernel, o Options, dir string, args ...string) vmRun {
+	t.Helper()
+	initPath, prog := buildGuestBinaries(t)
+	var stdout, stderr bytes.Buffer
+	var mu sync.Mutex
+	o.Kernel = k.Root
+	o.Init = initPath
+	o.Stdout, o.Stderr = &stdout, &stderr
+	o.Log = func(f string, a ...any) { mu.Lock(); defer mu.Unlock(); t.Logf(f, a...) }
+	if o.Timeout == 0 {
+		o.Timeout = 3 * time.Minute
+	}
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout+time.Minute)
+	defer cancel()
+	res, err := Run(ctx, o, append([]string{prog}, args...), dir)
+	if res != nil {
+		t.Logf("kernel %s: boot-to-test %.2fs, test %.2fs, vm %.2fs", res.Kernel, res.BootToTest.Seconds(), res.Test.Seconds(), res.VM.Seconds())
+	}
+	return vmRun{res, err, stdout.String(), stderr.String()}
+}
+
+// TestIntegrationPass runs a passing program on every kernel series: exit
+// status 0, stdout and stderr come back separately, 8021q and the other
+// link modules are loaded, testdata/ is there, the environment is set.
+func TestIntegrationPass(t *testing.T) {
+	for _, series := range DefaultSeries {
+		t.Run(series, func(t *testing.T) {
+			t.Parallel()
+			k := requireVM(t, series)
+			dir := t.TempDir() // under /tmp, which the guest mounts a tmpfs over
+			if err := os.MkdirAll(filepath.Join(dir, "testdata"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "testdata", "hello.txt"), []byte("from the host"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := runGuest(t, k, Options{Env: []string{"VMTEST_EXTRA=yes"}}, dir,
+				"hello", "vlan", "testdata", "env=CI,VMLINK_EXPECT_FEATURES,VMTEST_EXTRA,VMLINK_VM_KERNEL")
+			if r.err != nil {
+				t.Fatalf("run: %v\nstdout:\n%s", r.err, r.stdout)
+			}
+			if r.res.ExitCode != 0 {
+				t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", r.res.ExitCode, r.stdout, r.stderr)
+			}
+			for _, want := range []string{
+				"guestprog: hello from the guest",
+				"guestprog: 8021q loaded",
+				`guestprog: cwd ` + dir + ` testdata "from the host"`,
+				"guestprog: CI=true",
+				"guestprog: VMLINK_EXPECT_FEATURES=" + ExpectFeatures,
+				"guestprog: VMTEST_EXTRA=yes",
+				"guestprog: VMLINK_VM_KERNEL=" + k.Version,
+			} {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
+				}
+			}
+			if r.stderr != "guestprog: hello on stderr\n" || strings.Contains(r.stdout, "on stderr") {
+				t.Errorf("stderr %q: want exactly the stderr line, and not on stdout", r.stderr)
+			}
+			if r.res.BootToTest <= 0 || r.res.Kernel != k.Version {
+				t.Errorf("result %+v: want a boot time and kernel %s", r.res, k.Version)
+			}
+		})
+	}
+}
+
+// TestIntegrationFailures checks that every way a run can go wrong is
+// reported as such and never as a pass.
+func TestIntegrationFailures(t *testing.T) {
+	k := requireVM(t, "6.1")
+	t.Run("exit status", func(t *testing.T) {
+		t.Parallel()
+		r := runGuest(t, k, Options{}, "", "hello", "exit=7")
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.res.ExitCode != 7 {
+			t.Fatalf("exit %d, want 7", r.res.ExitCode)
+		}
+		if !strings.Contains(r.stdout, "hello from the guest") {
+			t.Errorf("output of the failing program lost: %q", r.stdout)
+		}
+	})
+	t.Run("kernel panic", func(t *testing.T) {
+		t.Parallel()
+		r := runGuest(t, k, Options{}, "", "panic")
+		assertVMError(t, r, ReasonPanic, "sysrq triggered crash")
+		var ve *VMError
+		if errors.As(r.err, &ve) && len(ve.Console) == 0 {
+			t.Error("no console lines in the panic report")
+		}
+	})
+	t.Run("hang", func(t *testing.T) {
+		t.Parallel()
+		r := runGuest(t, k, Options{Timeout: 20 * time.Second}, "", "hang")
+		assertVMError(t, r, ReasonTimeout, "no test result after 20s")
+	})
+	t.Run("init failure", func(t *testing.T) {
+		t.Parallel()
+		r := runGuest(t, k, Options{Checks: []string{"/proc/net/vlan/config", "/nonexistent/by/design"}}, "", "hello")
+		assertVMError(t, r, ReasonInitFailed, "/nonexistent/by/design")
+		if strings.Contains(r.stdout, "hello") {
+			t.Error("the test ran although init failed")
+		}
+	})
+	t.Run("missing module", func(t *testing.T) {
+		r := runGuest(t, k, Options{Modules: []string{"8021q", "no_such_module"}}, "", "hello")
+		assertVMError(t, r, ReasonMissingModule, "no_such_module")
+	})
+}
+
+func assertVMError(t *testing.T, r vmRun, reason Reason, detail string) {
+	t.Helper()
+	if r.err == nil {
+		t.Fatalf("run passed with exit %d; want a %v failure\nstdout:\n%s", r.res.ExitCode, reason, r.stdout)
+	}
+	var ve *VMError
+	if !errors.As(r.err, &ve) {
+		t.Fatalf("error %v is not a *VMError", r.err)
+	}
+	if ve.Reason != reason {
+		t.Fatalf("reason %v, want %v:\n%v", ve.Reason, reason, r.err)
+	}
+	if !strings.Contains(r.err.Error(), detail) {
+		t.Fatalf("error lacks %q:\n%v", detail, r.err)
+	}
+	t.Logf("reported as: %s", strings.SplitN(r.err.Error(), "\n", 2)[0])
+}
