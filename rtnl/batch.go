@@ -63,6 +63,11 @@ func (c *Conn) Batch(ctx context.Context, reqs []Request) ([]error, error) {
 	errs := make([]error, len(reqs))
 	msgs := make([]netlink.Message, len(reqs))
 	for i, r := range reqs {
+		// rtnetlink GET types are 2 mod 4 (RTM_GETLINK 18, RTM_GETADDR 22…);
+		// a dump ends in NLMSG_DONE, not an ACK, and cannot share a batch.
+		if r.Type%4 == 2 && r.Flags&netlink.Dump == netlink.Dump {
+			return nil, fmt.Errorf("batch request %d (%s): dumps cannot be batched, use Dump", i, MessageTypeString(r.Type))
+		}
 		data, err := marshal(r.Body)
 		if err != nil {
 			return nil, fmt.Errorf("encode batch request %d (%s): %w", i, MessageTypeString(r.Type), err)

@@ -219,6 +219,15 @@ func TestBatchEncodeErrorSendsNothing(t *testing.T) {
 	}
 }
 
+func TestBatchRefusesDumps(t *testing.T) {
+	c, k := newFake(t, nil)
+	reqs := batchReqs(2)
+	reqs = append(reqs, Request{Type: unix.RTM_GETLINK, Flags: netlink.Dump})
+	if _, err := c.Batch(context.Background(), reqs); err == nil || len(k.sends) != 0 {
+		t.Fatalf("err = %v, %d sends; want a refusal before sending", err, len(k.sends))
+	}
+}
+
 func TestBatchSendFailure(t *testing.T) {
 	c, k := newFake(t, nil)
 	k.sendErr = os.NewSyscallError("sendmsg", unix.EMSGSIZE)

@@ -200,4 +200,3 @@ func BenchmarkDump10kLinks(b *testing.B) {
 	}
 	reportRate(b, n)
 }
-

@@ -122,7 +122,8 @@ func (k *fakeKernel) readDeadline() time.Time {
 	defer k.mu.Unlock()
 	return k.deadline
 }
-func (k *fakeKernel) Close() error                      { k.closed = true; return nil }
+
+func (k *fakeKernel) Close() error { k.closed = true; return nil }
 
 // ackFor is the kernel's NLMSG_ERROR answer to req (errno 0 = ACK), laid out
 // as netlink_ack does without NETLINK_CAP_ACK: struct nlmsgerr with the whole

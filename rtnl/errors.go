@@ -93,7 +93,10 @@ func newOpError(typ netlink.HeaderType, err error, hc *HintContext) *OpError {
 		if hc != nil {
 			c = *hc
 		}
-		c.Type = typ
+		if c.Type == 0 {
+			// SetLink goes out as RTM_NEWLINK but is hinted as a change.
+			c.Type = typ
+		}
 		oe.Hint = Hint(oe.Errno, oe.Message, c)
 	}
 	return oe

@@ -14,8 +14,10 @@ const usageText = `usage:
   vmtest [flags] [--] TESTBINARY [ARGS...]   run a (static) test binary in a VM
   vmtest fetch [--refresh] [SERIES...]       fetch kernels (default: 6.1 6.12) and install qemu
 
-As a go test -exec wrapper (build tests with CGO_ENABLED=0):
-  CGO_ENABLED=0 go test -exec 'vmtest --kernel 6.1 --' -tags vm ./...
+As a go test -exec wrapper (build tests with CGO_ENABLED=0; go test runs it
+in each package directory, so give an absolute path or an import path):
+  CGO_ENABLED=0 go test -exec '/path/to/vmtest --kernel 6.1 --' -tags vm ./...
+  CGO_ENABLED=0 go test -exec 'go run github.com/vmlink/vmlink/cmd/vmtest --kernel 6.1 --' ./...
 
 Exit status: the test binary's, 125 when the VM produced no result (boot
 failure, kernel panic, missing module, timeout), 2 for usage errors.
@@ -95,6 +97,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.opts.Accel, "accel", "auto", "qemu accelerator: tcg, kvm or auto")
 	fs.StringVar(&c.opts.Init, "init", "", "static guest init binary (default: $VMLINK_VM_INIT, vmlink-init next to vmtest, or built with go)")
 	fs.StringVar(&c.opts.Append, "append", vm.DefaultAppend, "kernel command line")
+	fs.StringVar(&c.opts.CPUModel, "cpu", "", "qemu CPU model (default: qemu's own under tcg, host under kvm)")
 	fs.Var(&modules, "module", "extra kernel module to load (repeatable, comma-separated)")
 	fs.Var(&bins, "bin", "extra host binary to copy into the guest with its libraries (repeatable)")
 	fs.Var(&env, "env", "KEY=VALUE for the test (repeatable)")
@@ -115,10 +118,8 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	if c.opts.Timeout < 0 || c.opts.MemoryMiB < 128 || c.opts.CPUs < 1 {
 		return nil, fmt.Errorf("%w: --timeout must be positive, --memory at least 128, --cpus at least 1", errUsage)
 	}
-	switch c.opts.Accel {
-	case "tcg", "kvm", "auto":
-	default:
-		return nil, fmt.Errorf("%w: --accel %q: want tcg, kvm or auto", errUsage, c.opts.Accel)
+	if a, _, _ := strings.Cut(c.opts.Accel, ","); a != "tcg" && a != "kvm" && a != "auto" {
+		return nil, fmt.Errorf("%w: --accel %q: want tcg, kvm or auto (qemu options after a comma)", errUsage, c.opts.Accel)
 	}
 	if len(modules) > 0 {
 		c.opts.Modules = append(append([]string(nil), vm.DefaultModules...), modules...)

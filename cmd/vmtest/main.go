@@ -132,7 +132,10 @@ func fetch(ctx context.Context, c *config, stderr io.Writer, logf func(string, .
 			fmt.Fprintf(stderr, "vmtest fetch: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stderr, "vmtest: kernel %s: %s (%s)\n", s, k.Version, k.Root)
+		// Extract the PVH vmlinux now rather than in the first (possibly
+		// parallel) runs.
+		_, how := k.BootImage(ctx)
+		fmt.Fprintf(stderr, "vmtest: kernel %s: %s (%s), boots from %s\n", s, k.Version, k.Root, how)
 	}
 	return 0
 }

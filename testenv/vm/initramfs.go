@@ -35,7 +35,7 @@ const (
 
 // baseFormat changes whenever the layout of the base archive changes, so
 // stale cached archives are not reused.
-const baseFormat = "vmlink-base-1"
+const baseFormat = "vmlink-base-3"
 
 // Base is the per-kernel part of the initramfs: modules, host binaries and
 // the skeleton file system. It is cached in the kernel's directory and
@@ -71,6 +71,9 @@ func BuildBase(ctx context.Context, k *Kernel, opts BaseOptions) (*Base, error) 
 		var base Base
 		if json.Unmarshal(b, &base) == nil {
 			if _, err := os.Stat(cpioPath); err == nil {
+				// Mark it used, so removeStaleBases keeps it.
+				now := time.Now()
+				os.Chtimes(cpioPath, now, now)
 				base.Path = cpioPath
 				return &base, nil
 			}
@@ -100,7 +103,7 @@ func BuildBase(ctx context.Context, k *Kernel, opts BaseOptions) (*Base, error) 
 		if err := w.Bytes(p, 0o644, m.Data); err != nil {
 			return nil, err
 		}
-		base.Modules = append(base.Modules, wire.Module{Name: m.Name, Path: p})
+		base.Modules = append(base.Modules, wire.Module{Name: m.Name, Path: p, Params: ModuleParams[m.Name]})
 	}
 	hc := &hostCopier{w: w, seen: map[string]bool{}}
 	for _, bin := range opts.HostBinaries {
@@ -145,8 +148,8 @@ func BuildBase(ctx context.Context, k *Kernel, opts BaseOptions) (*Base, error) 
 }
 
 // removeStaleBases deletes base archives of other keys (an older iproute2,
-// another module list) unused for a day; younger ones may belong to a run in
-// progress with different options.
+// another module list) unused for a day (BuildBase touches the one it
+// returns); younger ones may belong to runs with other options.
 func removeStaleBases(dir, keep string) {
 	old, _ := filepath.Glob(filepath.Join(dir, "vmlink-base-*"))
 	for _, p := range old {
@@ -172,7 +175,7 @@ func writeFileAtomic(path string, b []byte) error {
 // upgrade of iproute2 rebuilds the archive).
 func baseKey(k *Kernel, opts BaseOptions) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n%q\n", baseFormat, k.Version, opts.Modules)
+	fmt.Fprintf(h, "%s\n%s\n%q\n%v\n", baseFormat, k.Version, opts.Modules, ModuleParams) // fmt sorts map keys
 	for _, list := range [][]string{opts.HostBinaries, {"--"}, opts.OptionalBinaries} {
 		for _, b := range list {
 			fmt.Fprintf(h, "%s", b)
@@ -209,8 +212,11 @@ func writeSkeleton(w *CPIOWriter) error {
 		return err
 	}
 	files := map[string]string{
-		"etc/passwd":   "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-		"etc/group":    "root:x:0:\nnogroup:x:65534:\n",
+		// tcpdump drops privileges to its own user after opening the
+		// capture.
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\ntcpdump:x:104:110::/nonexistent:/usr/sbin/nologin\n" +
+			"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+		"etc/group":    "root:x:0:\ntcpdump:x:110:\nnogroup:x:65534:\n",
 		"etc/hosts":    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
 		"etc/hostname": "vmlink-vm\n",
 	}

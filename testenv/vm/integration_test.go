@@ -210,6 +210,13 @@ func TestIntegrationFailures(t *testing.T) {
 			t.Error("the test ran although init failed")
 		}
 	})
+	t.Run("no result channel", func(t *testing.T) {
+		t.Parallel()
+		// Without virtio_console (a module on 6.1) the port never
+		// appears; init can only say so on the console.
+		r := runGuest(t, k, Options{Modules: []string{"8021q"}}, "", "hello")
+		assertVMError(t, r, ReasonInitFailed, "no virtio-serial port named vmlink.0")
+	})
 	t.Run("missing module", func(t *testing.T) {
 		r := runGuest(t, k, Options{Modules: []string{"8021q", "no_such_module"}}, "", "hello")
 		assertVMError(t, r, ReasonMissingModule, "no_such_module")

@@ -331,6 +331,17 @@ func EnsureHostTools(ctx context.Context, cache string, logf func(string, ...any
 		return err
 	}
 	defer unlock()
+	// Another runner may have installed them while we waited.
+	pkgs = pkgs[:0]
+	for tool, pkg := range need {
+		if _, err := exec.LookPath(tool); err != nil {
+			pkgs = append(pkgs, pkg)
+		}
+	}
+	if len(pkgs) == 0 {
+		return nil
+	}
+	sort.Strings(pkgs)
 	if logf != nil {
 		logf("installing %s", strings.Join(pkgs, " "))
 	}

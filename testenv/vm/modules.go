@@ -31,6 +31,11 @@ var DefaultModules = []string{
 	"dummy", "ipvlan", "macvlan", "tap", "macvtap", "veth", "bridge",
 }
 
+// ModuleParams are the parameters the guest loads modules with. dummy
+// would otherwise create a dummy0 in the initial namespace on load, which
+// a test creating its own dummy0 would collide with.
+var ModuleParams = map[string]string{"dummy": "numdummies=0"}
+
 // ErrModuleNotFound is returned (wrapped) when a requested module is neither
 // in the kernel package nor built in.
 var ErrModuleNotFound = errors.New("module not found")

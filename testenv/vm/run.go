@@ -53,20 +53,23 @@ type Options struct {
 	Accel        string // "tcg", "kvm" or "auto" (kvm when /dev/kvm is usable); default "auto"
 	Append       string // kernel command line; default DefaultAppend
 	Qemu         string // default qemu-system-x86_64
+	CPUModel     string // qemu -cpu; default: qemu's own (qemu64) under TCG, host under KVM
 	// NoTestdata stops the runner from copying DIR/testdata into the guest.
 	NoTestdata bool
 
-	Stdout, Stderr io.Writer               // the test's output, as it arrives; default os.Stdout, os.Stderr
-	Console        io.Writer               // if set, the whole serial console (for debugging)
-	Log            func(string, ...any)    // runner and guest init progress lines; may be nil
-	ConsoleLines   int                     // console lines kept for failure reports; default 30
-	prepared       func(*Kernel, *Base)    // test hook
-	qemuArgsHook   func([]string) []string // test hook: edit the qemu command line
+	Stdout, Stderr io.Writer            // the test's output, as it arrives; default os.Stdout, os.Stderr
+	Console        io.Writer            // if set, the whole serial console (for debugging)
+	Log            func(string, ...any) // runner and guest init progress lines; may be nil
+	ConsoleLines   int                  // console lines kept for failure reports; default 30
 }
 
 // DefaultTimeout bounds a run when neither Options.Timeout nor the test's
 // -test.timeout says otherwise.
 const DefaultTimeout = 10 * time.Minute
+
+// PrepareTimeout bounds what happens before qemu starts: host tools,
+// kernel fetch (a 100 MB download on first use), initramfs and init build.
+const PrepareTimeout = 20 * time.Minute
 
 // Result is a run in which the guest reported the test's exit status.
 type Result struct {
@@ -166,7 +169,11 @@ func Run(ctx context.Context, opts Options, argv []string, dir string) (*Result,
 	}
 	opts = withDefaults(opts, argv)
 	start := time.Now()
-	prep, err := prepare(ctx, &opts, argv, dir)
+	// Preparing needs no more than a kernel download; bound it apart
+	// from the run's timeout, which is about the test.
+	pctx, cancel := context.WithTimeout(ctx, PrepareTimeout)
+	defer cancel()
+	prep, err := prepare(pctx, &opts, argv, dir)
 	if err != nil {
 		var ve *VMError
 		if errors.As(err, &ve) {
@@ -262,9 +269,10 @@ func TestTimeout(argv []string) time.Duration {
 var fileFlags = []string{"testlogfile", "coverprofile", "cpuprofile", "memprofile", "blockprofile", "mutexprofile", "trace"}
 
 // TestFiles finds the files and directories a go test binary will write,
-// from its flags: the guest must create their parents (go test's
-// -test.testlogfile lives in its build directory) and the host wants them
-// back (go test reads testlog.txt to cache results; -coverprofile).
+// from its flags: the guest must create their parents (they usually live
+// in go test's build directory under /tmp) and the host wants them back
+// (-coverprofile, -cpuprofile, -test.gocoverdir, and -test.testlogfile,
+// which go test itself only passes without -exec).
 // Relative profile paths are relative to -test.outputdir, as in package
 // testing.
 func TestFiles(argv []string) (mkdirs, collect []string) {
@@ -370,9 +378,6 @@ func prepare(ctx context.Context, o *Options, argv []string, dir string) (*prepa
 	}
 	for _, m := range base.Missing {
 		o.logf("%s is not on this host: the guest will not have it", m)
-	}
-	if o.prepared != nil {
-		o.prepared(k, base)
 	}
 	tmp, err := os.MkdirTemp("", "vmtest-")
 	if err != nil {
@@ -522,12 +527,10 @@ func QemuArgs(o *Options, kernelImage, initrd, sock string) []string {
 		"-chardev", "socket,id=vmlink0,path=" + sock,
 		"-device", "virtserialport,bus=vs0.0,chardev=vmlink0,name=" + wire.PortName,
 	}
-	if o.Accel == "kvm" {
+	if o.CPUModel != "" {
+		args = append(args, "-cpu", o.CPUModel)
+	} else if strings.HasPrefix(o.Accel, "kvm") {
 		args = append(args, "-cpu", "host")
-	} else {
-		// TCG's "max" model offers RDRAND, so the guest's random pool is
-		// ready at once and getrandom never blocks the test.
-		args = append(args, "-cpu", "max")
 	}
 	return args
 }
@@ -581,9 +584,6 @@ func boot(ctx context.Context, o *Options, p *prepared) (*Result, error) {
 	}
 	defer ln.Close()
 	args := QemuArgs(o, p.image, p.initrd, sock)
-	if o.qemuArgsHook != nil {
-		args = o.qemuArgsHook(args)
-	}
 	cmd := exec.Command(o.Qemu, args...)
 	// qemu dies with the runner even when go test kills the runner with
 	// SIGKILL; the thread that starts qemu stays locked and alive until
@@ -595,7 +595,8 @@ func boot(ctx context.Context, o *Options, p *prepared) (*Result, error) {
 	cmd.Stdout = cw
 	cmd.Stderr = cw
 	consoleDone := make(chan struct{})
-	var panicLine string // the first "Kernel panic - not syncing: ..." line
+	var panicLine string    // the first "Kernel panic - not syncing: ..." line
+	var consoleFatal string // init's failure, when it could only use the console
 	var panicMu sync.Mutex
 	go func() {
 		defer close(consoleDone)
@@ -609,6 +610,12 @@ func boot(ctx context.Context, o *Options, p *prepared) (*Result, error) {
 				if panicLine == "" {
 					panicLine = l[i:]
 				}
+				panicMu.Unlock()
+			}
+			// The init's fallback when the result channel never opened.
+			if _, msg, ok := strings.Cut(l, "vmlink init: FATAL: "); ok {
+				panicMu.Lock()
+				consoleFatal = msg
 				panicMu.Unlock()
 			}
 			if o.Console != nil {
@@ -698,6 +705,9 @@ func boot(ctx context.Context, o *Options, p *prepared) (*Result, error) {
 	}
 	panicMu.Lock()
 	panicked := panicLine
+	if oc.fatal == "" {
+		oc.fatal = consoleFatal
+	}
 	panicMu.Unlock()
 	switch {
 	case oc.fatal != "":

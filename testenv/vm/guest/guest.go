@@ -1,11 +1,3 @@
-// Package guest is the init (PID 1) of the VM runner's guest: it mounts the
-// pseudo file systems, loads the kernel modules the host listed, opens the
-// virtio-serial result channel, runs the test binary and sends its output,
-// collected files and exit status back, then powers the VM off.
-//
-// It runs as a static binary (CGO_ENABLED=0) in an initramfs with no
-// userland besides what the host copied in, so it uses syscalls only: no
-// modprobe, no mount(8), no ip(8).
 package guest
 
 import (
@@ -161,7 +153,7 @@ func (g *guest) run() (int, error) {
 		return 0, err
 	}
 	unix.Sethostname([]byte("vmlink-vm"))
-	if err := unstage(); err != nil {
+	if err := unstage(wire.StageDir, "/"); err != nil {
 		return 0, err
 	}
 	for _, d := range append(m.MkdirAll, m.Dir) {
@@ -216,7 +208,7 @@ func mountAll() error {
 func loadModules(mods []wire.Module) ([]string, error) {
 	var loaded []string
 	for _, m := range mods {
-		if err := finitModule(m.Path); err != nil {
+		if err := finitModule(m.Path, m.Params); err != nil {
 			if errors.Is(err, unix.EEXIST) {
 				loaded = append(loaded, m.Name+"(already)")
 				continue
@@ -231,13 +223,13 @@ func loadModules(mods []wire.Module) ([]string, error) {
 	return loaded, nil
 }
 
-func finitModule(path string) error {
+func finitModule(path, params string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return unix.FinitModule(int(f.Fd()), "", 0)
+	return unix.FinitModule(int(f.Fd()), params, 0)
 }
 
 // openPort finds the virtio-serial port named wire.PortName. Ports are
@@ -290,10 +282,10 @@ func linkUp(name string) error {
 	return nil
 }
 
-// unstage moves the trees the host staged under GuestStageDir to their
-// real paths, which may be inside the tmpfs mounted over /tmp or /run.
-func unstage() error {
-	const stage = wire.StageDir
+// unstage moves the trees the host staged under stage (wire.StageDir) to
+// the same paths under root ("/"), which may be inside the tmpfs mounted
+// over /tmp or /run: a rename where it can, a copy across file systems.
+func unstage(stage, root string) error {
 	return filepath.WalkDir(stage, func(p string, d fs.DirEntry, err error) error {
 		if errors.Is(err, fs.ErrNotExist) && p == stage {
 			return nil
@@ -304,7 +296,7 @@ func unstage() error {
 		if p == stage {
 			return nil
 		}
-		dst := strings.TrimPrefix(p, stage)
+		dst := filepath.Join(root, strings.TrimPrefix(p, stage))
 		info, err := d.Info()
 		if err != nil {
 			return fmt.Errorf("unstage %s: %w", p, err)

@@ -1,11 +1,3 @@
-// Package wire is the contract between the VM runner on the host
-// (testenv/vm) and the init program in the guest (testenv/vm/guest): the
-// manifest the host puts into the initramfs, and the framing of the result
-// channel (a virtio-serial port) the guest writes the test's output and exit
-// status to.
-//
-// It is internal so the format can change in one commit on both sides; it
-// has no dependencies beyond the standard library so the guest stays small.
 package wire
 
 import (
@@ -31,8 +23,9 @@ const PortName = "vmlink.0"
 // has already ordered them so that every module comes after its
 // dependencies).
 type Module struct {
-	Name string `json:"name"`
-	Path string `json:"path"` // uncompressed .ko inside the guest
+	Name   string `json:"name"`
+	Path   string `json:"path"`             // uncompressed .ko inside the guest
+	Params string `json:"params,omitempty"` // module parameters, as for insmod
 }
 
 // Manifest tells the guest init what to do.

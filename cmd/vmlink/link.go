@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/vmlink/vmlink/link"
+)
+
+func init() {
+	register(&command{
+		Name:    "link",
+		Summary: "add, change, delete and show VLAN, macvlan, macvtap and ipvlan links (the `ip link` dialect)",
+		Run:     runLink,
+	})
+}
+
+const linkHelp = `usage: vmlink [-n NETNS] [-j [-p]] link COMMAND
+
+  link add [link DEV] [name] NAME [mtu MTU] [address LLADDR] [txqueuelen N]
+           [group GROUP] [alias TEXT] [netns {NAME|PID}] [up] type TYPE [ARGS]
+  link set [dev] DEV [up|down] [name NEWNAME] [mtu MTU] [address LLADDR]
+           [txqueuelen N] [group GROUP] [alias TEXT] [netns {NAME|PID}]
+           [type TYPE ARGS]
+  link del [dev] DEV [type TYPE]  |  link del group GROUP
+  link show [[dev] DEV | group GROUP] [up] [type TYPE]
+  link batch FILE          run FILE's lines (ip -batch style: "link add …");
+                           consecutive adds go to the kernel pipelined, all
+                           or nothing; "-" reads stdin
+  link help [TYPE]
+
+TYPE := vlan | macvlan | macvtap | ipvlan | veth | dummy
+` + vlanHelp + macvlanHelp + ipvlanHelp + `
+Differences from ip: a macvlan/macvtap without mode is created in bridge
+mode (the kernel's default would be vepa); an alias given to add is set
+(ip's is silently dropped by the kernel); options ip would send and the
+kernel refuse or ignore are refused up front, naming the option.
+Exit status: 0 ok, 1 the operation failed, 2 the command line is wrong.
+`
+
+const vlanHelp = `
+vlan ARGS := id VLANID [protocol {802.1Q|802.1ad}] [reorder_hdr {on|off}]
+             [gvrp {on|off}] [mvrp {on|off}] [loose_binding {on|off}]
+             [bridge_binding {on|off}] [ingress-qos-map FROM:TO …]
+             [egress-qos-map FROM:TO …]          VLANID := 0-4094
+`
+
+const macvlanHelp = `
+macvlan|macvtap ARGS := [mode {private|vepa|bridge|passthru|source}]
+             [nopromisc (passthru only)] [nodst (source only)]
+             [flag {nopromisc|nodst|null}]
+             [macaddr {add MAC|del MAC|set [MAC …]|flush} (source only)]
+             [bcqueuelen N] [bclim N]            mode defaults to bridge
+`
+
+const ipvlanHelp = `
+ipvlan ARGS := [mode {l2|l3|l3s}] [bridge|private|vepa]   (defaults: l3 bridge)
+`
+
+func printLinkHelp(w io.Writer, kind string) {
+	switch kind {
+	case "vlan":
+		fmt.Fprint(w, strings.TrimPrefix(vlanHelp, "\n"))
+	case "macvlan", "macvtap":
+		fmt.Fprint(w, strings.TrimPrefix(macvlanHelp, "\n"))
+	case "ipvlan":
+		fmt.Fprint(w, strings.TrimPrefix(ipvlanHelp, "\n"))
+	default:
+		fmt.Fprint(w, linkHelp)
+	}
+}
+
+func runLink(g *globals, args []string) int {
+	req, err := parseLinkArgs(args)
+	if errors.Is(err, errHelp) {
+		printLinkHelp(g.Stdout, helpKind(args))
+		return exitOK
+	}
+	if err != nil {
+		return fail(g, err)
+	}
+	switch req.op {
+	case opHelp:
+		printLinkHelp(g.Stdout, req.kind)
+		return exitOK
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	h, err := link.Open(g.NetNS)
+	if err != nil {
+		return fail(g, err)
+	}
+	defer h.Close()
+	if req.op == opBatch {
+		err = runLinkBatch(ctx, g, h, req.file)
+	} else {
+		err = execLink(ctx, g, h, req)
+	}
+	if err != nil {
+		return linkFail(g, err)
+	}
+	return exitOK
+}
+
+// helpKind finds the kind a `… type KIND … help` asks about.
+func helpKind(args []string) string {
+	for i, a := range args {
+		if matches(a, "type") && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// linkFail prints err and picks the exit code: a bad value the link package
+// caught (a *link.FieldError, e.g. an MTU above the parent's) is a usage
+// error; anything the kernel refused is a failed operation.
+func linkFail(g *globals, err error) int {
+	var fe *link.FieldError
+	if errors.As(err, &fe) {
+		var ue *usageError
+		if !errors.As(err, &ue) {
+			err = &usageError{msg: err.Error()}
+		}
+	}
+	return fail(g, err)
+}
+
+// execLink runs one parsed command (not batch).
+func execLink(ctx context.Context, g *globals, h *link.Handle, req *linkRequest) error {
+	switch req.op {
+	case opAdd:
+		_, err := h.Create(ctx, req.spec)
+		return err
+	case opSet:
+		return h.Set(ctx, req.dev, req.change)
+	case opDel:
+		if req.group != nil {
+			return h.DeleteGroup(ctx, *req.group)
+		}
+		if req.kind != "" {
+			l, err := h.Get(ctx, req.dev)
+			if err != nil {
+				return err
+			}
+			if l.Kind != req.kind {
+				return usagef("link del %s: the link is a %s, not a %s: nothing deleted", req.dev, orNone(l.Kind), req.kind)
+			}
+		}
+		return h.Delete(ctx, req.dev)
+	case opShow:
+		return showLinks(ctx, g, h, req)
+	}
+	return usagef("link %s: cannot run here", req.op)
+}
+
+func orNone(kind string) string {
+	if kind == "" {
+		return "link without a kind"
+	}
+	return kind
+}
+
+// showLinks prints links like `ip -d link show` (or `ip -d -j link show`).
+func showLinks(ctx context.Context, g *globals, h *link.Handle, req *linkRequest) error {
+	var links []*link.Link
+	if req.dev != "" {
+		l, err := h.Get(ctx, req.dev)
+		if err != nil {
+			return err
+		}
+		if (req.kind == "" || l.Kind == req.kind) && (req.group == nil || l.Group == *req.group) && (!req.upOnly || l.Up()) {
+			links = append(links, l)
+		}
+	} else {
+		var err error
+		links, err = h.List(ctx, link.Filter{Kind: req.kind, Group: req.group, Up: req.upOnly})
+		if err != nil {
+			return err
+		}
+	}
+	descs := make([]*link.Description, len(links))
+	for i, l := range links {
+		descs[i] = l.Describe()
+	}
+	if g.JSON {
+		var (
+			b   []byte
+			err error
+		)
+		if g.Pretty {
+			b, err = json.MarshalIndent(descs, "", "    ")
+		} else {
+			b, err = json.Marshal(descs)
+		}
+		if err != nil {
+			return fmt.Errorf("encode JSON: %w", err)
+		}
+		_, err = fmt.Fprintf(g.Stdout, "%s\n", b)
+		return err
+	}
+	for _, d := range descs {
+		if _, err := io.WriteString(g.Stdout, d.Text()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// batchLine is one parsed line of a batch file.
+type batchLine struct {
+	no  int
+	req *linkRequest
+}
+
+// runLinkBatch runs a file of `link …` lines like `ip -batch`: every line is
+// parsed first (a bad line stops everything before anything is sent), then
+// consecutive add lines go through link.CreateBatch (pipelined, all or
+// nothing) and the other lines run one by one, stopping at the first error.
+func runLinkBatch(ctx context.Context, g *globals, h *link.Handle, file string) error {
+	var r io.Reader = os.Stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return fmt.Errorf("link batch: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	lines, err := parseBatch(r, file)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(lines); {
+		if lines[i].req.op != opAdd {
+			if err := execLink(ctx, g, h, lines[i].req); err != nil {
+				return fmt.Errorf("%s:%d: %w", file, lines[i].no, err)
+			}
+			i++
+			continue
+		}
+		j := i
+		var specs []link.Spec
+		for j < len(lines) && lines[j].req.op == opAdd {
+			specs = append(specs, lines[j].req.spec)
+			j++
+		}
+		if err := h.CreateBatch(ctx, specs); err != nil {
+			return fmt.Errorf("%s: lines %d-%d: %w", file, lines[i].no, lines[j-1].no, err)
+		}
+		i = j
+	}
+	return nil
+}
+
+// parseBatch reads and parses every line of a batch file.
+func parseBatch(r io.Reader, file string) ([]batchLine, error) {
+	var out []batchLine
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	no := 0
+	for sc.Scan() {
+		no++
+		args, err := splitBatchLine(sc.Text())
+		if err != nil {
+			return nil, usagef("%s:%d: %v", file, no, err)
+		}
+		if len(args) == 0 {
+			continue
+		}
+		if args[0] == "link" {
+			args = args[1:]
+		}
+		if len(args) == 0 {
+			return nil, usagef("%s:%d: empty command: write link add|set|del|show …", file, no)
+		}
+		req, err := parseLinkArgs(args)
+		if errors.Is(err, errHelp) {
+			return nil, usagef("%s:%d: help is not a batch command", file, no)
+		}
+		if err != nil {
+			return nil, usagef("%s:%d: %v", file, no, err)
+		}
+		if req.op == opBatch || req.op == opHelp {
+			return nil, usagef("%s:%d: %s is not allowed inside a batch", file, no, req.op)
+		}
+		out = append(out, batchLine{no: no, req: req})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("link batch: read %s: %w", file, err)
+	}
+	return out, nil
+}
+
+// splitBatchLine splits a line into words like iproute2's makeargs: blanks
+// separate words, "…" and '…' quote, # starts a comment.
+func splitBatchLine(s string) ([]string, error) {
+	var (
+		out   []string
+		cur   strings.Builder
+		inTok bool
+		quote rune
+	)
+	for _, r := range s {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+				continue
+			}
+			cur.WriteRune(r)
+		case r == '"' || r == '\'':
+			quote, inTok = r, true
+		case r == '#':
+			if inTok {
+				out = append(out, cur.String())
+			}
+			return out, nil
+		case r == ' ' || r == '\t' || r == '\r':
+			if inTok {
+				out = append(out, cur.String())
+				cur.Reset()
+				inTok = false
+			}
+		default:
+			cur.WriteRune(r)
+			inTok = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unterminated quote")
+	}
+	if inTok {
+		out = append(out, cur.String())
+	}
+	return out, nil
+}

@@ -1,0 +1,350 @@
+package link
+
+import (
+	"fmt"
+	"net"
+	"strings"
+)
+
+// MacvlanMode is a macvlan or macvtap mode; the values are the kernel's
+// MACVLAN_MODE_* bits. The zero value means "not given", which vmlink
+// creates as bridge (see the package documentation).
+type MacvlanMode uint32
+
+const (
+	MacvlanModeUnset    MacvlanMode = 0
+	MacvlanModePrivate  MacvlanMode = 1
+	MacvlanModeVEPA     MacvlanMode = 2
+	MacvlanModeBridge   MacvlanMode = 4
+	MacvlanModePassthru MacvlanMode = 8
+	MacvlanModeSource   MacvlanMode = 16
+)
+
+// DefaultMacvlanMode is the mode vmlink creates a macvlan or macvtap in
+// when none is given. The kernel's own default would be vepa.
+const DefaultMacvlanMode = MacvlanModeBridge
+
+// String returns iproute2's name for the mode.
+func (m MacvlanMode) String() string {
+	switch m {
+	case MacvlanModeUnset:
+		return "unset"
+	case MacvlanModePrivate:
+		return "private"
+	case MacvlanModeVEPA:
+		return "vepa"
+	case MacvlanModeBridge:
+		return "bridge"
+	case MacvlanModePassthru:
+		return "passthru"
+	case MacvlanModeSource:
+		return "source"
+	}
+	return "unknown"
+}
+
+// ParseMacvlanMode parses iproute2's mode names.
+func ParseMacvlanMode(s string) (MacvlanMode, error) {
+	for _, m := range []MacvlanMode{MacvlanModePrivate, MacvlanModeVEPA, MacvlanModeBridge, MacvlanModePassthru, MacvlanModeSource} {
+		if s == m.String() {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown macvlan mode: use private, vepa, bridge, passthru or source")
+}
+
+// Macvlan flags (IFLA_MACVLAN_FLAGS bits).
+const (
+	MacvlanFlagNoPromisc uint16 = 1 // passthru: do not put the parent in promiscuous mode
+	MacvlanFlagNoDst     uint16 = 2 // source: do not also deliver to the link the destination MAC matches
+)
+
+// MACAddrOp is what a `macaddr` option does to a source-mode link's list of
+// allowed source MACs. The zero value means no change.
+type MACAddrOp uint8
+
+const (
+	MACAddrNone  MACAddrOp = iota
+	MACAddrAdd             // macaddr add MAC
+	MACAddrDel             // macaddr del MAC
+	MACAddrFlush           // macaddr flush
+	MACAddrSet             // macaddr set [MAC…]: replace the list
+)
+
+// String returns the iproute2 keyword.
+func (o MACAddrOp) String() string {
+	switch o {
+	case MACAddrNone:
+		return "none"
+	case MACAddrAdd:
+		return "add"
+	case MACAddrDel:
+		return "del"
+	case MACAddrFlush:
+		return "flush"
+	case MACAddrSet:
+		return "set"
+	}
+	return "unknown"
+}
+
+// KernelMode returns the IFLA_MACVLAN_MACADDR_MODE value; ok is false for
+// MACAddrNone.
+func (o MACAddrOp) KernelMode() (mode uint32, ok bool) {
+	switch o {
+	case MACAddrAdd:
+		return 0, true
+	case MACAddrDel:
+		return 1, true
+	case MACAddrFlush:
+		return 2, true
+	case MACAddrSet:
+		return 3, true
+	}
+	return 0, false
+}
+
+// Macvlan is a macvlan link on Parent:
+// `ip link add NAME link PARENT type macvlan mode MODE …`.
+type Macvlan struct {
+	Common
+	// Mode; unset creates bridge mode (DefaultMacvlanMode).
+	Mode MacvlanMode
+	// NoPromisc (`nopromisc`) is only valid in passthru mode.
+	NoPromisc bool
+	// NoDst (`nodst`) is only valid in source mode.
+	NoDst bool
+	// SourceMACs is the list of source MACs a source-mode link accepts
+	// (`macaddr set MAC…`); only valid in source mode.
+	SourceMACs []net.HardwareAddr
+	// BCQueueLen (`bcqueuelen`) is the length of the broadcast/multicast
+	// receive queue (the parent uses the largest of its links'); kernel 5.11+.
+	BCQueueLen *uint32
+	// BCCutoff (`bclim`) is the number of links above which a multicast is
+	// queued instead of delivered inline; kernel 6.4+ (iproute2 6.4+).
+	BCCutoff *int32
+}
+
+// Macvtap is a macvtap link: a macvlan with a tap character device
+// (/dev/tapN) for a VM. Same fields and rules as Macvlan.
+type Macvtap Macvlan
+
+// Kind implements Spec.
+func (*Macvlan) Kind() string { return "macvlan" }
+
+// Kind implements Spec.
+func (*Macvtap) Kind() string { return "macvtap" }
+
+func (*Macvlan) needsParent() bool { return true }
+func (*Macvtap) needsParent() bool { return true }
+
+// Validate implements Spec.
+func (m *Macvlan) Validate() error { return m.validate("macvlan") }
+
+// Validate implements Spec.
+func (m *Macvtap) Validate() error { return (*Macvlan)(m).validate("macvtap") }
+
+// EffectiveMode is the mode the link is created in: Mode, or
+// DefaultMacvlanMode when unset.
+func (m *Macvlan) EffectiveMode() MacvlanMode {
+	if m.Mode == MacvlanModeUnset {
+		return DefaultMacvlanMode
+	}
+	return m.Mode
+}
+
+// Flags returns the IFLA_MACVLAN_FLAGS bits of the spec.
+func (m *Macvlan) Flags() uint16 {
+	var f uint16
+	if m.NoPromisc {
+		f |= MacvlanFlagNoPromisc
+	}
+	if m.NoDst {
+		f |= MacvlanFlagNoDst
+	}
+	return f
+}
+
+func (m *Macvlan) validate(kind string) error {
+	if err := m.Common.validate(kind, true); err != nil {
+		return err
+	}
+	return validateMacvlanOpts(kind, m.Name, m.EffectiveMode(), m.NoPromisc, m.NoDst, m.SourceMACs, MACAddrSet)
+}
+
+// validateMacvlanOpts checks mode-dependent options against the mode the
+// link will have.
+func validateMacvlanOpts(kind, name string, mode MacvlanMode, noPromisc, noDst bool, macs []net.HardwareAddr, op MACAddrOp) error {
+	if mode.String() == "unknown" || mode == MacvlanModeUnset {
+		return fieldErr(kind, name, "mode", fmt.Sprint(uint32(mode)), "unknown macvlan mode: use private, vepa, bridge, passthru or source")
+	}
+	if noPromisc && mode != MacvlanModePassthru {
+		return fieldErr(kind, name, "nopromisc", "", fmt.Sprintf("only valid in passthru mode, not %s: drop nopromisc or use mode passthru", mode))
+	}
+	if noDst && mode != MacvlanModeSource {
+		return fieldErr(kind, name, "nodst", "", fmt.Sprintf("only valid in source mode, not %s: drop nodst or use mode source", mode))
+	}
+	if (len(macs) > 0 || (op != MACAddrNone && op != MACAddrSet)) && mode != MacvlanModeSource {
+		return fieldErr(kind, name, "macaddr", "", fmt.Sprintf("a list of source MACs is only valid in source mode, not %s: drop macaddr or use mode source", mode))
+	}
+	seen := map[string]bool{}
+	for _, a := range macs {
+		if err := CheckUnicastMAC(a); err != nil {
+			return fieldErr(kind, name, "macaddr", a.String(), err.Error())
+		}
+		if seen[string(a)] && op == MACAddrSet {
+			return fieldErr(kind, name, "macaddr", a.String(), "listed twice: give each source MAC once")
+		}
+		seen[string(a)] = true
+	}
+	return nil
+}
+
+// IPVlanMode is an ipvlan mode. The zero value means "not given": the
+// kernel then uses l3. The kernel's own numbers are one less (l2 = 0).
+type IPVlanMode uint8
+
+const (
+	IPVlanModeUnset IPVlanMode = iota
+	IPVlanModeL2
+	IPVlanModeL3
+	IPVlanModeL3S
+)
+
+// String returns iproute2's name.
+func (m IPVlanMode) String() string {
+	switch m {
+	case IPVlanModeUnset:
+		return "unset"
+	case IPVlanModeL2:
+		return "l2"
+	case IPVlanModeL3:
+		return "l3"
+	case IPVlanModeL3S:
+		return "l3s"
+	}
+	return "unknown"
+}
+
+// ParseIPVlanMode parses l2, l3 or l3s.
+func ParseIPVlanMode(s string) (IPVlanMode, error) {
+	for _, m := range []IPVlanMode{IPVlanModeL2, IPVlanModeL3, IPVlanModeL3S} {
+		if s == m.String() {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown ipvlan mode: use l2, l3 or l3s")
+}
+
+// IPVlanFlag is how ipvlan slaves of one parent reach each other. The zero
+// value means "not given": bridge.
+type IPVlanFlag uint8
+
+const (
+	IPVlanFlagUnset IPVlanFlag = iota
+	IPVlanFlagBridge
+	IPVlanFlagPrivate
+	IPVlanFlagVEPA
+)
+
+// String returns iproute2's name.
+func (f IPVlanFlag) String() string {
+	switch f {
+	case IPVlanFlagUnset:
+		return "unset"
+	case IPVlanFlagBridge:
+		return "bridge"
+	case IPVlanFlagPrivate:
+		return "private"
+	case IPVlanFlagVEPA:
+		return "vepa"
+	}
+	return "unknown"
+}
+
+// IPVlan is an ipvlan link: `ip link add NAME link PARENT type ipvlan mode
+// l3 [bridge|private|vepa]`.
+type IPVlan struct {
+	Common
+	Mode IPVlanMode
+	Flag IPVlanFlag
+}
+
+// Kind implements Spec.
+func (*IPVlan) Kind() string { return "ipvlan" }
+
+func (*IPVlan) needsParent() bool { return true }
+
+// Validate implements Spec.
+func (v *IPVlan) Validate() error {
+	if err := v.Common.validate("ipvlan", true); err != nil {
+		return err
+	}
+	if v.Mode > IPVlanModeL3S {
+		return fieldErr("ipvlan", v.Name, "mode", fmt.Sprint(uint8(v.Mode)), "unknown ipvlan mode: use l2, l3 or l3s")
+	}
+	if v.Flag > IPVlanFlagVEPA {
+		return fieldErr("ipvlan", v.Name, "flag", fmt.Sprint(uint8(v.Flag)), "unknown ipvlan flag: use bridge, private or vepa")
+	}
+	if v.Address != nil {
+		// ipvlan links share the parent's MAC: the kernel refuses another.
+		return fieldErr("ipvlan", v.Name, "address", v.Address.String(), "ipvlan links always use the parent's MAC: drop address")
+	}
+	return nil
+}
+
+// Veth is a veth pair: `ip link add NAME type veth peer name PEER`. The
+// peer is created in PeerNetNS when set, else next to the link.
+type Veth struct {
+	Common
+	Peer        string
+	PeerAddress net.HardwareAddr
+	PeerNetNS   *Target
+	// PeerUp brings the peer up too.
+	PeerUp bool
+}
+
+// Kind implements Spec.
+func (*Veth) Kind() string { return "veth" }
+
+func (*Veth) needsParent() bool { return false }
+
+// Validate implements Spec.
+func (v *Veth) Validate() error {
+	if err := v.Common.validate("veth", false); err != nil {
+		return err
+	}
+	if err := CheckName(v.Peer); err != nil {
+		return fieldErr("veth", v.Name, "peer name", v.Peer, err.Error())
+	}
+	if v.Peer == v.Name && v.PeerNetNS == nil && v.NetNS == nil {
+		return fieldErr("veth", v.Name, "peer name", v.Peer, "the peer needs a name of its own")
+	}
+	if v.PeerAddress != nil {
+		if err := CheckUnicastMAC(v.PeerAddress); err != nil {
+			return fieldErr("veth", v.Name, "peer address", v.PeerAddress.String(), err.Error())
+		}
+	}
+	return v.PeerNetNS.validate("veth", v.Name)
+}
+
+// Dummy is a dummy link (`type dummy`), a parent that needs no peer.
+type Dummy struct {
+	Common
+}
+
+// Kind implements Spec.
+func (*Dummy) Kind() string { return "dummy" }
+
+func (*Dummy) needsParent() bool { return false }
+
+// Validate implements Spec.
+func (d *Dummy) Validate() error { return d.Common.validate("dummy", false) }
+
+// kindOf returns a display kind for messages when s may be nil.
+func kindOf(s Spec) string {
+	if s == nil {
+		return "link"
+	}
+	return strings.TrimSpace(s.Kind())
+}

@@ -1,0 +1,166 @@
+package link
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// MaxVLANID is the highest VLAN id a link may use: 4095 is reserved, and
+// the kernel refuses it with ERANGE.
+const MaxVLANID = 4094
+
+// VLANProtocol is the VLAN tag's TPID. The zero value means "not given":
+// the kernel then uses 802.1Q.
+type VLANProtocol uint16
+
+const (
+	VLANProtocolUnset VLANProtocol = 0
+	VLAN8021Q         VLANProtocol = 0x8100 // customer tag, `protocol 802.1Q`
+	VLAN8021AD        VLANProtocol = 0x88a8 // service tag (QinQ), `protocol 802.1ad`
+)
+
+// String returns iproute2's name: "802.1Q" or "802.1ad".
+func (p VLANProtocol) String() string {
+	switch p {
+	case VLANProtocolUnset:
+		return "unset"
+	case VLAN8021Q:
+		return "802.1Q"
+	case VLAN8021AD:
+		return "802.1ad"
+	}
+	return fmt.Sprintf("0x%04x", uint16(p))
+}
+
+// ParseVLANProtocol accepts what `ip link … protocol` accepts for a VLAN:
+// the names 802.1Q and 802.1ad (any case) or the ethertype as a number
+// (0x8100, 0x88a8, or decimal).
+func ParseVLANProtocol(s string) (VLANProtocol, error) {
+	switch strings.ToLower(s) {
+	case "802.1q":
+		return VLAN8021Q, nil
+	case "802.1ad":
+		return VLAN8021AD, nil
+	}
+	if n, err := strconv.ParseUint(s, 0, 16); err == nil {
+		switch p := VLANProtocol(n); p {
+		case VLAN8021Q, VLAN8021AD:
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown VLAN protocol: use 802.1Q or 802.1ad")
+}
+
+// VLAN flags (IFLA_VLAN_FLAGS bits), as the kernel numbers them.
+const (
+	VLANFlagReorderHdr    uint32 = 0x1
+	VLANFlagGVRP          uint32 = 0x2
+	VLANFlagLooseBinding  uint32 = 0x4
+	VLANFlagMVRP          uint32 = 0x8
+	VLANFlagBridgeBinding uint32 = 0x10
+)
+
+// vlanFlagNames are the flags in iproute2's print order with its names.
+var vlanFlagNames = []struct {
+	bit  uint32
+	name string
+}{
+	{VLANFlagReorderHdr, "REORDER_HDR"},
+	{VLANFlagGVRP, "GVRP"},
+	{VLANFlagMVRP, "MVRP"},
+	{VLANFlagLooseBinding, "LOOSE_BINDING"},
+	{VLANFlagBridgeBinding, "BRIDGE_BINDING"},
+}
+
+// QoSMapping is one `FROM:TO` pair of an ingress or egress QoS map.
+// Ingress maps a received frame's VLAN priority (FROM, 0–7) to the skb
+// priority (TO); egress maps an skb priority (FROM) to the VLAN priority
+// put in the tag (TO, 0–7).
+type QoSMapping struct {
+	From uint32 `json:"from"`
+	To   uint32 `json:"to"`
+}
+
+// VLANFlags are the optional VLAN flags; nil leaves the kernel's default
+// (reorder_hdr on, the rest off). They mirror `reorder_hdr`, `gvrp`,
+// `mvrp`, `loose_binding` and `bridge_binding` { on | off }.
+type VLANFlags struct {
+	ReorderHdr    *bool
+	GVRP          *bool
+	MVRP          *bool
+	LooseBinding  *bool
+	BridgeBinding *bool
+}
+
+// FlagsMask returns the IFLA_VLAN_FLAGS value and mask the set fields make.
+func (f VLANFlags) FlagsMask() (flags, mask uint32) {
+	set := func(p *bool, bit uint32) {
+		if p == nil {
+			return
+		}
+		mask |= bit
+		if *p {
+			flags |= bit
+		}
+	}
+	set(f.ReorderHdr, VLANFlagReorderHdr)
+	set(f.GVRP, VLANFlagGVRP)
+	set(f.MVRP, VLANFlagMVRP)
+	set(f.LooseBinding, VLANFlagLooseBinding)
+	set(f.BridgeBinding, VLANFlagBridgeBinding)
+	return flags, mask
+}
+
+// VLAN is an 802.1Q or 802.1ad VLAN link on Parent:
+// `ip link add NAME link PARENT type vlan id ID …`.
+type VLAN struct {
+	Common
+	// ID is the VLAN id, 0–4094. 0 carries only priority-tagged frames;
+	// the CLI requires `id` so a forgotten id never means VLAN 0.
+	ID uint16
+	// Protocol is the tag's TPID; unset means 802.1Q.
+	Protocol VLANProtocol
+	VLANFlags
+	// IngressQoS and EgressQoS are `ingress-qos-map` / `egress-qos-map`.
+	IngressQoS []QoSMapping
+	EgressQoS  []QoSMapping
+}
+
+// Kind implements Spec.
+func (*VLAN) Kind() string { return "vlan" }
+
+func (*VLAN) needsParent() bool { return true }
+
+// Validate implements Spec.
+func (v *VLAN) Validate() error {
+	if err := v.Common.validate("vlan", true); err != nil {
+		return err
+	}
+	if v.ID > MaxVLANID {
+		return fieldErr("vlan", v.Name, "id", strconv.Itoa(int(v.ID)), fmt.Sprintf("VLAN ids run from 0 to %d (4095 is reserved)", MaxVLANID))
+	}
+	switch v.Protocol {
+	case VLANProtocolUnset, VLAN8021Q, VLAN8021AD:
+	default:
+		return fieldErr("vlan", v.Name, "protocol", v.Protocol.String(), "unknown VLAN protocol: use 802.1Q or 802.1ad")
+	}
+	return validateQoS(v.Name, v.IngressQoS, v.EgressQoS)
+}
+
+// validateQoS checks that the VLAN-priority side of each mapping is 0–7:
+// the kernel masks larger values silently, which would map a different
+// priority than the one written.
+func validateQoS(name string, ingress, egress []QoSMapping) error {
+	for _, m := range ingress {
+		if m.From > 7 {
+			return fieldErr("vlan", name, "ingress-qos-map", fmt.Sprintf("%d:%d", m.From, m.To), "FROM is a VLAN priority, 0 to 7")
+		}
+	}
+	for _, m := range egress {
+		if m.To > 7 {
+			return fieldErr("vlan", name, "egress-qos-map", fmt.Sprintf("%d:%d", m.From, m.To), "TO is a VLAN priority, 0 to 7")
+		}
+	}
+	return nil
+}
