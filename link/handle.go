@@ -1,13 +1,11 @@
 package link
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
 
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/rtnl"
@@ -119,14 +117,4 @@ func (t *target) dial() (*rtnl.Conn, error) {
 		return nil, fmt.Errorf("netns %s: %w", t.t, err)
 	}
 	return c, nil
-}
-
-// exec sends one mutation with a hint context and returns its outcome. It
-// goes through Batch because that is where rtnl takes a per-request hint.
-func (h *Handle) exec(ctx context.Context, typ netlink.HeaderType, flags netlink.HeaderFlags, body *rtnl.LinkMessage, hint *rtnl.HintContext) error {
-	errs, err := h.c.Batch(ctx, []rtnl.Request{{Type: typ, Flags: flags, Body: body, Hint: hint}})
-	if len(errs) == 1 && errs[0] != nil {
-		return errs[0]
-	}
-	return err
 }

@@ -31,30 +31,6 @@ func opName(verb string, s Spec) string {
 	return sb.String()
 }
 
-// hintFor is the rtnl hint context of creating s.
-func hintFor(s Spec) *rtnl.HintContext {
-	b := s.Base()
-	hc := &rtnl.HintContext{
-		Type:        unix.RTM_NEWLINK,
-		Name:        b.Name,
-		Kind:        s.Kind(),
-		SetsAddress: b.Address != nil,
-		SetsUp:      b.Up,
-		SetsMTU:     b.MTU != 0,
-	}
-	switch v := s.(type) {
-	case *Macvlan:
-		hc.Mode = v.EffectiveMode().String()
-	case *Macvtap:
-		hc.Mode = (*Macvlan)(v).EffectiveMode().String()
-	case *IPVlan:
-		if v.Mode != IPVlanModeUnset {
-			hc.Mode = v.Mode.String()
-		}
-	}
-	return hc
-}
-
 // Get returns the link called name, with its parent's name resolved.
 func (h *Handle) Get(ctx context.Context, name string) (*Link, error) {
 	if err := CheckName(name); err != nil {
@@ -91,27 +67,17 @@ func (h *Handle) get(ctx context.Context, name string) (*Link, error) {
 	return l, nil
 }
 
-// getMsg runs RTM_GETLINK for one link; ENODEV becomes an error wrapping
-// both ErrNotFound and the errno.
+// getMsg runs RTM_GETLINK for one link (by index or name); ENODEV becomes
+// an error wrapping both ErrNotFound and the errno.
 func (h *Handle) getMsg(ctx context.Context, req *rtnl.LinkMessage) (*rtnl.LinkMessage, error) {
-	msgs, err := h.c.Execute(ctx, unix.RTM_GETLINK, 0, req)
+	m, err := h.c.GetLink(ctx, req)
 	if err != nil {
 		if errors.Is(err, unix.ENODEV) {
 			return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 		}
 		return nil, err
 	}
-	for _, nm := range msgs {
-		if nm.Header.Type != unix.RTM_NEWLINK {
-			continue
-		}
-		var m rtnl.LinkMessage
-		if err := m.UnmarshalBinary(nm.Data); err != nil {
-			return nil, fmt.Errorf("decode RTM_NEWLINK: %w", err)
-		}
-		return &m, nil
-	}
-	return nil, fmt.Errorf("the kernel answered RTM_GETLINK without a link")
+	return m, nil
 }
 
 // resolveParent fills l.Parent and l.ParentDown from the parent's state
@@ -167,21 +133,14 @@ func (h *Handle) List(ctx context.Context, f Filter) ([]*Link, error) {
 
 // dump returns every link of the namespace, parents resolved.
 func (h *Handle) dump(ctx context.Context) ([]*Link, error) {
-	msgs, err := h.c.Dump(ctx, unix.RTM_GETLINK, &rtnl.LinkMessage{})
+	msgs, err := h.c.Links(ctx)
 	if err != nil {
 		return nil, err
 	}
 	links := make([]*Link, 0, len(msgs))
 	byIndex := make(map[int32]*Link, len(msgs))
-	for _, nm := range msgs {
-		if nm.Header.Type != unix.RTM_NEWLINK {
-			continue
-		}
-		var m rtnl.LinkMessage
-		if err := m.UnmarshalBinary(nm.Data); err != nil {
-			return nil, fmt.Errorf("decode RTM_NEWLINK: %w", err)
-		}
-		l, err := decodeLink(&m)
+	for i := range msgs {
+		l, err := decodeLink(&msgs[i])
 		if err != nil {
 			return nil, err
 		}
@@ -304,14 +263,14 @@ func (h *Handle) create(ctx context.Context, s Spec, p *parentInfo, tgt *target)
 	if err != nil {
 		return err
 	}
-	if err := h.exec(ctx, unix.RTM_NEWLINK, netlink.Create|netlink.Excl, msg, hintFor(s)); err != nil {
+	if err := h.c.NewLink(ctx, msg, netlink.Create|netlink.Excl); err != nil {
 		return err
 	}
 	if !twoStep {
 		return nil
 	}
 	set := finishMessage(s, tgt)
-	if err := h.exec(ctx, unix.RTM_NEWLINK, 0, set, &rtnl.HintContext{Name: b.Name, Kind: s.Kind(), SetsUp: b.Up}); err != nil {
+	if err := h.c.SetLink(ctx, set); err != nil {
 		h.rollback(ctx, b.Name, tgt)
 		return fmt.Errorf("set alias: %w (the link was deleted)", err)
 	}
@@ -336,7 +295,7 @@ func (h *Handle) readBack(ctx context.Context, name string, tgt *target) (*Link,
 func (h *Handle) rollback(ctx context.Context, name string, tgt *target) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rtnl.DefaultTimeout)
 	defer cancel()
-	err := h.exec(ctx, unix.RTM_DELLINK, 0, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}}, nil)
+	err := h.c.DelLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}})
 	if err == nil || !errors.Is(err, unix.ENODEV) || tgt == nil || tgt.t == nil {
 		return
 	}
@@ -345,7 +304,7 @@ func (h *Handle) rollback(ctx context.Context, name string, tgt *target) {
 		return
 	}
 	defer c.Close()
-	_ = (&Handle{c: c}).exec(ctx, unix.RTM_DELLINK, 0, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}}, nil)
+	_ = c.DelLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}})
 }
 
 // MismatchError is Ensure finding a link of that name that differs from the
@@ -420,8 +379,7 @@ func (h *Handle) Delete(ctx context.Context, name string) error {
 	if err := CheckName(name); err != nil {
 		return fieldErr("", "", "dev", name, err.Error())
 	}
-	err := h.exec(ctx, unix.RTM_DELLINK, 0, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}},
-		&rtnl.HintContext{Name: name})
+	err := h.c.DelLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}})
 	if err != nil {
 		if errors.Is(err, unix.ENODEV) {
 			err = fmt.Errorf("%w: %w", ErrNotFound, err)
@@ -440,8 +398,7 @@ func (h *Handle) DeleteGroup(ctx context.Context, group uint32) error {
 		return fieldErr("", "", "group", "0", "group 0 is every link's default group: deleting it would delete every link; use a non-zero group")
 	}
 	g := group
-	err := h.exec(ctx, unix.RTM_DELLINK, 0, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Group: &g}},
-		&rtnl.HintContext{ByGroup: true})
+	err := h.c.DelLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Group: &g}})
 	if err != nil {
 		if errors.Is(err, unix.ENODEV) {
 			err = fmt.Errorf("%w: %w", ErrNotFound, err)
@@ -477,14 +434,7 @@ func (h *Handle) Set(ctx context.Context, dev string, ch Change) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	hc := &rtnl.HintContext{Name: dev, Kind: cur.Kind, SetsAddress: ch.Address != nil, SetsUp: ch.Up != nil && *ch.Up, SetsMTU: ch.MTU != nil}
-	if cur.Macvlan != nil {
-		hc.Mode = cur.Macvlan.Mode.String()
-		if ch.Macvlan != nil && ch.Macvlan.Mode != MacvlanModeUnset {
-			hc.Mode = ch.Macvlan.Mode.String()
-		}
-	}
-	if err := h.exec(ctx, unix.RTM_NEWLINK, 0, msg, hc); err != nil {
+	if err := h.c.SetLink(ctx, msg); err != nil {
 		if errors.Is(err, unix.ENODEV) {
 			err = fmt.Errorf("%w: %w", ErrNotFound, err)
 		}
@@ -517,9 +467,6 @@ func (h *Handle) checkChange(ctx context.Context, cur *Link, ch *Change) error {
 		if err := validateMacvlanOpts(cur.Kind, cur.Name, mode, flags&MacvlanFlagNoPromisc != 0, flags&MacvlanFlagNoDst != 0, m.MACAddrs, m.MACAddrOp); err != nil {
 			return err
 		}
-		if m.MACAddrOp == MACAddrNone && m.Mode == MacvlanModeSource && cur.Macvlan.Mode != MacvlanModeSource {
-			// fine: switching to source with an empty list
-		}
 	}
 	if ch.MTU != nil && cur.ParentIndex != 0 && cur.ParentNetNSID == nil {
 		pm, err := h.getMsg(ctx, &rtnl.LinkMessage{Index: cur.ParentIndex})
@@ -546,7 +493,7 @@ func (h *Handle) restore(ctx context.Context, cur *Link, ch *Change) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rtnl.DefaultTimeout)
 	defer cancel()
-	_ = h.exec(ctx, unix.RTM_NEWLINK, 0, m, nil)
+	_ = h.c.SetLink(ctx, m)
 }
 
 // CreateBatch creates every spec, all or nothing: it validates them all and
@@ -582,21 +529,13 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 	// One dump resolves every parent when there are many distinct ones;
 	// a GETLINK each when few.
 	if len(parents) > 8 {
-		msgs, err := h.c.Dump(ctx, unix.RTM_GETLINK, &rtnl.LinkMessage{})
+		msgs, err := h.c.Links(ctx)
 		if err != nil {
 			return fmt.Errorf("create batch: list links: %w", err)
 		}
-		for _, nm := range msgs {
-			var m rtnl.LinkMessage
-			if nm.Header.Type != unix.RTM_NEWLINK {
-				continue
-			}
-			if err := m.UnmarshalBinary(nm.Data); err != nil {
-				return fmt.Errorf("create batch: decode RTM_NEWLINK: %w", err)
-			}
-			if _, ok := parents[m.Attrs.Name]; ok {
-				mm := m
-				parents[m.Attrs.Name] = &mm
+		for i := range msgs {
+			if _, ok := parents[msgs[i].Attrs.Name]; ok {
+				parents[msgs[i].Attrs.Name] = &msgs[i]
 			}
 		}
 	} else {
@@ -654,52 +593,53 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 		if err != nil {
 			return fmt.Errorf("create batch: line %d: %w", i+1, err)
 		}
-		reqs[i] = rtnl.Request{Type: unix.RTM_NEWLINK, Flags: netlink.Create | netlink.Excl, Body: msg, Hint: hintFor(s)}
+		reqs[i] = rtnl.NewLinkRequest(msg, netlink.Create|netlink.Excl)
 	}
 	errs, terr := h.c.Batch(ctx, reqs)
 	created := make([]bool, len(specs))
-	failed, first := 0, -1
-	for i := range specs {
-		var e error
-		if i < len(errs) {
-			e = errs[i]
-		} else {
-			e = terr
-		}
-		if e == nil {
-			created[i] = true
-			continue
-		}
+	var (
+		failed   int
+		firstErr error
+		firstAt  = -1
+	)
+	fail := func(i int, err error) {
 		failed++
-		if first < 0 {
-			first = i
+		if firstAt < 0 {
+			firstAt, firstErr = i, err
 		}
 	}
-	if failed == 0 && terr == nil && len(finish) > 0 {
+	for i := range specs {
+		var e error
+		switch {
+		case i < len(errs):
+			e = errs[i]
+		case terr != nil:
+			e = terr
+		}
+		if e != nil {
+			fail(i, e)
+			continue
+		}
+		created[i] = true
+	}
+	if failed == 0 && len(finish) > 0 {
 		freqs := make([]rtnl.Request, len(finish))
 		for k, i := range finish {
-			freqs[k] = rtnl.Request{Type: unix.RTM_NEWLINK, Body: finishMessage(specs[i], tgtOf[i]),
-				Hint: &rtnl.HintContext{Name: specs[i].Base().Name, Kind: specs[i].Kind()}}
+			m := finishMessage(specs[i], tgtOf[i])
+			freqs[k] = rtnl.Request{Type: unix.RTM_NEWLINK, Body: m}
 		}
 		ferrs, fterr := h.c.Batch(ctx, freqs)
 		for k, i := range finish {
-			e := fterr
-			if k < len(ferrs) && ferrs[k] != nil {
-				e = fmt.Errorf("set alias: %w", ferrs[k])
-			}
-			if e != nil && first < 0 {
-				first, failed = i, 1
-				errs = append(errs[:0:0], make([]error, len(specs))...)
-				errs[i] = e
+			switch {
+			case k < len(ferrs) && ferrs[k] != nil:
+				fail(i, fmt.Errorf("set alias: %w", ferrs[k]))
+			case k >= len(ferrs) && fterr != nil:
+				fail(i, fmt.Errorf("set alias: %w", fterr))
 			}
 		}
 	}
-	if first < 0 {
+	if firstAt < 0 {
 		return nil
-	}
-	ferr := terr
-	if first < len(errs) && errs[first] != nil {
-		ferr = errs[first]
 	}
 	n := 0
 	for _, c := range created {
@@ -707,18 +647,16 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 			n++
 		}
 	}
-	rerr := h.rollbackBatch(ctx, specs, created, tgtOf)
-	msg := fmt.Sprintf("create batch: %s (line %d): %v", opName("create", specs[first]), first+1, ferr)
+	msg := fmt.Sprintf("create batch: line %d: %s: %v", firstAt+1, opName("create", specs[firstAt]), firstErr)
 	if failed > 1 {
-		msg += fmt.Sprintf("; %d of %d lines failed", failed, len(specs))
+		msg += fmt.Sprintf(" (%d of %d lines failed)", failed, len(specs))
 	}
-	if rerr != nil {
-		return fmt.Errorf("%s; deleting the %d links already created failed too: %v: %w", msg, n, rerr, ferr)
+	if rerr := h.rollbackBatch(ctx, specs, created, tgtOf); rerr != nil {
+		msg += fmt.Sprintf("; deleting the %d links already created failed too: %v", n, rerr)
+	} else if n > 0 {
+		msg += fmt.Sprintf("; the %d links the batch had created were deleted", n)
 	}
-	if n > 0 {
-		msg += fmt.Sprintf("; the %d links the batch created were deleted", n)
-	}
-	return &batchError{msg: msg, err: ferr}
+	return &batchError{msg: msg, err: firstErr}
 }
 
 // batchError keeps the first refusal reachable (errors.Is/As) under a
@@ -738,7 +676,8 @@ func sameNS(a, b *Target) bool {
 	return *a == *b
 }
 
-// rollbackBatch deletes the links of specs marked created.
+// rollbackBatch deletes the links of specs marked created, with a fresh
+// context: the caller's may be what failed.
 func (h *Handle) rollbackBatch(ctx context.Context, specs []Spec, created []bool, tgtOf []*target) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*rtnl.DefaultTimeout)
 	defer cancel()
@@ -754,19 +693,17 @@ func (h *Handle) rollbackBatch(ctx context.Context, specs []Spec, created []bool
 	}
 	var errs []error
 	for t, names := range byTarget {
-		hh := h
-		if t != nil {
-			c, err := t.dial()
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			defer c.Close()
-			hh = &Handle{c: c, ns: t.t.String()}
+		if t == nil {
+			errs = append(errs, h.deleteNames(ctx, names))
+			continue
 		}
-		if err := hh.deleteNames(ctx, names); err != nil {
+		c, err := t.dial()
+		if err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		errs = append(errs, (&Handle{c: c, ns: t.t.String()}).deleteNames(ctx, names))
+		c.Close()
 	}
 	return errors.Join(errs...)
 }
@@ -775,65 +712,58 @@ func (h *Handle) rollbackBatch(ctx context.Context, specs []Spec, created []bool
 // fresh group and deleted with one RTM_DELLINK by group (one RCU grace
 // period instead of one per link); a few are deleted one by one.
 func (h *Handle) deleteNames(ctx context.Context, names []string) error {
-	del := func(names []string) error {
-		reqs := make([]rtnl.Request, len(names))
-		for i, n := range names {
-			reqs[i] = rtnl.Request{Type: unix.RTM_DELLINK, Body: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: n}}}
-		}
-		errs, err := h.c.Batch(ctx, reqs)
-		var out []error
-		for i, e := range errs {
-			if e != nil && !errors.Is(e, unix.ENODEV) {
-				out = append(out, fmt.Errorf("delete %s: %w", names[i], e))
+	if len(names) > 16 {
+		if g, err := h.unusedGroup(ctx); err == nil {
+			reqs := make([]rtnl.Request, len(names))
+			for i, n := range names {
+				gg := g
+				reqs[i] = rtnl.Request{Type: unix.RTM_NEWLINK, Body: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: n, Group: &gg}}}
 			}
+			errs, _ := h.c.Batch(ctx, reqs)
+			var rest []string
+			for i := range names {
+				if i >= len(errs) || errs[i] != nil {
+					rest = append(rest, names[i])
+				}
+			}
+			if err := h.c.DelLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Group: &g}}); err != nil && !errors.Is(err, unix.ENODEV) {
+				return fmt.Errorf("delete group %d: %w", g, err)
+			}
+			names = rest
 		}
-		if err != nil {
-			out = append(out, err)
-		}
-		return errors.Join(out...)
-	}
-	if len(names) <= 16 {
-		return del(names)
-	}
-	g, err := h.unusedGroup(ctx)
-	if err != nil {
-		return del(names)
 	}
 	reqs := make([]rtnl.Request, len(names))
 	for i, n := range names {
-		gg := g
-		reqs[i] = rtnl.Request{Type: unix.RTM_NEWLINK, Body: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: n, Group: &gg}}}
+		reqs[i] = rtnl.DelLinkRequest(&rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: n}})
 	}
-	errs, _ := h.c.Batch(ctx, reqs)
-	var rest []string
+	errs, err := h.c.Batch(ctx, reqs)
+	var out []error
 	for i, e := range errs {
-		if e != nil {
-			rest = append(rest, names[i])
+		if e != nil && !errors.Is(e, unix.ENODEV) {
+			out = append(out, fmt.Errorf("delete %s: %w", names[i], e))
 		}
 	}
-	if err := h.DeleteGroup(ctx, g); err != nil && !errors.Is(err, unix.ENODEV) {
-		return err
+	if err != nil {
+		out = append(out, err)
 	}
-	if len(rest) > 0 {
-		return del(rest)
-	}
-	return nil
+	return errors.Join(out...)
 }
 
 // unusedGroup picks a random non-zero link group no link of the namespace
 // is in, for a rollback's delete by group.
 func (h *Handle) unusedGroup(ctx context.Context) (uint32, error) {
-	links, err := h.dump(ctx)
+	links, err := h.c.Links(ctx)
 	if err != nil {
 		return 0, err
 	}
 	used := map[uint32]bool{0: true}
 	for _, l := range links {
-		used[l.Group] = true
+		if l.Attrs.Group != nil {
+			used[*l.Attrs.Group] = true
+		}
 	}
 	for range 100 {
-		g := rand.Uint32()
-		if !used[g] {
+		if g := rand.Uint32(); !used[g] {
 			return g, nil
 		}
 	}

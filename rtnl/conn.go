@@ -13,6 +13,8 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/vmlink/vmlink/internal/netns"
 )
 
 const (
@@ -112,6 +114,23 @@ func Dial(opts *DialOptions) (*Conn, error) {
 	c := newConn(s, opts.Timeout)
 	c.chunk = chunkForBuffer(got)
 	return c, nil
+}
+
+// DialNetNS dials inside the named network namespace NAME, as `ip -n NAME`
+// does (/run/netns/NAME). opts.NetNS is ignored; the other options apply.
+func DialNetNS(name string, opts *DialOptions) (*Conn, error) {
+	ns, err := netns.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("dial rtnetlink: %w", err)
+	}
+	// The socket keeps the namespace; the handle is not needed after Dial.
+	defer ns.Close()
+	o := DialOptions{}
+	if opts != nil {
+		o = *opts
+	}
+	o.NetNS = ns.FD()
+	return Dial(&o)
 }
 
 // newConn wraps a socket; tests use it with a fake kernel.

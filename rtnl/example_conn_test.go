@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"os"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -15,15 +14,9 @@ import (
 )
 
 // Dial a socket inside a named namespace (as `ip -n ns1`) and list its
-// links. The namespace handle may be closed once Dial returns: the socket
-// stays in the namespace.
-func ExampleDial() {
-	ns, err := os.Open("/run/netns/ns1") // or internal/netns.Open("ns1")
-	if err != nil {
-		log.Fatal(err)
-	}
-	c, err := rtnl.Dial(&rtnl.DialOptions{NetNS: int(ns.Fd())})
-	ns.Close()
+// links.
+func ExampleDialNetNS() {
+	c, err := rtnl.DialNetNS("ns1", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -31,11 +24,13 @@ func ExampleDial() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	msgs, err := c.Dump(ctx, unix.RTM_GETLINK, &rtnl.AddrMessage{})
+	links, err := c.Links(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(len(msgs), "links")
+	for _, l := range links {
+		fmt.Println(l.Index, l.Attrs.Name)
+	}
 }
 
 // Pipeline many requests: every request gets its own outcome, matched to it

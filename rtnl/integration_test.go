@@ -18,6 +18,8 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/vmlink/vmlink/internal/netns"
 )
 
 // requirePrivileged skips a test that needs root to create network
@@ -705,3 +707,35 @@ const (
 	macvlanModeBRIDGE   = 4
 	macvlanModePASSTHRU = 8
 )
+
+func TestIntegrationDialNetNS(t *testing.T) {
+	requirePrivileged(t)
+	name := fmt.Sprintf("vmlt-%d-rtnl%d", os.Getpid(), nsCount.Add(1))
+	ns, err := netns.Create(name)
+	if err != nil {
+		t.Fatalf("create netns %s: %v", name, err)
+	}
+	ns.Close()
+	t.Cleanup(func() {
+		if err := netns.Delete(name); err != nil {
+			t.Errorf("delete netns %s: %v", name, err)
+		}
+	})
+	c, err := DialNetNS(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := testCtx(t)
+	if _, err := c.Execute(ctx, unix.RTM_NEWLINK, netlink.Create|netlink.Excl, testLink{name: "here0", kind: "veth", peer: "here1"}); err != nil {
+		t.Fatal(err)
+	}
+	// The reference sees the link in that namespace (and only there).
+	out, err := exec.Command("ip", "-n", name, "-o", "link", "show", "here0").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "here0") {
+		t.Fatalf("ip -n %s link show here0: %v\n%s", name, err, out)
+	}
+	if _, err := DialNetNS("vmlt-no-such-ns", nil); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("DialNetNS of a missing namespace: %v, want ENOENT", err)
+	}
+}

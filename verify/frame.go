@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -35,15 +36,25 @@ func MACFrom(hw net.HardwareAddr) MAC {
 // String formats m as lower-case hex with colons, as ip and tcpdump print it.
 func (m MAC) String() string { return string(m.AppendTo(make([]byte, 0, 17))) }
 
-// AppendTo appends the text form of m to b without allocating.
+// AppendTo appends the text form of m to b without allocating. Unrolled:
+// it runs twice per line of `vmlink capture` output.
 func (m MAC) AppendTo(b []byte) []byte {
-	for i, c := range m {
-		if i > 0 {
-			b = append(b, ':')
-		}
-		b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
-	}
-	return b
+	return append(b,
+		hexDigits[m[0]>>4], hexDigits[m[0]&0xf], ':',
+		hexDigits[m[1]>>4], hexDigits[m[1]&0xf], ':',
+		hexDigits[m[2]>>4], hexDigits[m[2]&0xf], ':',
+		hexDigits[m[3]>>4], hexDigits[m[3]&0xf], ':',
+		hexDigits[m[4]>>4], hexDigits[m[4]&0xf], ':',
+		hexDigits[m[5]>>4], hexDigits[m[5]&0xf])
+}
+
+// key packs m into an integer, a cheaper map key than the array.
+func (m MAC) key() uint64 {
+	return uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 | uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5])
+}
+
+func macFromKey(k uint64) MAC {
+	return MAC{byte(k >> 40), byte(k >> 32), byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)}
 }
 
 // HardwareAddr returns m as a net.HardwareAddr (a new slice).
@@ -72,6 +83,13 @@ func (m *MAC) UnmarshalText(b []byte) error {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// twoDigits holds "00" to "99": two digits per table lookup.
+const twoDigits = "0001020304050607080910111213141516171819" +
+	"2021222324252627282930313233343536373839" +
+	"4041424344454647484950515253545556575859" +
+	"6061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
 
 // EtherType is the 16-bit type field of an Ethernet or VLAN header. Values
 // below 0x0600 are 802.3 lengths, not types.
@@ -137,8 +155,20 @@ func (e EtherType) Name() string {
 // String is the name and the number, e.g. "ARP (0x0806)".
 func (e EtherType) String() string { return string(e.appendTo(nil)) }
 
-// appendTo appends "NAME (0xNNNN)".
+// appendTo appends "NAME (0xNNNN)"; the common types as one constant.
 func (e EtherType) appendTo(b []byte) []byte {
+	switch e {
+	case EtherType8021Q:
+		return append(b, "802.1Q (0x8100)"...)
+	case EtherTypeARP:
+		return append(b, "ARP (0x0806)"...)
+	case EtherTypeIPv4:
+		return append(b, "IPv4 (0x0800)"...)
+	case EtherTypeIPv6:
+		return append(b, "IPv6 (0x86dd)"...)
+	case EtherType8021AD:
+		return append(b, "802.1Q-QinQ (0x88a8)"...)
+	}
 	b = append(b, e.Name()...)
 	b = append(b, " (0x"...)
 	b = appendHex16(b, uint16(e))
@@ -396,9 +426,36 @@ func (f *Frame) HeaderLen() int { return 14 + 4*len(f.VLANs) }
 // 10.0.0.2 tell 10.0.0.1, length 28".
 func (f *Frame) Summary() string { return string(f.AppendSummary(nil)) }
 
-// AppendSummary appends Summary to b without allocating (for the 1M-frame
-// offline path).
-func (f *Frame) AppendSummary(b []byte) []byte {
+// AppendSummary appends Summary to b without allocating.
+func (f *Frame) AppendSummary(b []byte) []byte { return f.appendSummary(b, nil) }
+
+// addrCache remembers how recent IP addresses print: a capture sees the
+// same few hosts over and over, and formatting an address (IPv6 above all)
+// costs more than the rest of a line. Direct-mapped; nil disables it.
+type addrCache [64]struct {
+	addr netip.Addr
+	n    uint8
+	text [39]byte // the longest IPv6 text form
+}
+
+func (c *addrCache) append(b []byte, a netip.Addr) []byte {
+	if c == nil {
+		return a.AppendTo(b)
+	}
+	k := a.As16()
+	h := (binary.LittleEndian.Uint64(k[0:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(k[8:16])) * 0xff51afd7ed558ccd
+	e := &c[h>>58]
+	if e.n == 0 || e.addr != a {
+		t := a.AppendTo(e.text[:0])
+		if len(t) > len(e.text) { // a zone made it longer: do not cache
+			return a.AppendTo(b)
+		}
+		e.addr, e.n = a, uint8(len(t))
+	}
+	return append(b, e.text[:e.n]...)
+}
+
+func (f *Frame) appendSummary(b []byte, ac *addrCache) []byte {
 	b = f.Src.AppendTo(b)
 	b = append(b, " > "...)
 	b = f.Dst.AppendTo(b)
@@ -437,7 +494,7 @@ func (f *Frame) AppendSummary(b []byte) []byte {
 		b = append(b, ", "...)
 	}
 	n := len(b)
-	b = f.appendPayload(b)
+	b = f.appendPayload(b, ac)
 	if len(b) == n { // nothing decoded past the headers: drop the separator
 		b = b[:n-2]
 	}
@@ -454,17 +511,17 @@ func (f *Frame) payloadLen() int {
 	return n
 }
 
-func (f *Frame) appendPayload(b []byte) []byte {
+func (f *Frame) appendPayload(b []byte, ac *addrCache) []byte {
 	switch f.Net {
 	case NetARP:
-		return f.appendARP(b)
+		return f.appendARP(b, ac)
 	case NetIPv4, NetIPv6:
-		return f.appendIP(b)
+		return f.appendIP(b, ac)
 	}
 	return b
 }
 
-func (f *Frame) appendARP(b []byte) []byte {
+func (f *Frame) appendARP(b []byte, ac *addrCache) []byte {
 	a := &f.ARP
 	if !a.SenderIP.IsValid() { // not Ethernet/IPv4 ARP: numbers only
 		b = append(b, "ARP, hardware type "...)
@@ -475,17 +532,17 @@ func (f *Frame) appendARP(b []byte) []byte {
 		switch a.Op {
 		case 1:
 			b = append(b, "Request who-has "...)
-			b = a.TargetIP.AppendTo(b)
+			b = ac.append(b, a.TargetIP)
 			if !a.TargetMAC.IsZero() {
 				b = append(b, " ("...)
 				b = a.TargetMAC.AppendTo(b)
 				b = append(b, ')')
 			}
 			b = append(b, " tell "...)
-			b = a.SenderIP.AppendTo(b)
+			b = ac.append(b, a.SenderIP)
 		case 2:
 			b = append(b, "Reply "...)
-			b = a.SenderIP.AppendTo(b)
+			b = ac.append(b, a.SenderIP)
 			b = append(b, " is-at "...)
 			b = a.SenderMAC.AppendTo(b)
 		default:
@@ -497,16 +554,16 @@ func (f *Frame) appendARP(b []byte) []byte {
 	return appendUint(b, uint64(f.payloadLen()))
 }
 
-func (f *Frame) appendIP(b []byte) []byte {
+func (f *Frame) appendIP(b []byte, ac *addrCache) []byte {
 	ip := &f.IP
 	ports := !ip.Fragment && (ip.Proto == protoUDP || ip.Proto == protoTCP)
-	b = ip.Src.AppendTo(b)
+	b = ac.append(b, ip.Src)
 	if ports {
 		b = append(b, '.')
 		b = appendUint(b, uint64(ip.SrcPort))
 	}
 	b = append(b, " > "...)
-	b = ip.Dst.AppendTo(b)
+	b = ac.append(b, ip.Dst)
 	if ports {
 		b = append(b, '.')
 		b = appendUint(b, uint64(ip.DstPort))
@@ -561,10 +618,10 @@ func (f *Frame) appendIP(b []byte) []byte {
 			b = append(b, "router advertisement"...)
 		case 135:
 			b = append(b, "neighbor solicitation, who has "...)
-			b = ip.NDTarget.AppendTo(b)
+			b = ac.append(b, ip.NDTarget)
 		case 136:
 			b = append(b, "neighbor advertisement, tgt is "...)
-			b = ip.NDTarget.AppendTo(b)
+			b = ac.append(b, ip.NDTarget)
 		case 143:
 			b = append(b, "multicast listener report v2"...)
 		case 1:
@@ -642,6 +699,7 @@ type LineFormatter struct {
 	lastSec int64
 	clock   [8]byte
 	valid   bool
+	addrs   addrCache
 }
 
 // AppendLine appends one line for f, newline included.
@@ -656,18 +714,15 @@ func (lf *LineFormatter) AppendLine(b []byte, f *Frame) []byte {
 		lf.clock = [8]byte{byte('0' + h/10), byte('0' + h%10), ':', byte('0' + m/10), byte('0' + m%10), ':', byte('0' + s/10), byte('0' + s%10)}
 		lf.lastSec, lf.valid = sec, true
 	}
-	b = append(b, lf.clock[:]...)
-	b = append(b, '.')
 	us := f.Time.Nanosecond() / 1000
-	for d := 100000; d > 0; d /= 10 {
-		b = append(b, byte('0'+us/d%10))
-	}
-	b = append(b, ' ')
+	hi, mid, lo := us/10000, us/100%100, us%100
+	b = append(b, lf.clock[0], lf.clock[1], lf.clock[2], lf.clock[3], lf.clock[4], lf.clock[5], lf.clock[6], lf.clock[7], '.',
+		twoDigits[2*hi], twoDigits[2*hi+1], twoDigits[2*mid], twoDigits[2*mid+1], twoDigits[2*lo], twoDigits[2*lo+1], ' ')
 	if w := f.Dir.tcpdumpWord(); w != "" {
 		b = append(b, w...)
 		b = append(b, ' ')
 	}
-	b = f.AppendSummary(b)
+	b = f.appendSummary(b, &lf.addrs)
 	return append(b, '\n')
 }
 

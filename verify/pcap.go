@@ -211,20 +211,29 @@ func (r *FileReader) Next(ctx context.Context) (*Frame, error) {
 			return nil, err
 		}
 	}
+	if err := r.nextRecord(); err != nil {
+		return nil, err
+	}
+	// A frame shorter than an Ethernet header still comes back (Truncated,
+	// no addresses): the file holds it, and a reader should count it.
+	_ = r.dec.DecodeCaptured(r.data, r.wireLen, &r.frame)
+	return &r.frame, nil
+}
+
+// nextRecord reads the next record without decoding it: r.data and
+// r.wireLen, and the frame's Time, Dir and Comment. Dump's parallel path
+// decodes the records on other goroutines.
+func (r *FileReader) nextRecord() error {
 	var err error
 	if r.format == FormatPcap {
 		err = r.nextPcap()
 	} else {
 		err = r.nextPcapng()
 	}
-	if err != nil {
-		return nil, err
+	if err == nil {
+		r.n++
 	}
-	r.n++
-	// A frame shorter than an Ethernet header still comes back (Truncated,
-	// no addresses): the file holds it, and a reader should count it.
-	_ = r.dec.DecodeCaptured(r.data, r.wireLen, &r.frame)
-	return &r.frame, nil
+	return err
 }
 
 func (r *FileReader) u32(b []byte) uint32 {

@@ -1,0 +1,109 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Owners maps a MAC address to the interfaces that carry it, as
+// "IFNAME@NETNS" ("IFNAME" in the caller's own namespace). A capture uses it
+// to say whose frame it saw: the pcapng comment and the JSON "owner".
+type Owners map[MAC]string
+
+// Owner returns who carries m, or "" when nobody known does.
+func (o Owners) Owner(m MAC) string { return o[m] }
+
+// Add records that ifname in netns ("" for the caller's) carries m; a MAC
+// several interfaces share (passthru macvlan and its parent, a bridge and
+// its first port) lists them all, sorted.
+func (o Owners) Add(m MAC, ifname, netns string) {
+	if m.IsZero() || m.IsMulticast() {
+		return
+	}
+	name := ifname
+	if netns != "" {
+		name += "@" + netns
+	}
+	cur := o[m]
+	if cur == "" {
+		o[m] = name
+		return
+	}
+	names := strings.Split(cur, ",")
+	for _, n := range names {
+		if n == name {
+			return
+		}
+	}
+	names = append(names, name)
+	sort.Strings(names)
+	o[m] = strings.Join(names, ",")
+}
+
+// DiscoverOwners reads the interfaces of the caller's namespace and of every
+// named namespace under /run/netns (what `ip netns list` shows). A
+// namespace that cannot be entered is skipped and named in the returned
+// error; the owners found elsewhere are still returned.
+func DiscoverOwners(ctx context.Context) (Owners, error) {
+	o := Owners{}
+	var errs []error
+	self, err := nsInode("/proc/thread-self/ns/net")
+	if err != nil {
+		return o, fmt.Errorf("discover MAC owners: %w", err)
+	}
+	if err := addInterfaces(o, ""); err != nil {
+		errs = append(errs, err)
+	}
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return o, fmt.Errorf("discover MAC owners: %w", err)
+		}
+		ino, err := nsInode("/run/netns/" + e.Name())
+		if err != nil || ino == self {
+			continue // not a namespace (stale file), or the one we are in
+		}
+		name := e.Name()
+		err = inNetNS(name, func() error { return addInterfaces(o, name) })
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return o, fmt.Errorf("discover MAC owners: %w", errors.Join(errs...))
+	}
+	return o, nil
+}
+
+// nsInode identifies a namespace file; two files of one namespace share it.
+func nsInode(path string) ([2]uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return [2]uint64{}, err
+	}
+	return [2]uint64{st.Dev, st.Ino}, nil
+}
+
+// addInterfaces lists the interfaces of the calling thread's namespace.
+func addInterfaces(o Owners, netns string) error {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return fmt.Errorf("list interfaces in %q: %w", netns, err)
+	}
+	for _, ifc := range ifs {
+		if len(ifc.HardwareAddr) == 6 {
+			o.Add(MACFrom(ifc.HardwareAddr), ifc.Name, netns)
+		}
+	}
+	return nil
+}
