@@ -144,7 +144,7 @@ type Info struct {
 type VLANData struct {
 	Protocol   string       `json:"protocol"`
 	ID         uint16       `json:"id"`
-	Flags      []string     `json:"flags,omitempty"`
+	Flags      []string     `json:"flags,omitzero"` // [] when the kernel reports no flag set
 	IngressQoS []QoSMapping `json:"ingress_qos,omitempty"`
 	EgressQoS  []QoSMapping `json:"egress_qos,omitempty"`
 }

@@ -294,12 +294,11 @@ func (v *IPVlan) Validate() error {
 }
 
 // Veth is a veth pair: `ip link add NAME type veth peer name PEER`. The
-// peer is created in PeerNetNS when set, else next to the link.
+// peer is created next to the link (move it with Set afterwards).
 type Veth struct {
 	Common
 	Peer        string
 	PeerAddress net.HardwareAddr
-	PeerNetNS   *Target
 	// PeerUp brings the peer up too.
 	PeerUp bool
 }
@@ -317,7 +316,7 @@ func (v *Veth) Validate() error {
 	if err := CheckName(v.Peer); err != nil {
 		return fieldErr("veth", v.Name, "peer name", v.Peer, err.Error())
 	}
-	if v.Peer == v.Name && v.PeerNetNS == nil && v.NetNS == nil {
+	if v.Peer == v.Name {
 		return fieldErr("veth", v.Name, "peer name", v.Peer, "the peer needs a name of its own")
 	}
 	if v.PeerAddress != nil {
@@ -325,7 +324,7 @@ func (v *Veth) Validate() error {
 			return fieldErr("veth", v.Name, "peer address", v.PeerAddress.String(), err.Error())
 		}
 	}
-	return v.PeerNetNS.validate("veth", v.Name)
+	return nil
 }
 
 // Dummy is a dummy link (`type dummy`), a parent that needs no peer.

@@ -107,6 +107,12 @@ func (c *Conn) Batch(ctx context.Context, reqs []Request) ([]error, error) {
 // errs. It returns a non-nil error only when the transport failed; then
 // every request without an ACK has an ErrNoAck error.
 func (c *Conn) batchChunk(ctx context.Context, reqs []Request, msgs []netlink.Message, errs []error) error {
+	if err := ctx.Err(); err != nil {
+		for i, r := range reqs {
+			errs[i] = &OpError{Op: MessageTypeString(r.Type), Err: fmt.Errorf("not sent: %w", err)}
+		}
+		return err
+	}
 	first := c.nextSeq()
 	for i := range msgs {
 		if i > 0 {

@@ -181,6 +181,11 @@ func (c *Conn) execute(ctx context.Context, typ netlink.HeaderType, flags netlin
 	defer c.mu.Unlock()
 	defer c.watch(ctx)()
 
+	// An expired context sends nothing: the caller must not have to guess
+	// whether a request it gave up on was applied.
+	if err := ctx.Err(); err != nil {
+		return nil, &OpError{Op: MessageTypeString(typ), Err: err}
+	}
 	seq := c.nextSeq()
 	req := netlink.Message{
 		Header: netlink.Header{Type: typ, Flags: flags | netlink.Request | netlink.Acknowledge, Sequence: seq},

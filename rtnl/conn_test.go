@@ -462,3 +462,25 @@ func TestCloseClosesSocket(t *testing.T) {
 func errnoBytes(e unix.Errno) []byte {
 	return binary.NativeEndian.AppendUint32(nil, uint32(-int32(e)))
 }
+
+func TestExpiredContextSendsNothing(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c, k := newFake(t, func([]netlink.Message) ([]netlink.Message, error) {
+		t.Fatal("a request was sent with an expired context")
+		return nil, nil
+	})
+	if _, err := c.Execute(ctx, unix.RTM_NEWLINK, 0, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("Execute: %v, want context.Canceled", err)
+	}
+	if _, err := c.Dump(ctx, unix.RTM_GETLINK, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("Dump: %v, want context.Canceled", err)
+	}
+	errs, err := c.Batch(ctx, []Request{{Type: unix.RTM_NEWLINK}, {Type: unix.RTM_NEWLINK}})
+	if !errors.Is(err, context.Canceled) || len(errs) != 2 || !errors.Is(errs[1], context.Canceled) {
+		t.Errorf("Batch: %v, %v; want context.Canceled for all", errs, err)
+	}
+	if len(k.sends) != 0 {
+		t.Errorf("%d sends", len(k.sends))
+	}
+}

@@ -56,6 +56,9 @@ func (c *Conn) dumpOnce(ctx context.Context, typ netlink.HeaderType, data []byte
 			return nil, false, &OpError{Op: op, Err: fmt.Errorf("drain abandoned dump: %w", err)}
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, &OpError{Op: op, Err: err}
+	}
 	seq := c.nextSeq()
 	req := netlink.Message{
 		Header: netlink.Header{Type: typ, Flags: netlink.Request | netlink.Dump, Sequence: seq},

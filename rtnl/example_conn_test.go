@@ -33,23 +33,33 @@ func ExampleDialNetNS() {
 	}
 }
 
-// Pipeline many requests: every request gets its own outcome, matched to it
-// by sequence number, and refusals keep their errno and hint.
+// Pipeline many link creations: every request gets its own outcome,
+// matched to it by sequence number, and refusals keep their errno and hint.
 func ExampleConn_Batch() {
-	c, err := rtnl.Dial(nil)
+	c, err := rtnl.DialNetNS("ns1", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer c.Close()
+	ctx := context.Background()
 
-	var reqs []rtnl.Request
-	for _, name := range []string{"mv0", "mv1"} {
-		_ = name // build each body with rtnl.LinkMessage
-		reqs = append(reqs, rtnl.Request{Type: unix.RTM_NEWLINK, Flags: netlink.Create | netlink.Excl /* , Body: … */})
-	}
-	errs, err := c.Batch(context.Background(), reqs)
+	parent, err := c.GetLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "eth1"}})
 	if err != nil {
-		log.Fatal(err) // the socket failed: errs says which requests are unanswered
+		log.Fatal(err)
+	}
+	link := uint32(parent.Index)
+	group := uint32(100) // to delete them all in one request later
+	mode := rtnl.MacvlanModeBridge
+	var reqs []rtnl.Request
+	for i := range 100 {
+		reqs = append(reqs, rtnl.NewLinkRequest(&rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{
+			Name: fmt.Sprintf("mv%d", i), Link: &link, Group: &group,
+			Info: &rtnl.LinkInfo{Kind: "macvlan", Data: &rtnl.Macvlan{Mode: &mode}},
+		}}, netlink.Create|netlink.Excl))
+	}
+	errs, err := c.Batch(ctx, reqs)
+	if err != nil {
+		log.Print(err) // the socket failed: errs says which requests went unanswered
 	}
 	for i, e := range errs {
 		var oe *rtnl.OpError
@@ -60,5 +70,10 @@ func ExampleConn_Batch() {
 		default:
 			fmt.Println(i, e)
 		}
+	}
+
+	// One request removes the whole group (the kernel batches the unregister).
+	if err := c.DelLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Group: &group}}); err != nil {
+		log.Fatal(err)
 	}
 }

@@ -317,7 +317,7 @@ func TestIntegrationKernelErrors(t *testing.T) {
 	}
 
 	t.Run("duplicate name", func(t *testing.T) {
-		err := newlink(testLink{name: "p0", parent: p1, kind: "macvlan", mode: macvlanModeBRIDGE},
+		err := newlink(testLink{name: "p0", parent: p1, kind: "macvlan", mode: uint32(MacvlanModeBridge)},
 			HintContext{Name: "p0", Kind: "macvlan", Mode: "bridge"})
 		check(t, err, unix.EEXIST, `a link named "p0" already exists`)
 	})
@@ -328,6 +328,8 @@ func TestIntegrationKernelErrors(t *testing.T) {
 		{testLink{name: "v10", parent: p0, kind: "vlan", vlanID: 10}, "kernel has no 802.1Q VLAN support (load module 8021q)"},
 		{testLink{name: "ipv0", parent: p0, kind: "ipvlan"}, "kernel has no ipvlan support (load module ipvlan)"},
 		{testLink{name: "d0", kind: "dummy"}, "kernel has no dummy support (load module dummy)"},
+		// A kind no kernel has: the same refusal on every kernel, VM included.
+		{testLink{name: "n0", kind: "vmlinknokind"}, "kernel has no vmlinknokind support (load module vmlinknokind)"},
 	} {
 		t.Run("unknown kind "+tt.l.kind, func(t *testing.T) {
 			err := newlink(tt.l, HintContext{Name: tt.l.name, Kind: tt.l.kind})
@@ -342,43 +344,43 @@ func TestIntegrationKernelErrors(t *testing.T) {
 		})
 	}
 	t.Run("passthru conflicts", func(t *testing.T) {
-		if err := newlink(testLink{name: "pt0", parent: p0, kind: "macvlan", mode: macvlanModePASSTHRU}, HintContext{}); err != nil {
+		if err := newlink(testLink{name: "pt0", parent: p0, kind: "macvlan", mode: uint32(MacvlanModePassthru)}, HintContext{}); err != nil {
 			t.Fatalf("first passthru: %v", err)
 		}
 		t.Cleanup(func() { _, _ = c.Execute(ctx, unix.RTM_DELLINK, 0, testLink{name: "pt0"}) })
-		err := newlink(testLink{name: "pt1", parent: p0, kind: "macvlan", mode: macvlanModePASSTHRU},
+		err := newlink(testLink{name: "pt1", parent: p0, kind: "macvlan", mode: uint32(MacvlanModePassthru)},
 			HintContext{Name: "pt1", Kind: "macvlan", Mode: "passthru"})
 		check(t, err, unix.EINVAL, "passthru needs the parent to itself")
-		err = newlink(testLink{name: "br1", parent: p0, kind: "macvlan", mode: macvlanModeBRIDGE},
+		err = newlink(testLink{name: "br1", parent: p0, kind: "macvlan", mode: uint32(MacvlanModeBridge)},
 			HintContext{Name: "br1", Kind: "macvlan", Mode: "bridge"})
 		check(t, err, unix.EINVAL, "already has a passthru")
-		err = newlink(testLink{name: "tap1", parent: p0, kind: "macvtap", mode: macvlanModeVEPA},
+		err = newlink(testLink{name: "tap1", parent: p0, kind: "macvtap", mode: uint32(MacvlanModeVEPA)},
 			HintContext{Name: "tap1", Kind: "macvtap", Mode: "vepa"})
 		check(t, err, unix.EINVAL, "already has a passthru")
 		// And the other way round: passthru on a parent with a bridge one.
-		if err := newlink(testLink{name: "br2", parent: p1, kind: "macvlan", mode: macvlanModeBRIDGE}, HintContext{}); err != nil {
+		if err := newlink(testLink{name: "br2", parent: p1, kind: "macvlan", mode: uint32(MacvlanModeBridge)}, HintContext{}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _, _ = c.Execute(ctx, unix.RTM_DELLINK, 0, testLink{name: "br2"}) })
-		err = newlink(testLink{name: "pt2", parent: p1, kind: "macvlan", mode: macvlanModePASSTHRU},
+		err = newlink(testLink{name: "pt2", parent: p1, kind: "macvlan", mode: uint32(MacvlanModePassthru)},
 			HintContext{Name: "pt2", Kind: "macvlan", Mode: "passthru"})
 		check(t, err, unix.EINVAL, "passthru needs the parent to itself")
 	})
 	t.Run("MAC used by a sibling", func(t *testing.T) {
 		mac := net.HardwareAddr{0x02, 0, 0, 0, 0xaa, 1}
-		if err := newlink(testLink{name: "m1", parent: p1, mac: mac, flags: unix.IFF_UP, kind: "macvlan", mode: macvlanModeBRIDGE}, HintContext{}); err != nil {
+		if err := newlink(testLink{name: "m1", parent: p1, mac: mac, flags: unix.IFF_UP, kind: "macvlan", mode: uint32(MacvlanModeBridge)}, HintContext{}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _, _ = c.Execute(ctx, unix.RTM_DELLINK, 0, testLink{name: "m1"}) })
 		// Created up: refused at once, and nothing is left behind.
-		err := newlink(testLink{name: "m2", parent: p1, mac: mac, flags: unix.IFF_UP, kind: "macvlan", mode: macvlanModePRIVATE},
+		err := newlink(testLink{name: "m2", parent: p1, mac: mac, flags: unix.IFF_UP, kind: "macvlan", mode: uint32(MacvlanModePrivate)},
 			HintContext{Name: "m2", Kind: "macvlan", Mode: "private", SetsAddress: true, SetsUp: true})
 		check(t, err, unix.EADDRINUSE, "MAC address is already used on this parent")
 		if _, err := c.Execute(ctx, unix.RTM_GETLINK, 0, testLink{name: "m2"}); !errors.Is(err, unix.ENODEV) {
 			t.Errorf("m2 after the refused create: %v, want ENODEV (not created)", err)
 		}
 		// Created down it is accepted; bringing it up is refused.
-		if err := newlink(testLink{name: "m3", parent: p1, mac: mac, kind: "macvlan", mode: macvlanModeBRIDGE}, HintContext{}); err != nil {
+		if err := newlink(testLink{name: "m3", parent: p1, mac: mac, kind: "macvlan", mode: uint32(MacvlanModeBridge)}, HintContext{}); err != nil {
 			t.Fatalf("create down with a busy MAC: %v", err)
 		}
 		t.Cleanup(func() { _, _ = c.Execute(ctx, unix.RTM_DELLINK, 0, testLink{name: "m3"}) })
@@ -405,7 +407,7 @@ func TestIntegrationDumpAndGroupDelete(t *testing.T) {
 	ctx := testCtx(t)
 	p0 := vethParent(t, ctx, c)
 	const n = 300
-	errs, err := c.Batch(ctx, macvlanReqs(p0, n, 42, macvlanModeBRIDGE))
+	errs, err := c.Batch(ctx, macvlanReqs(p0, n, 42, uint32(MacvlanModeBridge)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,11 +452,11 @@ func TestIntegrationBatchErrorsMatchRequests(t *testing.T) {
 	c := ns.dial(t)
 	ctx := testCtx(t)
 	p0 := vethParent(t, ctx, c)
-	reqs := macvlanReqs(p0, 600, 0, macvlanModeBRIDGE)
+	reqs := macvlanReqs(p0, 600, 0, uint32(MacvlanModeBridge))
 	// Every 7th request duplicates the name of the one before it.
 	for i := 7; i < len(reqs); i += 7 {
 		prev := reqs[i-1].Body.(testLink)
-		reqs[i].Body = testLink{name: prev.name, parent: p0, kind: "macvlan", mode: macvlanModeBRIDGE}
+		reqs[i].Body = testLink{name: prev.name, parent: p0, kind: "macvlan", mode: uint32(MacvlanModeBridge)}
 		reqs[i].Hint = &HintContext{Name: prev.name, Kind: "macvlan", Mode: "bridge"}
 	}
 	errs, err := c.Batch(ctx, reqs)
@@ -483,7 +485,7 @@ func TestIntegrationDumpIntr(t *testing.T) {
 	w := ns.dial(t)
 	ctx := testCtx(t)
 	p0 := vethParent(t, ctx, c)
-	if errs, err := c.Batch(ctx, macvlanReqs(p0, links, 0, macvlanModeBRIDGE)); err != nil || errs[0] != nil {
+	if errs, err := c.Batch(ctx, macvlanReqs(p0, links, 0, uint32(MacvlanModeBridge))); err != nil || errs[0] != nil {
 		t.Fatalf("create: %v %v", err, errs[0])
 	}
 	stop := make(chan struct{})
@@ -497,7 +499,7 @@ func TestIntegrationDumpIntr(t *testing.T) {
 				return
 			default:
 			}
-			_, _ = w.Execute(ctx, unix.RTM_NEWLINK, netlink.Create|netlink.Excl, testLink{name: "churn", parent: p0, kind: "macvlan", mode: macvlanModeBRIDGE})
+			_, _ = w.Execute(ctx, unix.RTM_NEWLINK, netlink.Create|netlink.Excl, testLink{name: "churn", parent: p0, kind: "macvlan", mode: uint32(MacvlanModeBridge)})
 			_, _ = w.Execute(ctx, unix.RTM_DELLINK, 0, testLink{name: "churn"})
 			n++
 		}
@@ -700,14 +702,6 @@ func TestIntegrationVLANErrors(t *testing.T) {
 	}
 }
 
-// IFLA_MACVLAN_MODE values (linux/if_link.h; x/sys/unix has none).
-const (
-	macvlanModePRIVATE  = 1
-	macvlanModeVEPA     = 2
-	macvlanModeBRIDGE   = 4
-	macvlanModePASSTHRU = 8
-)
-
 func TestIntegrationDialNetNS(t *testing.T) {
 	requirePrivileged(t)
 	name := fmt.Sprintf("vmlt-%d-rtnl%d", os.Getpid(), nsCount.Add(1))
@@ -737,5 +731,117 @@ func TestIntegrationDialNetNS(t *testing.T) {
 	}
 	if _, err := DialNetNS("vmlt-no-such-ns", nil); !errors.Is(err, unix.ENOENT) {
 		t.Errorf("DialNetNS of a missing namespace: %v, want ENOENT", err)
+	}
+}
+
+// TestIntegrationLinkHelpers drives the typed helpers with the real kind
+// drivers and checks the result with iproute2.
+func TestIntegrationLinkHelpers(t *testing.T) {
+	ns := newTestNS(t)
+	c := ns.dial(t)
+	ctx := testCtx(t)
+	bridge := MacvlanModeBridge
+	passthru := MacvlanModePassthru
+	u32 := func(v uint32) *uint32 { return &v }
+
+	veth := &LinkMessage{Flags: unix.IFF_UP, Change: unix.IFF_UP, Attrs: LinkAttrs{
+		Name: "p0",
+		Info: &LinkInfo{Kind: "veth", Data: &Veth{Peer: &LinkMessage{Attrs: LinkAttrs{Name: "p1"}}}},
+	}}
+	if err := c.NewLink(ctx, veth, netlink.Create|netlink.Excl); err != nil {
+		t.Fatalf("NewLink veth: %v", err)
+	}
+	p0, err := c.GetLink(ctx, &LinkMessage{Attrs: LinkAttrs{Name: "p0"}})
+	if err != nil {
+		t.Fatalf("GetLink p0: %v", err)
+	}
+	if p0.Index <= 0 || p0.Attrs.Info == nil || p0.Attrs.Info.Kind != "veth" || p0.Flags&unix.IFF_UP == 0 {
+		t.Fatalf("GetLink p0 = %+v", p0)
+	}
+	parent := uint32(p0.Index)
+	if got, err := c.GetLink(ctx, &LinkMessage{Index: p0.Index}); err != nil || got.Attrs.Name != "p0" {
+		t.Fatalf("GetLink by index: %+v, %v", got, err)
+	}
+
+	const n = 50
+	reqs := make([]Request, n)
+	for i := range reqs {
+		reqs[i] = NewLinkRequest(&LinkMessage{Attrs: LinkAttrs{
+			Name: fmt.Sprintf("mv%d", i), Link: &parent, Group: u32(9),
+			Info: &LinkInfo{Kind: "macvlan", Data: &Macvlan{Mode: &bridge}},
+		}}, netlink.Create|netlink.Excl)
+	}
+	errs, err := c.Batch(ctx, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range errs {
+		if e != nil {
+			t.Fatalf("create mv%d: %v", i, e)
+		}
+	}
+	links, err := c.Links(ctx)
+	if err != nil {
+		t.Fatalf("Links: %v", err)
+	}
+	if len(links) != n+3 {
+		t.Fatalf("Links returned %d links, want %d", len(links), n+3)
+	}
+	macvlans := 0
+	for _, l := range links {
+		if l.Attrs.Info == nil || l.Attrs.Info.Kind != "macvlan" {
+			continue
+		}
+		macvlans++
+		d, ok := l.Attrs.Info.Data.(*Macvlan)
+		if !ok || d.Mode == nil || *d.Mode != MacvlanModeBridge {
+			t.Errorf("%s: driver data %#v, want bridge mode", l.Attrs.Name, l.Attrs.Info.Data)
+		}
+		if l.Attrs.Group == nil || *l.Attrs.Group != 9 || l.Attrs.Link == nil || *l.Attrs.Link != parent {
+			t.Errorf("%s: group %v link %v, want 9 and %d", l.Attrs.Name, l.Attrs.Group, l.Attrs.Link, parent)
+		}
+	}
+	if macvlans != n {
+		t.Errorf("%d macvlans listed, want %d", macvlans, n)
+	}
+
+	// SetLink: up and MTU, seen by the reference.
+	if err := c.SetLink(ctx, &LinkMessage{Flags: unix.IFF_UP, Change: unix.IFF_UP, Attrs: LinkAttrs{Name: "mv1", MTU: u32(1400)}}); err != nil {
+		t.Fatalf("SetLink: %v", err)
+	}
+	out := ns.ip(t, nil, "-d", "link", "show", "mv1")
+	for _, want := range []string{"mtu 1400", "UP", "macvlan mode bridge", "group 9"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ip -d link show mv1 lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Refusals come back typed, with their hints.
+	err = c.NewLink(ctx, &LinkMessage{Attrs: LinkAttrs{Name: "mv1", Link: &parent, Info: &LinkInfo{Kind: "macvlan", Data: &Macvlan{Mode: &bridge}}}}, netlink.Create|netlink.Excl)
+	var oe *OpError
+	if !errors.Is(err, unix.EEXIST) || !errors.As(err, &oe) || oe.Hint != `a link named "mv1" already exists` {
+		t.Errorf("duplicate mv1: %v", err)
+	}
+	err = c.NewLink(ctx, &LinkMessage{Attrs: LinkAttrs{Name: "pt0", Link: &parent, Info: &LinkInfo{Kind: "macvlan", Data: &Macvlan{Mode: &passthru}}}}, netlink.Create|netlink.Excl)
+	if !errors.Is(err, unix.EINVAL) || !errors.As(err, &oe) || !strings.Contains(oe.Hint, "passthru needs the parent to itself") {
+		t.Errorf("passthru on a busy parent: %v", err)
+	}
+
+	// Delete one by name, the rest by group.
+	if err := c.DelLink(ctx, &LinkMessage{Attrs: LinkAttrs{Name: "mv0"}}); err != nil {
+		t.Fatalf("DelLink mv0: %v", err)
+	}
+	if err := c.DelLink(ctx, &LinkMessage{Attrs: LinkAttrs{Group: u32(9)}}); err != nil {
+		t.Fatalf("DelLink group 9: %v", err)
+	}
+	if links, err := c.Links(ctx); err != nil || len(links) != 3 {
+		t.Fatalf("after deleting group 9: %d links, %v; want lo, p0, p1", len(links), err)
+	}
+	err = c.DelLink(ctx, &LinkMessage{Attrs: LinkAttrs{Group: u32(9)}})
+	if !errors.Is(err, unix.ENODEV) || !errors.As(err, &oe) || oe.Hint != "no link is in that group" {
+		t.Errorf("deleting an empty group: %v", err)
+	}
+	if _, err := c.GetLink(ctx, &LinkMessage{Attrs: LinkAttrs{Name: "mv0"}}); !errors.Is(err, unix.ENODEV) {
+		t.Errorf("GetLink of a deleted link: %v, want ENODEV", err)
 	}
 }

@@ -213,3 +213,20 @@ func dumpMsgs(req netlink.Message, bodies ...[]byte) []netlink.Message {
 	}
 	return append(out, netlink.Message{Header: netlink.Header{Type: netlink.Done, Flags: netlink.Multi, Sequence: req.Header.Sequence}, Data: make([]byte, 4)})
 }
+
+func TestDriverModeWithRealDrivers(t *testing.T) {
+	for _, tt := range []struct {
+		kind string
+		d    rtnetlink.LinkDriver
+		want string
+	}{
+		{"macvlan", &Macvlan{Mode: func() *MacvlanMode { m := MacvlanModePassthru; return &m }()}, "passthru"},
+		{"macvtap", &Macvtap{Macvlan{Mode: func() *MacvlanMode { m := MacvlanModeVEPA; return &m }()}}, "vepa"},
+		{"macvlan", &Macvlan{}, ""},
+		{"veth", &Veth{}, ""},
+	} {
+		if got := driverMode(tt.kind, tt.d); got != tt.want {
+			t.Errorf("driverMode(%s, %#v) = %q, want %q", tt.kind, tt.d, got, tt.want)
+		}
+	}
+}

@@ -115,12 +115,15 @@ type rawRecord struct {
 	comment              string
 }
 
-// chunk is a run of records copied out of the reader's buffer, and then
-// the text a worker made of them.
+// chunk is a run of records copied out of the file, and then the text a
+// worker made of them. A classic pcap chunk is a slice of the file itself
+// (whole records, headers included: recs is empty); a pcapng chunk holds
+// each record's bytes and what its blocks said about it in recs.
 type chunk struct {
 	seq  int
+	pcap bool
 	recs []rawRecord
-	data []byte // the records' bytes, back to back
+	data []byte // pcap: whole records; pcapng: the records' bytes, back to back
 	out  []byte // formatted frames
 	err  error  // the reader's error after these records (io.EOF at the end)
 }
@@ -131,22 +134,89 @@ type dumpWorker struct {
 	dec   *Decoder
 	frame Frame
 	tally Tally
+	match bool
 }
 
-func (w *dumpWorker) run(c *chunk) {
+func (w *dumpWorker) run(c *chunk, r *FileReader) {
 	c.out = c.out[:0]
-	match := !w.o.Filter.IsZero()
 	f := &w.frame
+	if c.pcap {
+		// The reader checked that the chunk holds whole records.
+		f.Dir, f.Comment, f.IfIndex = DirUnknown, "", 0
+		for b := c.data; len(b) >= 16; {
+			capLen, wireLen := r.pcapLens(b)
+			f.Time = r.pcapTime(b)
+			_ = w.dec.DecodeCaptured(b[16:16+capLen], wireLen, f)
+			w.emit(c, f)
+			b = b[16+capLen:]
+		}
+		return
+	}
 	for i := range c.recs {
 		rec := &c.recs[i]
 		f.Time, f.Dir, f.Comment, f.IfIndex = rec.time, rec.dir, rec.comment, 0
 		_ = w.dec.DecodeCaptured(c.data[rec.off:rec.off+rec.capLen], int(rec.wireLen), f)
-		if match && !w.o.Filter.Match(f) {
-			continue
-		}
-		w.tally.Add(f)
-		c.out = w.appendFrame(c.out, f)
+		w.emit(c, f)
 	}
+}
+
+func (w *dumpWorker) emit(c *chunk, f *Frame) {
+	if w.match && !w.o.Filter.Match(f) {
+		return
+	}
+	w.tally.Add(f)
+	c.out = w.appendFrame(c.out, f)
+}
+
+// chunkBytes is the size of a classic pcap chunk read from the file.
+const chunkBytes = 256 << 10
+
+// fillPcapChunk reads whole pcap records into c: carry (the partial record
+// the previous chunk ended with) and then as much of the file as fits. It
+// returns the new carry. Reading big blocks straight into the chunk skips
+// the per-record copy, which would make the reader the bottleneck.
+func fillPcapChunk(r *FileReader, c *chunk, carry []byte) ([]byte, error) {
+	c.pcap = true
+	c.data = append(c.data[:0], carry...)
+	if cap(c.data) < chunkBytes {
+		c.data = append(make([]byte, 0, chunkBytes), c.data...)
+	}
+	n, err := r.readBlock(c.data[len(c.data):cap(c.data)])
+	c.data = c.data[:len(c.data)+n]
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.EOF
+	}
+	// Keep whole records; the rest goes to the next chunk.
+	off := 0
+	for off+16 <= len(c.data) {
+		capLen, _ := r.pcapLens(c.data[off:])
+		if capLen > maxCaptureLen {
+			return nil, corruptRecord(r.n+1, capLen)
+		}
+		if off+16+capLen > len(c.data) {
+			if off == 0 && err == nil { // one record bigger than the chunk
+				c.data = append(make([]byte, 0, 16+capLen+chunkBytes), c.data...)
+				m, rerr := r.readBlock(c.data[len(c.data) : 16+capLen])
+				c.data = c.data[:len(c.data)+m]
+				if rerr != nil {
+					return nil, truncatedErr(rerr)
+				}
+				continue
+			}
+			break
+		}
+		off += 16 + capLen
+		r.n++
+	}
+	rest := c.data[off:]
+	c.data = c.data[:off]
+	if err != nil && len(rest) > 0 {
+		if errors.Is(err, io.EOF) {
+			return nil, truncatedErr(io.ErrUnexpectedEOF)
+		}
+		return nil, err
+	}
+	return append([]byte(nil), rest...), err
 }
 
 // dumpParallel reads a file on one goroutine, decodes and formats chunks
@@ -157,9 +227,12 @@ func (w *dumpWorker) run(c *chunk) {
 // keeps its own Decoder and Tally, merged at the end.
 func dumpParallel(ctx context.Context, r *FileReader, out *bufio.Writer, o DumpOptions, tally *Tally) error {
 	nw := max(2, min(runtime.GOMAXPROCS(0), 8))
-	free := make(chan *chunk, 2*nw+2)
+	// Buffers are allocated once at their working size: growing them
+	// while the file streams through would make garbage, and the
+	// collector would then compete with the workers for the CPUs.
+	free := make(chan *chunk, nw+2)
 	for i := 0; i < cap(free); i++ {
-		free <- &chunk{recs: make([]rawRecord, 0, chunkRecords), data: make([]byte, 0, chunkRecords*128)}
+		free <- &chunk{data: make([]byte, 0, chunkBytes), out: make([]byte, 0, 3*chunkBytes)}
 	}
 	todo := make(chan *chunk, cap(free))
 	done := make(chan *chunk, cap(free))
@@ -167,6 +240,7 @@ func dumpParallel(ctx context.Context, r *FileReader, out *bufio.Writer, o DumpO
 
 	go func() { // the reader
 		defer close(todo)
+		var carry []byte
 		for seq := 0; ; seq++ {
 			var c *chunk
 			select {
@@ -175,7 +249,13 @@ func dumpParallel(ctx context.Context, r *FileReader, out *bufio.Writer, o DumpO
 				return
 			}
 			c.seq, c.recs, c.data, c.err = seq, c.recs[:0], c.data[:0], ctx.Err()
-			for c.err == nil && len(c.recs) < chunkRecords {
+			if c.err == nil && r.format == FormatPcap {
+				carry, c.err = fillPcapChunk(r, c, carry)
+			}
+			if c.err == nil && !c.pcap && c.recs == nil {
+				c.recs = make([]rawRecord, 0, chunkRecords)
+			}
+			for c.err == nil && !c.pcap && len(c.recs) < chunkRecords {
 				if c.err = r.nextRecord(); c.err != nil {
 					break
 				}
@@ -195,11 +275,11 @@ func dumpParallel(ctx context.Context, r *FileReader, out *bufio.Writer, o DumpO
 	workers := make([]*dumpWorker, nw)
 	var wg sync.WaitGroup
 	for i := range workers {
-		w := &dumpWorker{dumper: dumper{o: o, lf: LineFormatter{Location: o.Location}}, dec: NewDecoder()}
+		w := &dumpWorker{dumper: dumper{o: o, lf: LineFormatter{Location: o.Location}}, dec: NewDecoder(), match: !o.Filter.IsZero()}
 		workers[i] = w
 		wg.Go(func() {
 			for c := range todo {
-				w.run(c)
+				w.run(c, r)
 				done <- c
 			}
 		})

@@ -172,3 +172,68 @@ func TestAddrCacheMatchesUncached(t *testing.T) {
 		}
 	}
 }
+
+// dumpBoth runs Dump over file in parallel and serially.
+func dumpBoth(t *testing.T, file []byte, o DumpOptions) (par, ser string, perr, serr error) {
+	t.Helper()
+	run := func(live bool) (string, error) {
+		r, err := NewFileReader(bytes.NewReader(file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		oo := o
+		oo.Live = live
+		oo.Location = time.UTC
+		_, err = Dump(context.Background(), r, &out, oo)
+		return out.String(), err
+	}
+	par, perr = run(false)
+	ser, serr = run(true)
+	return
+}
+
+func TestDumpParallelPcapng(t *testing.T) {
+	var buf bytes.Buffer
+	w, _ := NewPcapngWriter(&buf, PcapngOptions{})
+	var frames []testFrame
+	for len(frames) < 3*chunkRecords+5 {
+		frames = append(frames, testFrames()...)
+	}
+	writeTestFrames(t, w, frames, func(i int) string { return "c" }, func(i int) Direction { return Direction(i%6 + 1) })
+	par, ser, perr, serr := dumpBoth(t, buf.Bytes(), DumpOptions{JSON: true})
+	if perr != nil || serr != nil || par != ser || strings.Count(par, "\n") != len(frames) {
+		t.Errorf("pcapng: errors %v/%v, equal %v, %d lines", perr, serr, par == ser, strings.Count(par, "\n"))
+	}
+}
+
+func TestDumpParallelJumboAndTruncated(t *testing.T) {
+	var buf bytes.Buffer
+	w, _ := NewPcapWriter(&buf, 0)
+	small := testFrames()[1].data
+	big := cat(eth(macB, macA), tagBytes(EtherType8021Q, 5, 0, false), be16(0x88b5), make([]byte, 3*chunkBytes))
+	for i := 0; i < 5000; i++ {
+		d := small
+		if i == 2500 {
+			d = big
+		}
+		if err := w.WritePacket(t0, d, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Flush()
+	par, ser, perr, serr := dumpBoth(t, buf.Bytes(), DumpOptions{})
+	if perr != nil || serr != nil || par != ser || strings.Count(par, "\n") != 5000 {
+		t.Errorf("jumbo: errors %v/%v, equal %v, %d lines", perr, serr, par == ser, strings.Count(par, "\n"))
+	}
+	// Cut in the middle of the last record: both paths print every whole
+	// record, then report the truncation.
+	cut := buf.Bytes()[:buf.Len()-7]
+	par, ser, perr, serr = dumpBoth(t, cut, DumpOptions{})
+	if perr == nil || serr == nil || !strings.Contains(perr.Error(), "truncated") {
+		t.Errorf("truncated: errors %v / %v", perr, serr)
+	}
+	if par != ser || strings.Count(par, "\n") != 4999 {
+		t.Errorf("truncated: equal %v, %d lines", par == ser, strings.Count(par, "\n"))
+	}
+}

@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sort"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/vmlink/vmlink/internal/netns"
 )
 
 // Owners maps a MAC address to the interfaces that carry it, as
@@ -54,27 +53,31 @@ func (o Owners) Add(m MAC, ifname, netns string) {
 func DiscoverOwners(ctx context.Context) (Owners, error) {
 	o := Owners{}
 	var errs []error
-	self, err := nsInode("/proc/thread-self/ns/net")
+	self, err := currentNetNSInode()
 	if err != nil {
 		return o, fmt.Errorf("discover MAC owners: %w", err)
 	}
 	if err := addInterfaces(o, ""); err != nil {
 		errs = append(errs, err)
 	}
-	entries, err := os.ReadDir("/run/netns")
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	names, err := netns.List()
+	if err != nil {
 		errs = append(errs, err)
 	}
-	for _, e := range entries {
+	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return o, fmt.Errorf("discover MAC owners: %w", err)
 		}
-		ino, err := nsInode("/run/netns/" + e.Name())
-		if err != nil || ino == self {
-			continue // not a namespace (stale file), or the one we are in
+		h, err := netns.Open(name)
+		if err != nil {
+			continue // deleted meanwhile
 		}
-		name := e.Name()
-		err = inNetNS(name, func() error { return addInterfaces(o, name) })
+		if ino, err := h.Inode(); err != nil || ino == self {
+			h.Close()
+			continue // the namespace we are in: already listed, without a name
+		}
+		err = h.Do(func() error { return addInterfaces(o, name) })
+		h.Close()
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -85,24 +88,25 @@ func DiscoverOwners(ctx context.Context) (Owners, error) {
 	return o, nil
 }
 
-// nsInode identifies a namespace file; two files of one namespace share it.
-func nsInode(path string) ([2]uint64, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return [2]uint64{}, err
+func currentNetNSInode() (uint64, error) {
+	h, err := netns.Current()
+	if err != nil {
+		return 0, err
 	}
-	return [2]uint64{st.Dev, st.Ino}, nil
+	defer h.Close()
+	return h.Inode()
 }
 
-// addInterfaces lists the interfaces of the calling thread's namespace.
-func addInterfaces(o Owners, netns string) error {
+// addInterfaces lists the interfaces of the calling thread's namespace
+// (net.Interfaces asks the kernel over a netlink socket opened right there).
+func addInterfaces(o Owners, ns string) error {
 	ifs, err := net.Interfaces()
 	if err != nil {
-		return fmt.Errorf("list interfaces in %q: %w", netns, err)
+		return fmt.Errorf("list interfaces in %q: %w", ns, err)
 	}
 	for _, ifc := range ifs {
 		if len(ifc.HardwareAddr) == 6 {
-			o.Add(MACFrom(ifc.HardwareAddr), ifc.Name, netns)
+			o.Add(MACFrom(ifc.HardwareAddr), ifc.Name, ns)
 		}
 	}
 	return nil

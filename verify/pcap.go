@@ -59,6 +59,7 @@ func (f FileFormat) String() string {
 // It does not allocate per frame: records are decoded straight out of the
 // read buffer, and the returned Frame is reused by the next call.
 type FileReader struct {
+	src    io.Reader // the file; br buffers it
 	br     *bufio.Reader
 	closer io.Closer
 	dec    *Decoder
@@ -148,7 +149,7 @@ func OpenFile(path string) (*FileReader, error) {
 
 // NewFileReader reads a pcap or pcapng stream, told apart by its magic.
 func NewFileReader(rd io.Reader) (*FileReader, error) {
-	r := &FileReader{br: bufio.NewReaderSize(rd, readBufSize), dec: NewDecoder()}
+	r := &FileReader{src: rd, br: bufio.NewReaderSize(rd, readBufSize), dec: NewDecoder()}
 	head, err := r.br.Peek(4)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -264,6 +265,18 @@ func (r *FileReader) record(n int) ([]byte, error) {
 	return b, nil
 }
 
+// readBlock fills p with the next bytes of the file: what the buffer holds
+// first, then straight from the file without going through the buffer.
+// Dump's parallel path reads classic pcap this way, in big blocks.
+func (r *FileReader) readBlock(p []byte) (int, error) {
+	n := 0
+	if r.br.Buffered() > 0 {
+		n, _ = r.br.Read(p) // only copies what is buffered: cannot fail
+	}
+	m, err := io.ReadFull(r.src, p[n:])
+	return n + m, err
+}
+
 func truncatedErr(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return errors.New("file ends in the middle of a record: truncated capture")
@@ -279,23 +292,37 @@ func (r *FileReader) nextPcap() error {
 		}
 		return truncatedErr(err)
 	}
-	sec, frac := r.u32(hdr[0:4]), r.u32(hdr[4:8])
-	capLen, wireLen := r.u32(hdr[8:12]), r.u32(hdr[12:16])
+	capLen, wireLen := r.pcapLens(hdr)
 	if capLen > maxCaptureLen {
-		return fmt.Errorf("record %d claims %d captured bytes: corrupt pcap file", r.n+1, capLen)
+		return corruptRecord(r.n+1, capLen)
 	}
-	rec, err := r.record(16 + int(capLen))
+	rec, err := r.record(16 + capLen)
 	if err != nil {
 		return err
 	}
 	f := &r.frame
+	f.Time = r.pcapTime(rec)
+	f.IfIndex, f.Dir, f.Comment = 0, DirUnknown, ""
+	r.data, r.wireLen = rec[16:], wireLen
+	return nil
+}
+
+// pcapLens reads the captured and wire lengths of a pcap record header.
+func (r *FileReader) pcapLens(hdr []byte) (capLen, wireLen int) {
+	return int(r.u32(hdr[8:12])), int(r.u32(hdr[12:16]))
+}
+
+// pcapTime reads the timestamp of a pcap record header.
+func (r *FileReader) pcapTime(hdr []byte) time.Time {
+	sec, frac := r.u32(hdr[0:4]), r.u32(hdr[4:8])
 	if !r.nano {
 		frac *= 1000
 	}
-	f.Time = time.Unix(int64(sec), int64(frac))
-	f.IfIndex, f.Dir, f.Comment = 0, DirUnknown, ""
-	r.data, r.wireLen = rec[16:], int(wireLen)
-	return nil
+	return time.Unix(int64(sec), int64(frac))
+}
+
+func corruptRecord(n uint64, capLen int) error {
+	return fmt.Errorf("record %d claims %d captured bytes: corrupt pcap file", n, capLen)
 }
 
 // pcapng block types we read; the rest are skipped.

@@ -919,7 +919,7 @@ func parseIPVlanOpts(args []string) (*ipvlanOpts, error) {
 	return o, nil
 }
 
-// parseVethOpts parses `peer [name] NAME [address LLADDR] [netns NS] [up]`.
+// parseVethOpts parses `peer [name] NAME [address LLADDR] [up]`.
 func parseVethOpts(base link.Common, args []string) (*link.Veth, error) {
 	v := &link.Veth{Common: base}
 	if len(args) == 0 {
@@ -956,19 +956,9 @@ func parseVethOpts(base link.Common, args []string) (*link.Veth, error) {
 				return nil, usagef("veth: peer address %q: %v", s, perr)
 			}
 			v.PeerAddress = mac
-		case a == "netns":
-			s, err := val()
-			if err != nil {
-				return nil, err
-			}
-			t, perr := parseNetNS(s)
-			if perr != nil {
-				return nil, usagef("veth: peer netns %q: %v", s, perr)
-			}
-			v.PeerNetNS = t
 		default:
 			if v.Peer != "" {
-				return nil, usagef("veth: unknown peer option %q: use name, address, netns or up", a)
+				return nil, usagef("veth: unknown peer option %q: use name, address or up", a)
 			}
 			v.Peer = a
 		}

@@ -1,0 +1,520 @@
+package link
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlink/vmlink/rtnl"
+)
+
+// ipShow returns `ip -d -j link show DEV` decoded.
+func (n *testNS) ipShow(tb testing.TB, dev string) map[string]any {
+	tb.Helper()
+	var v []map[string]any
+	out := n.ip(tb, "-d", "-j", "link", "show", "dev", dev)
+	if err := json.Unmarshal([]byte(out), &v); err != nil || len(v) != 1 {
+		tb.Fatalf("ip -d -j link show %s: %v: %s", dev, err, out)
+	}
+	return v[0]
+}
+
+// jsonOf marshals a Description the way `vmlink -j` does and decodes it
+// generically, so it compares with iproute2's JSON value for value.
+func jsonOf(tb testing.TB, d *Description) map[string]any {
+	tb.Helper()
+	b, err := json.Marshal(d)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		tb.Fatal(err)
+	}
+	return v
+}
+
+// ipOnlyKeys are the keys `ip -d -j link show` prints that vmlink does not
+// decode (rtnl has no codec for them): everything else ip prints, vmlink
+// must print too.
+var ipOnlyKeys = map[string]bool{
+	"qdisc": true, "inet6_addr_gen_mode": true, "gso_max_size": true, "gso_max_segs": true,
+	"tso_max_size": true, "tso_max_segs": true, "gro_max_size": true, "gso_ipv4_max_size": true,
+	"gro_ipv4_max_size": true, "parentbus": true, "parentdev": true, "xdp": true,
+	"proto_down": true, "altnames": true, "operstate_index": true,
+}
+
+// compareWithIP checks our JSON against iproute2's: every key both print
+// has the same value (recursively), and every key ip prints we print too,
+// except ipOnlyKeys. It returns the differences.
+func compareWithIP(ours, ip map[string]any) []string {
+	var diffs []string
+	var walk func(path string, o, r map[string]any)
+	walk = func(path string, o, r map[string]any) {
+		for k, rv := range r {
+			ov, ok := o[k]
+			if !ok {
+				if path == "" && ipOnlyKeys[k] {
+					continue
+				}
+				diffs = append(diffs, fmt.Sprintf("%s%s: ip prints %v, vmlink nothing", path, k, rv))
+				continue
+			}
+			om, ok1 := ov.(map[string]any)
+			rm, ok2 := rv.(map[string]any)
+			if ok1 && ok2 {
+				walk(path+k+".", om, rm)
+				continue
+			}
+			if k == "macaddr_data" {
+				ov, rv = sortedAny(ov), sortedAny(rv)
+			}
+			if !reflect.DeepEqual(ov, rv) {
+				diffs = append(diffs, fmt.Sprintf("%s%s: vmlink %v, ip %v", path, k, ov, rv))
+			}
+		}
+		for k, ov := range o {
+			if _, ok := r[k]; !ok && k != "bclim" { // iproute2 6.1 does not print bclim
+				diffs = append(diffs, fmt.Sprintf("%s%s: vmlink prints %v, ip nothing", path, k, ov))
+			}
+		}
+	}
+	walk("", ours, ip)
+	slices.Sort(diffs)
+	return diffs
+}
+
+func sortedAny(v any) any {
+	l, ok := v.([]any)
+	if !ok {
+		return v
+	}
+	s := make([]string, len(l))
+	for i, x := range l {
+		s[i] = fmt.Sprint(x)
+	}
+	slices.Sort(s)
+	return s
+}
+
+// checkDescribe compares our description of dev with ip's.
+func checkDescribe(t *testing.T, n *testNS, h *Handle, dev string) {
+	t.Helper()
+	l, err := h.Get(testCtx(t), dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diffs := compareWithIP(jsonOf(t, l.Describe()), n.ipShow(t, dev)); len(diffs) > 0 {
+		t.Errorf("%s: vmlink's description differs from ip -d -j link show:\n  %s", dev, strings.Join(diffs, "\n  "))
+	}
+}
+
+func TestIntegrationMacvlanModes(t *testing.T) {
+	n := newNS(t)
+	n.veth(t, "p0", "p1")
+	h := n.handle(t)
+	ctx := testCtx(t)
+	for _, kind := range []string{"macvlan", "macvtap"} {
+		for _, mode := range []MacvlanMode{MacvlanModePrivate, MacvlanModeVEPA, MacvlanModeBridge, MacvlanModePassthru, MacvlanModeSource} {
+			t.Run(kind+"/"+mode.String(), func(t *testing.T) {
+				m := Macvlan{Common: Common{Name: "m1", Parent: "p0"}, Mode: mode}
+				var s Spec = &m
+				if kind == "macvtap" {
+					mt := Macvtap(m)
+					s = &mt
+				}
+				l, err := h.Create(ctx, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if l.Kind != kind || l.Macvlan == nil || l.Macvlan.Mode != mode || l.Parent != "p0" || l.ModeDefaulted {
+					t.Errorf("created %+v (macvlan %+v)", l, l.Macvlan)
+				}
+				ipj := n.ipShow(t, "m1")
+				if got := ipj["linkinfo"].(map[string]any)["info_data"].(map[string]any)["mode"]; got != mode.String() {
+					t.Errorf("ip says mode %v, want %v", got, mode)
+				}
+				checkDescribe(t, n, h, "m1")
+				if err := h.Delete(ctx, "m1"); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := h.Get(ctx, "m1"); !errors.Is(err, ErrNotFound) || !errors.Is(err, unix.ENODEV) {
+					t.Errorf("after Delete, Get: %v; want ErrNotFound and ENODEV", err)
+				}
+			})
+		}
+	}
+}
+
+func TestIntegrationDefaultModeIsBridge(t *testing.T) {
+	n := newNS(t)
+	n.veth(t, "p0", "p1")
+	h := n.handle(t)
+	l, err := h.Create(testCtx(t), &Macvlan{Common: Common{Name: "mv1", Parent: "p0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.ModeDefaulted || l.Macvlan.Mode != MacvlanModeBridge {
+		t.Errorf("ModeDefaulted %v, mode %v; want true, bridge", l.ModeDefaulted, l.Macvlan.Mode)
+	}
+	if txt := l.Describe().Text(); !strings.Contains(txt, "mode bridge (vmlink default)") {
+		t.Errorf("text does not say the mode was defaulted:\n%s", txt)
+	}
+	ipj := n.ipShow(t, "mv1")
+	if got := ipj["linkinfo"].(map[string]any)["info_data"].(map[string]any)["mode"]; got != "bridge" {
+		t.Errorf("kernel has mode %v, want bridge (not the kernel's vepa default)", got)
+	}
+	// Read back later, the link is indistinguishable from `mode bridge`.
+	l2, err := h.Get(testCtx(t), "mv1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l2.ModeDefaulted || strings.Contains(l2.Describe().Text(), "vmlink default") {
+		t.Error("a link read back claims to know its mode was defaulted")
+	}
+}
+
+func TestIntegrationCreateAllCommonFields(t *testing.T) {
+	n := newNS(t)
+	other := newNS(t)
+	n.veth(t, "p0", "p1")
+	h := n.handle(t)
+	ctx := testCtx(t)
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 0x42}
+	s := &Macvlan{Common: Common{Name: "mv1", Parent: "p0", MTU: 1400, Address: mac, Group: 7, Alias: "the alias",
+		TxQLen: ptr(uint32(77)), Up: true, NetNS: &Target{Name: other.name}}, Mode: MacvlanModePrivate, BCQueueLen: ptr(uint32(2000))}
+	l, err := h.Create(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.MTU != 1400 || l.Address.String() != mac.String() || l.Group != 7 || l.Alias != "the alias" || *l.TxQLen != 77 || !l.Up() || l.ParentNetNSID == nil {
+		t.Errorf("created %+v", l)
+	}
+	if names := n.links(t); slices.Contains(names, "mv1") {
+		t.Errorf("mv1 stayed in the parent's namespace: %v", names)
+	}
+	ipj := other.ipShow(t, "mv1")
+	for k, want := range map[string]any{"mtu": 1400.0, "address": mac.String(), "group": "7", "ifalias": "the alias", "txqlen": 77.0} {
+		if ipj[k] != want {
+			t.Errorf("ip: %s = %v, want %v", k, ipj[k], want)
+		}
+	}
+	if fl := fmt.Sprint(ipj["flags"]); !strings.Contains(fl, "UP") {
+		t.Errorf("ip: flags %v, want UP", fl)
+	}
+	oh := other.handle(t)
+	checkDescribe(t, other, oh, "mv1")
+}
+
+func TestIntegrationSet(t *testing.T) {
+	n := newNS(t)
+	other := newNS(t)
+	n.veth(t, "p0", "p1")
+	n.ip(t, "link", "set", "p0", "mtu", "1600")
+	h := n.handle(t)
+	ctx := testCtx(t)
+	if _, err := h.Create(ctx, &Macvlan{Common: Common{Name: "src0", Parent: "p0"}, Mode: MacvlanModeSource}); err != nil {
+		t.Fatal(err)
+	}
+	a1, a2, a3 := net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 2}, net.HardwareAddr{2, 0, 0, 0, 0, 3}
+	sources := func() []string {
+		l, err := h.Get(ctx, "src0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := macStrings(l.Macvlan.MACAddrs)
+		slices.Sort(s)
+		return s
+	}
+	steps := []struct {
+		ch   Change
+		want []string
+	}{
+		{Change{Macvlan: &MacvlanChange{MACAddrOp: MACAddrAdd, MACAddrs: []net.HardwareAddr{a1}}}, []string{a1.String()}},
+		{Change{Kind: "macvlan", Macvlan: &MacvlanChange{MACAddrOp: MACAddrAdd, MACAddrs: []net.HardwareAddr{a2}}}, []string{a1.String(), a2.String()}},
+		{Change{Macvlan: &MacvlanChange{MACAddrOp: MACAddrDel, MACAddrs: []net.HardwareAddr{a1}}}, []string{a2.String()}},
+		{Change{Macvlan: &MacvlanChange{MACAddrOp: MACAddrSet, MACAddrs: []net.HardwareAddr{a1, a3}}}, []string{a1.String(), a3.String()}},
+		{Change{Macvlan: &MacvlanChange{MACAddrOp: MACAddrFlush}}, []string{}},
+	}
+	for i, st := range steps {
+		if err := h.Set(ctx, "src0", st.ch); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if got := sources(); !slices.Equal(got, st.want) {
+			t.Errorf("step %d: sources %v, want %v", i, got, st.want)
+		}
+	}
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 0x77}
+	if err := h.Set(ctx, "src0", Change{MTU: ptr(uint32(1550)), Address: mac, Alias: ptr("a"), Group: ptr(uint32(9)), TxQLen: ptr(uint32(5))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Set(ctx, "src0", Change{Up: ptr(true), Macvlan: &MacvlanChange{Mode: MacvlanModeVEPA}}); err != nil {
+		t.Fatal(err)
+	}
+	ipj := n.ipShow(t, "src0")
+	for k, want := range map[string]any{"mtu": 1550.0, "address": mac.String(), "group": "9", "ifalias": "a", "txqlen": 5.0} {
+		if ipj[k] != want {
+			t.Errorf("ip: %s = %v, want %v", k, ipj[k], want)
+		}
+	}
+	if !strings.Contains(fmt.Sprint(ipj["flags"]), "UP") || ipj["linkinfo"].(map[string]any)["info_data"].(map[string]any)["mode"] != "vepa" {
+		t.Errorf("ip: %v", ipj)
+	}
+	checkDescribe(t, n, h, "src0")
+
+	// A failed change puts back what it may have changed.
+	err := h.Set(ctx, "src0", Change{MTU: ptr(uint32(1400)), Address: net.HardwareAddr{2, 0, 0, 0, 0, 0x78}, Name: "p1"})
+	if !errors.Is(err, unix.EEXIST) {
+		t.Errorf("rename onto p1: %v, want EEXIST", err)
+	}
+	ipj = n.ipShow(t, "src0")
+	if ipj["mtu"] != 1550.0 || ipj["address"] != mac.String() {
+		t.Errorf("after a failed Set: mtu %v, address %v; want 1550, %v", ipj["mtu"], ipj["address"], mac)
+	}
+
+	// MTU above the parent's is refused before anything is sent.
+	var fe *FieldError
+	if err := h.Set(ctx, "src0", Change{MTU: ptr(uint32(1700))}); !errors.As(err, &fe) || fe.Field != "mtu" || !strings.Contains(err.Error(), "1600") {
+		t.Errorf("MTU above parent: %v", err)
+	}
+	// Source-mode options on a link that is not in source mode.
+	if err := h.Set(ctx, "src0", Change{Macvlan: &MacvlanChange{MACAddrOp: MACAddrAdd, MACAddrs: []net.HardwareAddr{a1}}}); !errors.As(err, &fe) || fe.Field != "macaddr" {
+		t.Errorf("macaddr on a vepa link: %v", err)
+	}
+	if err := h.Set(ctx, "src0", Change{Kind: "vlan", VLAN: &VLANChange{VLANFlags: VLANFlags{GVRP: ptr(true)}}}); !errors.As(err, &fe) || fe.Field != "type" {
+		t.Errorf("vlan options on a macvlan: %v", err)
+	}
+
+	// Rename, then move to another namespace and up there.
+	if err := h.Set(ctx, "src0", Change{Up: ptr(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Set(ctx, "src0", Change{Name: "mvX"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Set(ctx, "mvX", Change{NetNS: &Target{Name: other.name}, Up: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(n.links(t), "mvX") || !slices.Contains(other.links(t), "mvX") {
+		t.Errorf("move: here %v, there %v", n.links(t), other.links(t))
+	}
+	if !strings.Contains(fmt.Sprint(other.ipShow(t, "mvX")["flags"]), "UP") {
+		t.Error("moved link is not up in its new namespace")
+	}
+	if err := h.Set(ctx, "nosuch", Change{Up: ptr(true)}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Set on a missing link: %v", err)
+	}
+}
+
+// TestIntegrationErrors covers the kernel refusals users meet, with their
+// errno and hint, and checks that nothing was left behind.
+func TestIntegrationErrors(t *testing.T) {
+	n := newNS(t)
+	n.veth(t, "p0", "p1")
+	n.veth(t, "p2", "p3")
+	n.ip(t, "link", "set", "p0", "up")
+	n.ip(t, "link", "set", "p1", "up")
+	h := n.handle(t)
+	ctx := testCtx(t)
+	before := n.links(t)
+	mv := func(name, parent string, mode MacvlanMode) *Macvlan {
+		return &Macvlan{Common: Common{Name: name, Parent: parent}, Mode: mode}
+	}
+	check := func(t *testing.T, err error, errno unix.Errno, hint string, want []string) {
+		t.Helper()
+		if !errors.Is(err, errno) {
+			t.Fatalf("err = %v, want errno %v", err, errno)
+		}
+		var oe *rtnl.OpError
+		if !errors.As(err, &oe) || !strings.Contains(oe.Hint, hint) {
+			t.Errorf("err = %v: want an *rtnl.OpError with hint containing %q", err, hint)
+		}
+		if got := n.links(t); !slices.Equal(got, want) {
+			t.Errorf("links after the failure: %v, want %v", got, want)
+		}
+	}
+	t.Run("duplicate name", func(t *testing.T) {
+		_, err := h.Create(ctx, mv("p1", "p0", MacvlanModeBridge))
+		check(t, err, unix.EEXIST, "already exists", before)
+		if !strings.Contains(err.Error(), "create macvlan p1 on p0") {
+			t.Errorf("error does not say what was being done: %v", err)
+		}
+	})
+	t.Run("second passthru", func(t *testing.T) {
+		if _, err := h.Create(ctx, mv("pt0", "p2", MacvlanModePassthru)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = h.Delete(ctx, "pt0") })
+		with := append(slices.Clone(before), "pt0")
+		_, err := h.Create(ctx, mv("pt1", "p2", MacvlanModePassthru))
+		check(t, err, unix.EINVAL, "passthru", with)
+		_, err = h.Create(ctx, mv("br1", "p2", MacvlanModeBridge))
+		check(t, err, unix.EINVAL, "passthru", with)
+		tap := Macvtap(*mv("tap1", "p2", MacvlanModeVEPA))
+		_, err = h.Create(ctx, &tap)
+		check(t, err, unix.EINVAL, "passthru", with)
+	})
+	t.Run("passthru on a used parent", func(t *testing.T) {
+		if _, err := h.Create(ctx, mv("br2", "p3", MacvlanModeBridge)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = h.Delete(ctx, "br2") })
+		_, err := h.Create(ctx, mv("pt2", "p3", MacvlanModePassthru))
+		check(t, err, unix.EINVAL, "passthru needs the parent to itself", append(slices.Clone(before), "br2"))
+	})
+	t.Run("MAC used by a sibling", func(t *testing.T) {
+		mac := net.HardwareAddr{2, 0, 0, 0, 0, 0x51}
+		a := mv("m1", "p1", MacvlanModeBridge)
+		a.Address, a.Up = mac, true
+		if _, err := h.Create(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = h.Delete(ctx, "m1") })
+		b := mv("m2", "p1", MacvlanModePrivate)
+		b.Address, b.Up = mac, true
+		_, err := h.Create(ctx, b)
+		check(t, err, unix.EADDRINUSE, "already used", append(slices.Clone(before), "m1"))
+		// The same through the two-step path (alias): still nothing left.
+		b.Alias = "x"
+		_, err = h.Create(ctx, b)
+		check(t, err, unix.EADDRINUSE, "already used", append(slices.Clone(before), "m1"))
+	})
+	t.Run("validation before any request", func(t *testing.T) {
+		var fe *FieldError
+		_, err := h.Create(ctx, &Macvlan{Common: Common{Name: "m9", Parent: "p0", MTU: 9000}, Mode: MacvlanModeBridge})
+		if !errors.As(err, &fe) || fe.Field != "mtu" {
+			t.Errorf("MTU above the parent's: %v", err)
+		}
+		_, err = h.Create(ctx, mv("m9", "nosuch", MacvlanModeBridge))
+		if !errors.As(err, &fe) || fe.Field != "link" || !strings.Contains(err.Error(), "no such parent") {
+			t.Errorf("missing parent: %v", err)
+		}
+		_, err = h.Create(ctx, mv("m9", "lo", MacvlanModeBridge))
+		if !errors.As(err, &fe) || fe.Field != "link" || !strings.Contains(err.Error(), "loopback") {
+			t.Errorf("loopback parent: %v", err)
+		}
+		_, err = h.Create(ctx, &Macvlan{Common: Common{Name: "m9", Parent: "p0"}, Mode: MacvlanModeBridge, NoDst: true})
+		if !errors.As(err, &fe) || fe.Field != "nodst" {
+			t.Errorf("nodst outside source mode: %v", err)
+		}
+		if got := n.links(t); !slices.Equal(got, before) {
+			t.Errorf("links: %v, want %v", got, before)
+		}
+	})
+	t.Run("delete missing", func(t *testing.T) {
+		err := h.Delete(ctx, "nosuch")
+		if !errors.Is(err, unix.ENODEV) || !errors.Is(err, ErrNotFound) {
+			t.Errorf("Delete(nosuch) = %v", err)
+		}
+		err = h.DeleteGroup(ctx, 12345)
+		if !errors.Is(err, unix.ENODEV) {
+			t.Errorf("DeleteGroup(empty) = %v", err)
+		}
+		var fe *FieldError
+		if err := h.DeleteGroup(ctx, 0); !errors.As(err, &fe) {
+			t.Errorf("DeleteGroup(0) = %v, want a FieldError", err)
+		}
+	})
+}
+
+func TestIntegrationEnsure(t *testing.T) {
+	n := newNS(t)
+	n.veth(t, "p0", "p1")
+	h := n.handle(t)
+	ctx := testCtx(t)
+	s := &Macvlan{Common: Common{Name: "mv1", Parent: "p0", Group: 3}, Mode: MacvlanModePrivate}
+	l, created, err := h.Ensure(ctx, s)
+	if err != nil || !created || l.Macvlan.Mode != MacvlanModePrivate {
+		t.Fatalf("first Ensure: %v, created %v, %+v", err, created, l)
+	}
+	s.Up = true
+	l, created, err = h.Ensure(ctx, s)
+	if err != nil || created || !l.Up() {
+		t.Fatalf("second Ensure: %v, created %v, up %v", err, created, l.Up())
+	}
+	var me *MismatchError
+	_, _, err = h.Ensure(ctx, &Macvlan{Common: Common{Name: "mv1", Parent: "p1", Group: 4}, Mode: MacvlanModeVEPA})
+	if !errors.As(err, &me) || len(me.Diffs) != 3 {
+		t.Fatalf("mismatching Ensure: %v", err)
+	}
+	for _, w := range []string{"link: have p0, want p1", "group: have 3, want 4", "mode: have private, want vepa"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%v lacks %q", err, w)
+		}
+	}
+	_, _, err = h.Ensure(ctx, &Veth{Common: Common{Name: "mv1"}, Peer: "x"})
+	if !errors.As(err, &me) || !strings.Contains(err.Error(), "type: have macvlan, want veth") {
+		t.Errorf("Ensure of another kind: %v", err)
+	}
+	ipj := n.ipShow(t, "mv1")
+	if ipj["group"] != "3" || ipj["link"] != "p0" {
+		t.Errorf("a mismatching Ensure changed the link: %v", ipj)
+	}
+}
+
+func TestIntegrationCreateBatchAndGroupDelete(t *testing.T) {
+	n := newNS(t)
+	n.veth(t, "p0", "p1")
+	h := n.handle(t)
+	ctx := testCtx(t)
+	const count = 300
+	specs := make([]Spec, count)
+	for i := range specs {
+		specs[i] = &Macvlan{Common: Common{Name: fmt.Sprintf("mv%d", i), Parent: "p0", Group: 5}}
+	}
+	if err := h.CreateBatch(ctx, specs); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := h.List(ctx, Filter{Kind: "macvlan", Group: ptr(uint32(5))})
+	if err != nil || len(ls) != count {
+		t.Fatalf("List: %d links, %v", len(ls), err)
+	}
+	for _, l := range ls {
+		if l.Macvlan.Mode != MacvlanModeBridge || l.Parent != "p0" {
+			t.Fatalf("%s: mode %v parent %q", l.Name, l.Macvlan.Mode, l.Parent)
+		}
+	}
+	if err := h.DeleteGroup(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	if ls, _ := h.List(ctx, Filter{Kind: "macvlan"}); len(ls) != 0 {
+		t.Fatalf("%d macvlans left after DeleteGroup", len(ls))
+	}
+
+	// All or nothing: a name that exists makes the whole batch fail and
+	// every link it created is deleted again.
+	n.ip(t, "link", "add", "mv150", "link", "p0", "type", "macvlan", "mode", "vepa")
+	before := n.links(t)
+	err = h.CreateBatch(ctx, specs)
+	if !errors.Is(err, unix.EEXIST) || !strings.Contains(err.Error(), "line 151") || !strings.Contains(err.Error(), "299 links the batch had created were deleted") {
+		t.Fatalf("batch with a duplicate: %v", err)
+	}
+	if got := n.links(t); !slices.Equal(got, before) {
+		t.Errorf("links after the failed batch: %d, want %d", len(got), len(before))
+	}
+	if got := n.ipShow(t, "mv150"); got["linkinfo"].(map[string]any)["info_data"].(map[string]any)["mode"] != "vepa" {
+		t.Error("the failed batch touched the link that was there before")
+	}
+
+	// Validation and parent checks send nothing.
+	bad := slices.Clone(specs[:3])
+	bad = append(bad, &Macvlan{Common: Common{Name: "mvz", Parent: "nosuch"}})
+	var fe *FieldError
+	if err := h.CreateBatch(ctx, bad); !errors.As(err, &fe) || !strings.Contains(err.Error(), "line 4") {
+		t.Errorf("batch with a missing parent: %v", err)
+	}
+	dup := []Spec{specs[0], specs[0]}
+	if err := h.CreateBatch(ctx, dup); !errors.As(err, &fe) || fe.Field != "name" {
+		t.Errorf("batch naming a link twice: %v", err)
+	}
+	if got := n.links(t); !slices.Equal(got, before) {
+		t.Errorf("links after refused batches: %d, want %d", len(got), len(before))
+	}
+}
