@@ -1,0 +1,72 @@
+package verify
+
+import (
+	"net"
+	"net/netip"
+)
+
+// Topology is what verify judges: one parent interface, the sub-interfaces
+// stacked on it (each the interface of an endpoint), the parent's own host
+// stack, and what the switch at the other end of the parent's wire does.
+//
+// It is plain data so that every source of a topology produces the same
+// thing: dataplane's topology files and labs, discovery on a live parent
+// (`vmlink verify --parent h0`), and tests.
+type Topology struct {
+	Parent    Parent
+	Switch    Switch
+	Endpoints []Endpoint
+}
+
+// Parent is the interface every endpoint's frames cross, and where verify
+// captures.
+type Parent struct {
+	Name  string // interface name, e.g. "eth0"
+	NetNS string // named namespace holding it; "" is the caller's namespace
+	MAC   net.HardwareAddr
+	// Addrs are the parent's own addresses: the host stack as an endpoint.
+	// Empty means the host takes no part in the reachability matrix.
+	Addrs []netip.Prefix
+}
+
+// Switch describes the device at the far end of the parent's wire.
+type Switch struct {
+	// Reflects says whether the switch sends a frame back out of the port
+	// it came in on (a Linux bridge port with hairpin on: the reflective
+	// relay VEPA needs). nil means unknown: verify detects it.
+	Reflects *bool
+	// VLANs the switch carries on the parent's port; nil means all.
+	VLANs []uint16
+}
+
+// Endpoint is one interface whose reachability verify checks: a
+// container stand-in's sub-interface, or the host itself (Kind "host",
+// the parent's own stack).
+type Endpoint struct {
+	Name      string // what reports call it: "container1", "host"
+	NetNS     string // named namespace holding Interface
+	Interface string // interface name inside NetNS
+	// Kind is the leaf link's kind: "macvlan", "macvtap", "ipvlan",
+	// "vlan" or "host".
+	Kind string
+	// Mode is the macvlan/macvtap mode (bridge, private, vepa, passthru,
+	// source) or the ipvlan mode (l2, l3, l3s); "" for vlan and host.
+	Mode       string
+	NoPromisc  bool               // passthru's nopromisc flag
+	SourceMACs []net.HardwareAddr // source mode's allowed senders
+	// VLANs is the tag stack this endpoint's frames carry on the parent,
+	// outermost first; empty for an untagged endpoint. A macvlan on eth0.10
+	// has Kind "macvlan" and VLANs [{ID: 10, Protocol: 0x8100}].
+	VLANs []VLANTag
+	// Lower is the interface the leaf link sits on, when it is not Parent
+	// itself (e.g. "eth0.10"); endpoints sharing a Lower are siblings.
+	Lower string
+	MAC   net.HardwareAddr
+	Addrs []netip.Prefix
+}
+
+// VLANTag is one 802.1Q/802.1ad tag of an endpoint's stack.
+type VLANTag struct {
+	ID       uint16
+	Protocol uint16 // TPID: 0x8100 (802.1Q) or 0x88a8 (802.1ad)
+}
