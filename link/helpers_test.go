@@ -2,41 +2,24 @@ package link
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"os/exec"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vmlink/vmlink/testenv"
 )
 
-// TODO(lead): switch to testenv.NewNetNS / testenv.Require once testenv
-// lands; these helpers do the same with `ip netns` (tests may run ip).
-
-// requirePrivileged skips a test that needs root, with what to run instead;
-// under CI=true it fails instead.
+// requirePrivileged skips a test that needs root and iproute2 (the tests'
+// reference), with what to run instead; under CI=true, when
+// VMLINK_EXPECT_FEATURES lists them, it fails instead.
 func requirePrivileged(tb testing.TB) {
 	tb.Helper()
-	if testing.Short() {
-		tb.Skip("privileged test: skipped with -short (unit tier); run `go test ./link` as root")
-	}
-	if os.Geteuid() != 0 {
-		msg := "needs root to create network namespaces: run `sudo go test ./link`"
-		if os.Getenv("CI") == "true" {
-			tb.Fatal("CI=true but " + msg)
-		}
-		tb.Skip(msg)
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		tb.Fatalf("iproute2's ip is the tests' reference and must be installed: %v", err)
-	}
+	testenv.Require(tb, testenv.FeaturePrivileged, testenv.FeatureIPRoute2)
 }
 
-var nsSeq atomic.Int32
-
-// testNS is a throwaway named namespace (`ip netns add`), removed with
-// everything in it in t.Cleanup.
+// testNS is a throwaway named namespace (testenv.NewNetNS), removed with
+// everything in it in t.Cleanup; tests drive it with `ip -n NAME`.
 type testNS struct {
 	name string
 }
@@ -44,16 +27,7 @@ type testNS struct {
 func newNS(tb testing.TB) *testNS {
 	tb.Helper()
 	requirePrivileged(tb)
-	name := fmt.Sprintf("vmlt-%d-%d", os.Getpid(), nsSeq.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		tb.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	tb.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			tb.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	return &testNS{name: name}
+	return &testNS{name: testenv.NewNetNS(tb).Name()}
 }
 
 // ip runs `ip -n NS ARGS…` and fails the test on error.
@@ -105,27 +79,16 @@ func (n *testNS) links(tb testing.TB) []string {
 
 // requireKind skips (or, under CI when VMLINK_EXPECT_FEATURES lists the
 // kind, fails) when the kernel cannot create links of kind: this machine's
-// kernel has no 8021q and no ipvlan; the VM tier runs these tests.
-//
-// TODO(lead): replace with testenv.Require(t, testenv.FeatureVLAN/FeatureIPVlan).
+// kernel has no 8021q and no ipvlan; the VM tier runs these tests. The
+// decision is testenv.Require's, from its own probe of the kind; n and
+// parent are no longer needed for it.
 func requireKind(tb testing.TB, n *testNS, parent, kind string) {
 	tb.Helper()
-	args := []string{"link", "add", "vmlprobe", "link", parent, "type", kind}
-	if kind == "vlan" {
-		args = append(args, "id", "4093")
+	f, err := testenv.ParseFeature(kind)
+	if err != nil {
+		tb.Fatalf("requireKind: %v", err)
 	}
-	out, err := n.ipErr(args...)
-	if err == nil {
-		n.ip(tb, "link", "del", "vmlprobe")
-		return
-	}
-	msg := fmt.Sprintf("kernel cannot create %s links (%s): runs in the VM tier (make test-vm)", kind, strings.TrimSpace(out))
-	for _, f := range strings.Split(os.Getenv("VMLINK_EXPECT_FEATURES"), ",") {
-		if f == kind {
-			tb.Fatal("VMLINK_EXPECT_FEATURES lists " + kind + " but " + msg)
-		}
-	}
-	tb.Skip(msg)
+	testenv.Require(tb, f)
 }
 
 func testCtx(tb testing.TB) context.Context {

@@ -5,6 +5,7 @@
 #   make test-vm KERNEL=6.1      run the tests tagged `vm` in qemu on 6.1
 #   make test-vm KERNEL=6.12     ... on 6.12
 #   make test-vm                 both, one after the other
+#   make test-vm KERNEL=6.1 VMTEST_ARGS='-v'   ... with the guest console
 #
 # Each test binary boots its own VM (cmd/vmtest as the go test -exec
 # wrapper). Test binaries are built with CGO_ENABLED=0: the guest has no libc
@@ -35,22 +36,41 @@ ifeq ($(strip $(KERNEL)),)
 test-vm:
 	@rc=0; for k in $(VM_KERNELS); do $(MAKE) --no-print-directory test-vm KERNEL=$$k || rc=1; done; exit $$rc
 else
+# test-vm KERNEL=K: first one boot check (vmtest check: the kernel boots,
+# the result channel works, the guest has every feature in VM_FEATURES);
+# when it fails, the tier stops there with "VM boot failed on kernel K:"
+# and the kernel's last console lines instead of failing every package the
+# same way. Then the tests, one VM per test binary, -p 2 at a time; the
+# closing line has the boot-to-test times and the tier's wall time.
+VM_LOG := $(LOGDIR)/vm-$(KERNEL)
 test-vm: vm-tools
 	@mkdir -p $(LOGDIR)
+	@rm -f $(VM_LOG).log $(VM_LOG).log.* $(VM_LOG).stats $(VM_LOG).notes $(VM_LOG).check
 	@$(VMTEST) fetch $(KERNEL)
-	@rm -f $(LOGDIR)/vm-$(KERNEL).stats; touch $(LOGDIR)/vm-$(KERNEL).stats
 	@start=$$(date +%s); \
-	VMLINK_VMTEST_STATS=$(abspath $(LOGDIR))/vm-$(KERNEL).stats CGO_ENABLED=0 \
-		scripts/run-tier.sh vm-$(KERNEL) $(LOGDIR)/vm-$(KERNEL).log \
+	if ! VMLINK_EXPECT_FEATURES=$(VM_FEATURES) $(VMTEST) check --kernel $(KERNEL) $(VMTEST_ARGS) 2>$(VM_LOG).check; then \
+		cat $(VM_LOG).check; \
+		msg=$$(grep -m1 -E '^VM (boot|check) failed' $(VM_LOG).check || head -1 $(VM_LOG).check); \
+		scripts/run-tier.sh --note $(LOGDIR) vm-$(KERNEL) "$$msg (details: $(VM_LOG).check)"; \
+		echo "== tier vm-$(KERNEL) FAILED: $$msg"; \
+		exit 1; \
+	fi; \
+	cat $(VM_LOG).check; \
+	scripts/run-tier.sh --note $(LOGDIR) vm-$(KERNEL) "$$(grep -m1 ' boots: ' $(VM_LOG).check)"; \
+	touch $(VM_LOG).stats; \
+	VMLINK_EXPECT_FEATURES=$(VM_FEATURES) VMLINK_VMTEST_STATS=$(abspath $(VM_LOG)).stats CGO_ENABLED=0 \
+		scripts/run-tier.sh vm-$(KERNEL) $(VM_LOG).log \
 		$(GO) test $(VM_GOFLAGS) -exec '$(abspath $(VMTEST)) --kernel $(KERNEL) $(VMTEST_ARGS) --' -tags vm $(VM_PKGS); \
 	rc=$$?; \
-	awk -v k=$(KERNEL) -v wall=$$(( $$(date +%s) - start )) ' \
+	line=$$(awk -v k=$(KERNEL) -v wall=$$(( $$(date +%s) - start )) ' \
 		{ for (i = 1; i <= NF; i++) { split($$i, kv, "="); v[kv[1]] = kv[2] } \
-		  n++; if (v["vmfail"] == 1) fail++; else { b = v["boot"] + 0; sum += b; if (min == "" || b < min) min = b; if (b > max) max = b; ok++ } \
+		  n++; if (v["vmfail"] == 1) { fail++; failed = failed " " v["binary"] } else { b = v["boot"] + 0; sum += b; if (min == "" || b < min) min = b; if (b > max) max = b; ok++ } \
 		  if (v["kernel"] != "") kv_ = v["kernel"]; delete v } \
-		END { if (n == 0) { printf "vmtest: kernel %s: no VM runs (no test binaries?), tier wall time %ds\n", k, wall; exit } \
-		  printf "vmtest: kernel %s (%s): %d VM runs, %d VM failures, boot-to-test min %.2fs avg %.2fs max %.2fs, tier wall time %ds\n", \
-		    k, kv_, n, fail, min, (ok ? sum / ok : 0), max, wall }' \
-		$(LOGDIR)/vm-$(KERNEL).stats; \
+		END { if (n == 0) { printf "vmtest: kernel %s: no VM runs (no test binaries?), VM tier time %ds\n", k, wall; exit } \
+		  printf "vmtest: kernel %s (%s): %d VM runs, %d VM failures%s, boot-to-test min %.2fs avg %.2fs max %.2fs, VM tier time %ds\n", \
+		    k, kv_, n, fail, (fail ? " (" substr(failed, 2) ": no result, see the log)" : ""), min, (ok ? sum / ok : 0), max, wall }' \
+		$(VM_LOG).stats); \
+	echo "$$line"; \
+	scripts/run-tier.sh --note $(LOGDIR) vm-$(KERNEL) "$$line"; \
 	exit $$rc
 endif

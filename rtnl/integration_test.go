@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,86 +19,35 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/testenv/sandbox"
 )
 
 // requirePrivileged skips a test that needs root to create network
-// namespaces, with the reason and what to run instead.
-//
-// TODO(lead): replace with testenv.Require(t, testenv.FeaturePrivileged)
-// once testenv exists (it also fails instead of skipping in CI).
+// namespaces, with the reason and what to run instead (and fails instead
+// under CI=true when VMLINK_EXPECT_FEATURES lists privileged, and skips
+// with -short). It is testenv.Require from testenv/sandbox: testenv itself
+// builds on rtnl, so rtnl's in-package tests cannot import it.
 func requirePrivileged(tb testing.TB) {
 	tb.Helper()
-	if testing.Short() {
-		tb.Skip("privileged integration test: skipped with -short (unit tier); run `go test ./rtnl` as root")
-	}
-	if os.Geteuid() != 0 {
-		msg := "needs root (CAP_SYS_ADMIN to create a network namespace, CAP_NET_ADMIN inside it): run `sudo go test ./rtnl`"
-		if os.Getenv("CI") == "true" {
-			tb.Fatal("CI=true but " + msg)
-		}
-		tb.Skip(msg)
-	}
+	sandbox.Require(tb, sandbox.FeaturePrivileged)
 }
 
-// testNS is a throwaway, unnamed network namespace. It lives as long as its
-// file (and any socket dialled into it) is open, so closing them in
-// t.Cleanup removes it with every link in it, even when the test fails, and
-// it never shows up in `ip netns list`.
-//
-// TODO(lead): testenv.NewNetNS gives named ones; this one needs no mount.
+// testNS is a throwaway named network namespace (sandbox.NewNetNS, the
+// same as testenv.NewNetNS), removed with every link in it in t.Cleanup,
+// even when the test fails. Sockets dialled into it are closed first.
 type testNS struct {
-	f *os.File
+	*sandbox.NetNS
 }
 
 var nsCount atomic.Int32
 
 func newTestNS(tb testing.TB) *testNS {
 	tb.Helper()
-	requirePrivileged(tb)
-	var (
-		f   *os.File
-		err error
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// Namespaces are per thread: unshare on a locked thread, keep a
-		// handle on the new namespace, go back. If going back fails the
-		// thread stays locked and dies with this goroutine.
-		runtime.LockOSThread()
-		orig, oerr := os.Open("/proc/thread-self/ns/net")
-		if oerr != nil {
-			runtime.UnlockOSThread()
-			err = oerr
-			return
-		}
-		defer orig.Close()
-		if err = unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			err = fmt.Errorf("unshare(CLONE_NEWNET): %w", err)
-			return
-		}
-		f, err = os.Open("/proc/thread-self/ns/net")
-		if serr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); serr != nil {
-			err = errors.Join(err, fmt.Errorf("return to the original netns: %w", serr))
-			return // thread stays locked and is discarded
-		}
-		runtime.UnlockOSThread()
-	}()
-	<-done
-	if err != nil {
-		if f != nil {
-			f.Close()
-		}
-		tb.Fatalf("create throwaway netns: %v", err)
-	}
 	nsCount.Add(1)
-	ns := &testNS{f: f}
-	tb.Cleanup(func() { f.Close() })
-	return ns
+	return &testNS{sandbox.NewNetNS(tb)}
 }
 
-func (ns *testNS) fd() int { return int(ns.f.Fd()) }
+func (ns *testNS) fd() int { return ns.FD() }
 
 // dial opens a Conn in the namespace, closed in t.Cleanup.
 func (ns *testNS) dial(tb testing.TB) *Conn {
@@ -125,9 +73,7 @@ func (ns *testNS) ip(tb testing.TB, stdin []byte, args ...string) string {
 func (ns *testNS) ipErr(stdin []byte, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	// The child gets the namespace as fd 3 and nsenter enters it.
-	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=/proc/self/fd/3", "ip"}, args...)...)
-	cmd.ExtraFiles = []*os.File{ns.f}
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"-n", ns.Name()}, args...)...)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
@@ -645,22 +591,22 @@ func TestIntegrationAddrRouteNeigh(t *testing.T) {
 	}
 }
 
-// requireFeature skips unless the kernel has feature ("vlan", …), and fails
-// instead when VMLINK_EXPECT_FEATURES (set by the VM runner) says it should.
-//
-// TODO(lead): replace with testenv.Require(t, testenv.FeatureVLAN) once
-// testenv exists.
+// requireFeature is called by a test that just saw the kernel refuse
+// feature ("vlan", "ipvlan", … as VMLINK_EXPECT_FEATURES names them) with
+// EOPNOTSUPP: testenv's Require decides, from its own probe, whether that
+// is a skip (with what to run instead) or, under CI=true with the feature
+// expected, a failure. present=true returns at once.
 func requireFeature(t *testing.T, feature string, present bool) {
 	t.Helper()
 	if present {
 		return
 	}
-	for _, f := range strings.Split(os.Getenv("VMLINK_EXPECT_FEATURES"), ",") {
-		if f == feature {
-			t.Fatalf("VMLINK_EXPECT_FEATURES has %s but this kernel lacks it", feature)
-		}
+	f, err := sandbox.ParseFeature(feature)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Skipf("this kernel has no %s support: the test runs in the VM tier (make test-vm)", feature)
+	sandbox.Require(t, f)
+	t.Fatalf("the kernel refused a %s link, yet the %s probe found it supported", feature, f)
 }
 
 // TestIntegrationVLANErrors needs 8021q: it runs in the VM (Debian 6.1 and

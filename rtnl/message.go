@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/jsimonetti/rtnetlink/v2"
@@ -231,7 +232,9 @@ func (i *LinkInfo) encode(ae *netlink.AttributeEncoder) error {
 		ae.Bytes(unix.IFLA_INFO_SLAVE_KIND, []byte(i.SlaveKind))
 	}
 	if i.SlaveData != nil {
-		if i.SlaveData.Kind() != i.SlaveKind {
+		// A request changing a port names the port kind as iproute2 does:
+		// IFLA_INFO_KIND "bridge_slave" and no IFLA_INFO_SLAVE_KIND.
+		if i.SlaveData.Kind() != i.SlaveKind && !(i.SlaveKind == "" && i.Kind == i.SlaveData.Kind()+"_slave") {
 			return fmt.Errorf("link info: port driver kind %q does not match port kind %q", i.SlaveData.Kind(), i.SlaveKind)
 		}
 		ae.Nested(unix.IFLA_INFO_SLAVE_DATA, i.SlaveData.Encode)
@@ -356,7 +359,12 @@ func (i *LinkInfo) decode(ad *netlink.AttributeDecoder) error {
 		}
 	}
 	if slaveData != nil {
-		if i.SlaveData, err = decodeDriver(i.SlaveKind, true, slaveData); err != nil {
+		kind := i.SlaveKind
+		if kind == "" && strings.HasSuffix(i.Kind, "_slave") {
+			// A request: the port kind is IFLA_INFO_KIND minus "_slave".
+			kind = strings.TrimSuffix(i.Kind, "_slave")
+		}
+		if i.SlaveData, err = decodeDriver(kind, true, slaveData); err != nil {
 			return err
 		}
 	}

@@ -206,8 +206,10 @@ func vethNS(t *testing.T) (string, func([]byte)) {
 	}
 	ip("netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1").CombinedOutput(); err != nil {
-		t.Fatalf("sysctl: %v %s", err, out)
+	// Written to /proc/sys from a thread inside the namespace rather than
+	// with sysctl(8), which the VM tier's guest does not have.
+	if err := disableIPv6Default(ns); err != nil {
+		t.Fatal(err)
 	}
 	ip("-n", ns, "link", "add", "name", "a", "type", "veth", "peer", "name", "b")
 	ip("-n", ns, "link", "set", "dev", "a", "up")
@@ -383,4 +385,19 @@ func promiscuity(t *testing.T, ns, dev string) int {
 		t.Fatalf("ip -j link show %s: %v %s", dev, err, out)
 	}
 	return links[0].Promiscuity
+}
+
+// disableIPv6Default sets net.ipv6.conf.default.disable_ipv6=1 in the named
+// namespace: /proc/sys/net shows the namespace of the thread that opens it.
+func disableIPv6Default(ns string) error {
+	h, err := netns.Open(ns)
+	if err != nil {
+		return fmt.Errorf("disable IPv6 in %s: %w", ns, err)
+	}
+	defer h.Close()
+	const p = "/proc/sys/net/ipv6/conf/default/disable_ipv6"
+	if err := h.Do(func() error { return os.WriteFile(p, []byte("1\n"), 0) }); err != nil {
+		return fmt.Errorf("disable IPv6 in %s: write %s: %w", ns, p, err)
+	}
+	return nil
 }

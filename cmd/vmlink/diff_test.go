@@ -19,9 +19,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vmlink/vmlink/testenv"
 )
 
 // diffCase is one entry of the corpus.
@@ -190,20 +191,11 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-var nsSeq atomic.Int32
-
-// newNetNS makes a throwaway named namespace removed in t.Cleanup.
-// TODO(lead): testenv.NewNetNS once it lands.
+// newNetNS makes a throwaway named namespace (testenv.NewNetNS) removed in
+// t.Cleanup, even when the test fails.
 func newNetNS(t *testing.T) string {
 	t.Helper()
-	name := fmt.Sprintf("vmlt-%d-%d", os.Getpid(), nsSeq.Add(1))
-	ipRun(t, "", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	return name
+	return testenv.NewNetNS(t).Name()
 }
 
 func ipCmd(ns string, args ...string) (string, error) {
@@ -250,34 +242,19 @@ func vmlinkRun(args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-// kindSupported probes whether the kernel can create kind on p0 of ns.
-func kindSupported(t *testing.T, ns, kind string) bool {
-	args := []string{"link", "add", "vmlprobe", "link", "p0", "type", kind}
-	if kind == "vlan" {
-		args = append(args, "id", "4093")
-	}
-	if _, err := ipCmd(ns, args...); err != nil {
-		return false
-	}
-	ipRun(t, ns, "link", "del", "vmlprobe")
-	return true
-}
-
 // requireKind skips a case the kernel cannot run, unless the environment
-// says it should (VMLINK_EXPECT_FEATURES, set by the VM runner).
-// TODO(lead): testenv.Require(t, testenv.FeatureVLAN / FeatureIPVlan).
+// says it should (CI=true and VMLINK_EXPECT_FEATURES lists the kind): the
+// decision is testenv.Require's, from its own probe of the kind.
 func requireKind(t *testing.T, ns, kind string) {
 	t.Helper()
-	if kind == "" || kindSupported(t, ns, kind) {
+	if kind == "" {
 		return
 	}
-	msg := fmt.Sprintf("this kernel cannot create %s links: the case runs in the VM tier (make test-vm)", kind)
-	for _, f := range strings.Split(os.Getenv("VMLINK_EXPECT_FEATURES"), ",") {
-		if f == kind {
-			t.Fatal("VMLINK_EXPECT_FEATURES lists " + kind + " but " + msg)
-		}
+	f, err := testenv.ParseFeature(kind)
+	if err != nil {
+		t.Fatalf("requireKind: %v", err)
 	}
-	t.Skip(msg)
+	testenv.Require(t, f)
 }
 
 // ipLinks is `ip -d -j link show` of ns, decoded.

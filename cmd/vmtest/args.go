@@ -13,6 +13,8 @@ import (
 const usageText = `usage:
   vmtest [flags] [--] TESTBINARY [ARGS...]   run a (static) test binary in a VM
   vmtest fetch [--refresh] [SERIES...]       fetch kernels (default: 6.1 6.12) and install qemu
+  vmtest check [flags]                       boot the kernel once and check the guest has every
+                                             feature in $VMLINK_EXPECT_FEATURES (default: all it can)
 
 As a go test -exec wrapper (build tests with CGO_ENABLED=0; go test runs it
 in each package directory, so give an absolute path or an import path):
@@ -20,7 +22,9 @@ in each package directory, so give an absolute path or an import path):
   CGO_ENABLED=0 go test -exec 'go run github.com/vmlink/vmlink/cmd/vmtest --kernel 6.1 --' ./...
 
 Exit status: the test binary's, 125 when the VM produced no result (boot
-failure, kernel panic, missing module, timeout), 2 for usage errors.
+failure, kernel panic, missing module, timeout), 2 for usage errors; for
+check, 0 when the guest booted and has every expected feature, 1 when it
+lacks one, 125 when the VM did not boot.
 
 flags:
 `
@@ -53,6 +57,8 @@ func (e *envFlag) Set(s string) error {
 // config is a parsed command line.
 type config struct {
 	fetch      bool
+	check      bool // boot check (vmtest check)
+	guestCheck bool // the guest half of the boot check, inside the VM
 	refresh    bool
 	series     []string // fetch
 	opts       vm.Options
@@ -82,7 +88,18 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 		}
 		return c, nil
 	}
-	fs := flag.NewFlagSet("vmtest", flag.ContinueOnError)
+	if len(args) > 0 && args[0] == "guest-check" {
+		c.guestCheck = true
+		c.argv = args[1:]
+		return c, nil
+	}
+	name := "vmtest"
+	if len(args) > 0 && args[0] == "check" {
+		c.check = true
+		name = "vmtest check"
+		args = args[1:]
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usageText)
@@ -96,7 +113,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.opts.CPUs, "cpus", 2, "guest CPUs")
 	fs.StringVar(&c.opts.Accel, "accel", "auto", "qemu accelerator: tcg, kvm or auto")
 	fs.StringVar(&c.opts.Init, "init", "", "static guest init binary (default: $VMLINK_VM_INIT, vmlink-init next to vmtest, or built with go)")
-	fs.StringVar(&c.opts.Append, "append", vm.DefaultAppend, "kernel command line")
+	fs.StringVar(&c.opts.Append, "append", "", "kernel command line (default \""+vm.DefaultAppend+"\"; for check \""+vm.CheckAppend+"\")")
 	fs.StringVar(&c.opts.CPUModel, "cpu", "", "qemu CPU model (default: qemu's own under tcg, host under kvm)")
 	fs.Var(&modules, "module", "extra kernel module to load (repeatable, comma-separated)")
 	fs.Var(&bins, "bin", "extra host binary to copy into the guest with its libraries (repeatable)")
@@ -111,7 +128,10 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	c.argv = fs.Args()
-	if len(c.argv) == 0 {
+	if c.check && len(c.argv) > 0 {
+		return nil, fmt.Errorf("%w: vmtest check takes no test binary, got %q", errUsage, c.argv)
+	}
+	if !c.check && len(c.argv) == 0 {
 		fs.Usage()
 		return nil, fmt.Errorf("%w: no test binary given", errUsage)
 	}

@@ -97,3 +97,23 @@ func TestRunUsageExitCode(t *testing.T) {
 		t.Errorf("stderr %q: want one vmtest: line", errb.String())
 	}
 }
+
+func TestParseArgsCheck(t *testing.T) {
+	c, err := parseArgs([]string{"check", "--kernel", "6.12", "--timeout", "2m", "-v"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.check || c.fetch || c.opts.Kernel != "6.12" || c.opts.Timeout != 2*time.Minute || !c.verbose || len(c.argv) != 0 {
+		t.Errorf("got %+v", c)
+	}
+	if c.opts.Append != "" {
+		t.Errorf("--append defaults to %q; want empty so the run picks its own default", c.opts.Append)
+	}
+	if _, err := parseArgs([]string{"check", "x.test"}, &bytes.Buffer{}); !errors.Is(err, errUsage) {
+		t.Errorf("check with a test binary: %v, want a usage error", err)
+	}
+	c, err = parseArgs([]string{"guest-check"}, &bytes.Buffer{})
+	if err != nil || !c.guestCheck {
+		t.Errorf("guest-check: %+v, %v", c, err)
+	}
+}

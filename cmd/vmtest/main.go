@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,6 +55,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if c.fetch {
 		return fetch(ctx, c, stderr, logf)
+	}
+	if c.guestCheck {
+		return guestCheck(ctx, stdout, stderr)
+	}
+	if c.check {
+		c.opts.Log = logf
+		return check(ctx, c, stderr)
 	}
 	c.opts.Stdout, c.opts.Stderr, c.opts.Log = stdout, stderr, logf
 	if c.verbose {
@@ -151,4 +159,70 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// check boots the kernel once with vmtest itself as the test (run as
+// "vmtest guest-check" in the guest). The first line of a boot failure is
+// what CI shows: "VM boot failed on kernel 6.1: ...", then the kernel's
+// last console lines.
+func check(ctx context.Context, c *config, stderr io.Writer) int {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "vmtest check: %v\n", err)
+		return exitNoTest
+	}
+	series := c.opts.Kernel
+	res, err := vm.BootCheck(ctx, c.opts, self)
+	var ve *vm.VMError
+	switch {
+	case errors.As(err, &ve):
+		fmt.Fprintf(stderr, "VM boot failed on kernel %s: %v\n", series, err)
+		return exitNoTest
+	case err != nil:
+		fmt.Fprintf(stderr, "VM check failed on kernel %s: %v\n", series, err)
+		return 1
+	}
+	if c.verbose {
+		fmt.Fprint(stderr, res.Output)
+	}
+	fmt.Fprintf(stderr, "vmtest: kernel %s (%s) boots: boot-to-test %.2fs, guest has %s\n",
+		series, res.Kernel, res.BootToTest.Seconds(), guestHas(res.Output))
+	return 0
+}
+
+// guestHas lists the features the guest check passed, from its lines
+// "guest check: NAME: ok".
+func guestHas(out string) string {
+	var ok []string
+	for _, l := range strings.Split(out, "\n") {
+		rest, found := strings.CutPrefix(l, "guest check: ")
+		if !found {
+			continue
+		}
+		if name, status, _ := strings.Cut(rest, ": "); strings.HasPrefix(status, "ok") {
+			ok = append(ok, name)
+		}
+	}
+	if len(ok) == 0 {
+		return "no checked features"
+	}
+	return strings.Join(ok, ",")
+}
+
+// guestCheck is the guest half of check; it only makes sense as the test
+// binary of a VM run.
+func guestCheck(ctx context.Context, stdout, stderr io.Writer) int {
+	if os.Getenv("VMLINK_VM_KERNEL") == "" {
+		fmt.Fprintln(stderr, "vmtest guest-check: runs inside the VM only (use vmtest check)")
+		return exitUsage
+	}
+	var features []string
+	if f := os.Getenv("VMLINK_EXPECT_FEATURES"); f != "" {
+		features = strings.Split(f, ",")
+	}
+	if err := vm.GuestCheck(ctx, stdout, features); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
 }

@@ -55,6 +55,16 @@ type BaseOptions struct {
 	// OptionalBinaries may be missing on the host (they are reported in
 	// Base.Missing); HostBinaries entries may not.
 	OptionalBinaries []string
+	// ModuleParams override ModuleParams per module name.
+	ModuleParams map[string]string
+}
+
+// params returns the load parameters of module name.
+func (o *BaseOptions) params(name string) string {
+	if p, ok := o.ModuleParams[name]; ok {
+		return p
+	}
+	return ModuleParams[name]
 }
 
 // BuildBase returns the cached base archive for k and opts, building it
@@ -103,7 +113,7 @@ func BuildBase(ctx context.Context, k *Kernel, opts BaseOptions) (*Base, error) 
 		if err := w.Bytes(p, 0o644, m.Data); err != nil {
 			return nil, err
 		}
-		base.Modules = append(base.Modules, wire.Module{Name: m.Name, Path: p, Params: ModuleParams[m.Name]})
+		base.Modules = append(base.Modules, wire.Module{Name: m.Name, Path: p, Params: opts.params(m.Name)})
 	}
 	hc := &hostCopier{w: w, seen: map[string]bool{}}
 	for _, bin := range opts.HostBinaries {
@@ -175,7 +185,7 @@ func writeFileAtomic(path string, b []byte) error {
 // upgrade of iproute2 rebuilds the archive).
 func baseKey(k *Kernel, opts BaseOptions) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n%q\n%v\n", baseFormat, k.Version, opts.Modules, ModuleParams) // fmt sorts map keys
+	fmt.Fprintf(h, "%s\n%s\n%q\n%v\n%v\n", baseFormat, k.Version, opts.Modules, ModuleParams, opts.ModuleParams) // fmt sorts map keys
 	for _, list := range [][]string{opts.HostBinaries, {"--"}, opts.OptionalBinaries} {
 		for _, b := range list {
 			fmt.Fprintf(h, "%s", b)

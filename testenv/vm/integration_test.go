@@ -148,12 +148,16 @@ func TestIntegrationPass(t *testing.T) {
 			if r.res.ExitCode != 0 {
 				t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", r.res.ExitCode, r.stdout, r.stderr)
 			}
+			features := ExpectFeatures // the host's list passes through when set
+			if f, ok := os.LookupEnv("VMLINK_EXPECT_FEATURES"); ok {
+				features = f
+			}
 			for _, want := range []string{
 				"guestprog: hello from the guest",
 				"guestprog: 8021q loaded",
 				`guestprog: cwd ` + dir + ` testdata "from the host"`,
 				"guestprog: CI=true",
-				"guestprog: VMLINK_EXPECT_FEATURES=" + ExpectFeatures,
+				"guestprog: VMLINK_EXPECT_FEATURES=" + features,
 				"guestprog: VMTEST_EXTRA=yes",
 				"guestprog: VMLINK_VM_KERNEL=" + k.Version,
 			} {
@@ -216,6 +220,20 @@ func TestIntegrationFailures(t *testing.T) {
 		// appears; init can only say so on the console.
 		r := runGuest(t, k, Options{Modules: []string{"8021q"}}, "", "hello")
 		assertVMError(t, r, ReasonInitFailed, "no virtio-serial port named vmlink.0")
+	})
+	t.Run("module fails to load", func(t *testing.T) {
+		t.Parallel()
+		// The guest loads dummy with a parameter the kernel rejects:
+		// finit_module fails inside the VM, and the report carries the
+		// kernel's own complaint from the console.
+		r := runGuest(t, k, Options{ModuleParams: map[string]string{"dummy": "numdummies=notanumber"}}, "", "hello")
+		assertVMError(t, r, ReasonMissingModule, "load module dummy")
+		if !strings.Contains(r.err.Error(), "numdummies") {
+			t.Errorf("the kernel's console lines about the rejected parameter are missing:\n%v", r.err)
+		}
+		if strings.Contains(r.stdout, "hello") {
+			t.Error("the test ran although a module failed to load")
+		}
 	})
 	t.Run("missing module", func(t *testing.T) {
 		r := runGuest(t, k, Options{Modules: []string{"8021q", "no_such_module"}}, "", "hello")

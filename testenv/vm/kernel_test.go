@@ -183,22 +183,28 @@ func TestStoreCollected(t *testing.T) {
 }
 
 func TestGuestEnv(t *testing.T) {
-	host := []string{"HOME=/home/u", "PATH=/host", "VMLINK_DEBUG=1", "VMLINK_EXPECT_FEATURES=none", "GOTRACEBACK=all", "SECRET=x", "CI=false"}
-	env := GuestEnv(host, "6.1.0-56-amd64", []string{"CI=false", "EXTRA=1"})
-	m := map[string]string{}
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		if _, dup := m[k]; dup {
-			t.Fatalf("%s twice in %q", k, env)
+	parse := func(env []string) map[string]string {
+		t.Helper()
+		m := map[string]string{}
+		for _, kv := range env {
+			k, v, _ := strings.Cut(kv, "=")
+			if _, dup := m[k]; dup {
+				t.Fatalf("%s twice in %q", k, env)
+			}
+			m[k] = v
 		}
-		m[k] = v
+		return m
 	}
+	host := []string{"HOME=/home/u", "PATH=/host", "VMLINK_DEBUG=1", "VMLINK_EXPECT_FEATURES=vlan,ip", "GOTRACEBACK=all",
+		"SECRET=x", "CI=true", "VMLINK_VM_KERNEL=host", "VMLINK_KERNEL_CACHE=/c", "VMLINK_VMTEST_STATS=/s"}
+	m := parse(GuestEnv(host, "6.1.0-56-amd64", []string{"CI=false", "EXTRA=1"}))
 	for k, want := range map[string]string{
-		"VMLINK_EXPECT_FEATURES": ExpectFeatures, // the host's value never leaks in
+		"VMLINK_EXPECT_FEATURES": "vlan,ip", // the tier's list passes through
 		"VMLINK_VM_KERNEL":       "6.1.0-56-amd64",
 		"VMLINK_DEBUG":           "1",
 		"GOTRACEBACK":            "all",
 		"HOME":                   "/root",
+		"PATH":                   "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"CI":                     "false", // --env wins
 		"EXTRA":                  "1",
 	} {
@@ -206,14 +212,28 @@ func TestGuestEnv(t *testing.T) {
 			t.Errorf("%s=%q, want %q", k, m[k], want)
 		}
 	}
-	if _, ok := m["SECRET"]; ok {
-		t.Error("arbitrary host variables are forwarded")
+	for _, k := range []string{"SECRET", "VMLINK_KERNEL_CACHE", "VMLINK_VMTEST_STATS"} {
+		if _, ok := m[k]; ok {
+			t.Errorf("host variable %s is forwarded", k)
+		}
 	}
-	if !strings.Contains(m["VMLINK_EXPECT_FEATURES"], "vlan") {
-		t.Error("vlan not expected")
+	// Without the host saying otherwise the VM is strict: CI=true and
+	// the features the guest has.
+	m = parse(GuestEnv([]string{"HOME=/home/u"}, "v", nil))
+	if m["CI"] != "true" || m["VMLINK_EXPECT_FEATURES"] != ExpectFeatures {
+		t.Errorf("defaults: CI=%q VMLINK_EXPECT_FEATURES=%q", m["CI"], m["VMLINK_EXPECT_FEATURES"])
 	}
-	if env := GuestEnv(nil, "v", nil); !slices.Contains(env, "CI=true") {
-		t.Errorf("CI=true missing by default: %q", env)
+	for _, f := range []string{"vlan", "ipvlan", "dummy", "tcpdump", "privileged"} {
+		if !slices.Contains(strings.Split(ExpectFeatures, ","), f) {
+			t.Errorf("ExpectFeatures %q lacks %s", ExpectFeatures, f)
+		}
+	}
+	if slices.Contains(strings.Split(ExpectFeatures, ","), "tshark") {
+		t.Error("ExpectFeatures lists tshark, which the guest does not have")
+	}
+	m = parse(GuestEnv([]string{"CI=false"}, "v", nil))
+	if m["CI"] != "false" {
+		t.Errorf("the host's CI=false did not pass through: %q", m["CI"])
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -220,5 +221,64 @@ func TestResolveModules(t *testing.T) {
 	_, _, err = ix.Resolve(context.Background(), []string{"broken"})
 	if !errors.Is(err, ErrModuleNotFound) || !strings.Contains(err.Error(), "needed by broken") {
 		t.Errorf("missing dependency: got %v, want ErrModuleNotFound naming broken", err)
+	}
+}
+
+// TestResolveDefaultModulesOnDebianKernels resolves DefaultModules against
+// the real cached kernel packages: every link module the tests need is
+// either loaded or built in, and each loaded module comes after all of its
+// dependencies, as the kernel's own "depends=" says. It reads the cache
+// only (no qemu), so it also runs with -short when the kernels are there.
+func TestResolveDefaultModulesOnDebianKernels(t *testing.T) {
+	if os.Getenv("VMLINK_VM_KERNEL") != "" {
+		t.Skip("inside the VM runner's guest: the kernel cache is on the host")
+	}
+	for _, series := range DefaultSeries {
+		t.Run(series, func(t *testing.T) {
+			k, err := CachedKernel(CacheDir(), series)
+			if err != nil {
+				if os.Getenv("CI") == "true" && !testing.Short() {
+					t.Fatalf("CI=true but kernel %s is not cached (make vm-kernels fetches it): %v", series, err)
+				}
+				t.Skipf("kernel %s is not cached: %v (run `make vm-kernels`)", series, err)
+			}
+			ix, err := LoadModuleIndex(k.ModulesDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mods, builtin, err := ix.Resolve(context.Background(), DefaultModules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pos := map[string]int{}
+			for i, m := range mods {
+				pos[m.Name] = i
+			}
+			for _, want := range []string{"8021q", "ipvlan", "dummy", "bridge", "macvlan", "macvtap", "veth"} {
+				_, loaded := pos[want]
+				if !loaded && !slices.Contains(builtin, want) && !ix.Builtin(want) {
+					t.Errorf("%s: neither loaded nor built in", want)
+				}
+			}
+			for i, m := range mods {
+				for _, d := range m.Depends {
+					j, ok := pos[d]
+					if !ok {
+						if !ix.Builtin(d) {
+							t.Errorf("%s depends on %s, which is neither loaded nor built in", m.Name, d)
+						}
+						continue
+					}
+					if j > i {
+						t.Errorf("%s (position %d) loads before its dependency %s (position %d)", m.Name, i, d, j)
+					}
+				}
+			}
+			names := make([]string, len(mods))
+			for i, m := range mods {
+				names[i] = m.Name
+			}
+			t.Logf("%s: load order %v; built in %v", k.Version, names, builtin)
+		})
 	}
 }

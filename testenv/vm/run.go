@@ -21,9 +21,12 @@ import (
 )
 
 // ExpectFeatures is what the guest environment supports, given to the test
-// as VMLINK_EXPECT_FEATURES so testenv.Require fails (in CI) rather than
-// skips a test the VM should be able to run.
-const ExpectFeatures = "vlan,ipvlan,dummy,macvlan,macvtap,veth,bridge,netns,privileged"
+// as VMLINK_EXPECT_FEATURES (unless the host sets that variable, as the
+// VM tier of `make test` does) so testenv.Require fails (in CI) rather
+// than skips a test the VM should be able to run. The guest has the link
+// modules (Debian's bridge has vlan_filtering, the host's lacks it), ip
+// and tcpdump, but no tshark, strace or sysctl.
+const ExpectFeatures = "privileged,macvlan,macvtap,veth,bridge,bridge_vlan,vlan,ipvlan,dummy,ip,tcpdump"
 
 // DefaultAppend is the kernel command line: console on the first serial
 // port (the runner keeps its last lines for failure reports), reboot at
@@ -41,6 +44,9 @@ type Options struct {
 	// builds github.com/vmlink/vmlink/testenv/vm/init with the go tool.
 	Init    string
 	Modules []string // default DefaultModules
+	// ModuleParams override the parameters modules are loaded with (by
+	// module name; default ModuleParams).
+	ModuleParams map[string]string
 	// HostBinaries are copied with their libraries in addition to
 	// DefaultHostBinaries (which are skipped when the host lacks them;
 	// these are required).
@@ -311,8 +317,11 @@ func TestFiles(argv []string) (mkdirs, collect []string) {
 	return mkdirs, collect
 }
 
-// GuestEnv builds the test's environment: a fixed base, VMLINK_* and a few
-// Go runtime variables forwarded from host, then extra (later wins).
+// GuestEnv builds the test's environment: a fixed base; CI and
+// VMLINK_EXPECT_FEATURES from the host when it sets them (the tiers of
+// `make test` do), else CI=true and ExpectFeatures, since the VM is a known
+// environment whose skips should be failures; the other VMLINK_* and a few
+// Go runtime variables forwarded from the host; then extra (later wins).
 func GuestEnv(host []string, kernel string, extra []string) []string {
 	env := []string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -320,19 +329,18 @@ func GuestEnv(host []string, kernel string, extra []string) []string {
 		"TMPDIR=/tmp",
 		"USER=root",
 		"TERM=dumb",
-		// The VM is a known environment: a test that needs one of
-		// these features must run, not skip.
 		"CI=true",
 		"VMLINK_EXPECT_FEATURES=" + ExpectFeatures,
-		"VMLINK_VM_KERNEL=" + kernel,
 	}
-	fixed := map[string]bool{"VMLINK_EXPECT_FEATURES": true, "VMLINK_VM_KERNEL": true, "VMLINK_KERNEL_CACHE": true, "VMLINK_VM_INIT": true}
+	// Variables that describe the host, not the guest, stay behind.
+	hostOnly := map[string]bool{"VMLINK_VM_KERNEL": true, "VMLINK_KERNEL_CACHE": true, "VMLINK_VM_INIT": true, "VMLINK_VMTEST_STATS": true}
 	for _, kv := range host {
 		k, _, _ := strings.Cut(kv, "=")
-		if (strings.HasPrefix(k, "VMLINK_") && !fixed[k]) || k == "GOTRACEBACK" || k == "GODEBUG" {
+		if (strings.HasPrefix(k, "VMLINK_") && !hostOnly[k]) || k == "CI" || k == "GOTRACEBACK" || k == "GODEBUG" {
 			env = append(env, kv)
 		}
 	}
+	env = append(env, "VMLINK_VM_KERNEL="+kernel)
 	env = append(env, extra...)
 	// Deduplicate, keeping the last value at the first position.
 	last := map[string]string{}
@@ -372,7 +380,7 @@ func prepare(ctx context.Context, o *Options, argv []string, dir string) (*prepa
 		return nil, err
 	}
 	o.Kernel = k.Version
-	base, err := BuildBase(ctx, k, BaseOptions{Modules: o.Modules, HostBinaries: o.HostBinaries, OptionalBinaries: DefaultHostBinaries})
+	base, err := BuildBase(ctx, k, BaseOptions{Modules: o.Modules, HostBinaries: o.HostBinaries, OptionalBinaries: DefaultHostBinaries, ModuleParams: o.ModuleParams})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlink/vmlink/internal/netns"
+)
+
+func init() {
+	register(&command{
+		Name:    "netns",
+		Summary: "add, delete, list named network namespaces and run commands in them (the `ip netns` dialect)",
+		Run:     runNetns,
+	})
+}
+
+const netnsHelp = `usage: vmlink [-j] netns list
+       vmlink netns add NAME
+       vmlink netns del NAME
+       vmlink netns exec NAME [--] CMD [ARGS...]
+
+Namespaces live under /run/netns exactly as with 'ip netns': each tool sees
+the other's. exec runs CMD with its network namespace set to NAME (it does
+not remount /sys the way 'ip netns exec' does: /sys/class/net still shows
+the caller's interfaces).
+Exit status: 0 ok (exec: CMD's own status), 1 failed, 2 the command line is
+wrong, 3 no privileges.
+`
+
+func runNetns(g *globals, args []string) int {
+	if len(args) == 0 {
+		args = []string{"list"}
+	}
+	op, rest := args[0], args[1:]
+	switch {
+	case op == "help" || op == "-h" || op == "--help":
+		fmt.Fprint(g.Stdout, netnsHelp)
+		return exitOK
+	case matches(op, "list") || op == "show":
+		if len(rest) > 0 {
+			return fail(g, usagef("netns list: takes no arguments, got %q", rest[0]))
+		}
+		names, err := netns.List()
+		if err != nil {
+			return fail(g, err)
+		}
+		if g.JSON {
+			type item struct {
+				Name string `json:"name"`
+			}
+			out := []item{}
+			for _, n := range names {
+				out = append(out, item{n})
+			}
+			writeJSON(g, out)
+			return exitOK
+		}
+		for _, n := range names {
+			fmt.Fprintln(g.Stdout, n)
+		}
+		return exitOK
+	case matches(op, "add"), matches(op, "delete"), op == "del":
+		if len(rest) != 1 {
+			return fail(g, usagef("netns %s: give exactly one NAME", op))
+		}
+		if err := netns.ValidateName(rest[0]); err != nil {
+			return fail(g, usagef("netns %s: %v", op, err))
+		}
+		var err error
+		if matches(op, "add") {
+			var h *netns.NS
+			if h, err = netns.Create(rest[0]); err == nil {
+				h.Close()
+			} else if errors.Is(err, unix.EEXIST) {
+				err = fmt.Errorf("netns add %s: a namespace of that name exists", rest[0])
+			}
+		} else {
+			err = netns.Delete(rest[0])
+		}
+		if err != nil {
+			if errors.Is(err, unix.EPERM) {
+				return fail(g, &envError{err})
+			}
+			return fail(g, err)
+		}
+		return exitOK
+	case matches(op, "exec"):
+		if len(rest) > 0 && rest[0] == "--" {
+			rest = rest[1:]
+		}
+		if len(rest) < 2 {
+			return fail(g, usagef("netns exec: give NAME and a command: vmlink netns exec NAME -- CMD [ARGS...]"))
+		}
+		name, cmd := rest[0], rest[1:]
+		if cmd[0] == "--" {
+			cmd = cmd[1:]
+		}
+		if len(cmd) == 0 {
+			return fail(g, usagef("netns exec %s: missing the command to run", name))
+		}
+		return netnsExec(g, name, cmd)
+	}
+	return fail(g, usagef("netns: unknown command %q: use list, add, del or exec", op))
+}
+
+// netnsExec replaces vmlink with cmd inside the namespace. setns applies to
+// the calling thread only, so the thread is locked, moved, and execve'd
+// from: the new program starts in the namespace with no other thread left.
+func netnsExec(g *globals, name string, cmd []string) int {
+	path, err := exec.LookPath(cmd[0])
+	if err != nil {
+		return fail(g, fmt.Errorf("netns exec: %w", err))
+	}
+	h, err := netns.Open(name)
+	if err != nil {
+		return fail(g, err)
+	}
+	runtime.LockOSThread()
+	if err := unix.Setns(h.FD(), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		h.Close()
+		if errors.Is(err, unix.EPERM) {
+			return fail(g, &envError{fmt.Errorf("netns exec %s: enter the namespace: %w", name, err)})
+		}
+		return fail(g, fmt.Errorf("netns exec %s: enter the namespace: %w", name, err))
+	}
+	h.Close()
+	err = syscall.Exec(path, cmd, os.Environ())
+	// Only reached when execve failed; this thread stays in the namespace
+	// and locked, and the process exits right away.
+	return fail(g, fmt.Errorf("netns exec %s: %s: %w", name, path, err))
+}

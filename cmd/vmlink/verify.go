@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vmlink/vmlink/verify"
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	register(&command{
+		Name:    "verify",
+		Summary: "prove on the wire that macvlan modes, VLAN tags and reachability behave as configured",
+		Run:     runVerify,
+	})
+}
+
+const verifyHelp = `usage: vmlink [-n NETNS] verify --parent IFACE [OPTIONS]
+
+Finds every macvlan, macvtap, ipvlan and VLAN link on IFACE (in NETNS, or
+the current namespace) across all named namespaces in /run/netns, treats
+IFACE's own addresses as the host stack, detects whether the switch on
+IFACE's wire reflects frames, probes every ordered pair of endpoints (ARP,
+ICMP echo) from inside their namespaces while capturing on IFACE, and
+compares what happened with what the macvlan modes and VLANs promise.
+
+  --parent IFACE    the parent interface (required)
+  --reflects R      yes, no or auto (default): whether the switch sends
+                    frames back out of the port they came in on (hairpin)
+  --wait D          how long a probe waits for an answer (default: derived
+                    from the switch round trip, 150ms-1s)
+  -w FILE           also write the capture on IFACE as pcapng
+  --no-capture      skip the capture and the wire checks
+  -j, --json        print the report as JSON
+  --junit FILE      write a JUnit XML report (one test case per check)
+  --topology FILE   a topology file (not available yet: use --parent)
+Exit status: 0 everything matches, 1 a check failed, 2 the command line is
+wrong, 3 the environment prevents the check (no privileges, parent missing).
+`
+
+type verifyArgs struct {
+	parent, junit, write, topology string
+	reflects                       *bool
+	wait                           time.Duration
+	json, noCapture                bool
+}
+
+var errVerifyHelp = errors.New("help")
+
+func parseVerifyArgs(args []string, g *globals) (*verifyArgs, error) {
+	a := &verifyArgs{json: g.JSON}
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&a.parent, "parent", "", "")
+	fs.StringVar(&a.junit, "junit", "", "")
+	fs.StringVar(&a.write, "w", "", "")
+	fs.StringVar(&a.topology, "topology", "", "")
+	reflects := fs.String("reflects", "auto", "")
+	wait := fs.String("wait", "", "")
+	fs.BoolVar(&a.json, "j", a.json, "")
+	fs.BoolVar(&a.json, "json", a.json, "")
+	fs.BoolVar(&a.noCapture, "no-capture", false, "")
+	if len(args) > 0 && args[0] == "help" {
+		return nil, errVerifyHelp
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errVerifyHelp
+		}
+		return nil, usagef("verify: %v: see 'vmlink verify help'", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("verify: unexpected argument %q: see 'vmlink verify help'", fs.Arg(0))
+	}
+	if a.topology != "" {
+		return nil, usagef("verify: --topology is not available yet: discover the topology with --parent IFACE")
+	}
+	if a.parent == "" {
+		return nil, usagef("verify: --parent IFACE is required: name the interface the macvlan/VLAN links sit on")
+	}
+	switch strings.ToLower(*reflects) {
+	case "auto", "":
+	case "yes", "on", "true":
+		v := true
+		a.reflects = &v
+	case "no", "off", "false":
+		v := false
+		a.reflects = &v
+	default:
+		return nil, usagef("verify: --reflects %q: use yes, no or auto", *reflects)
+	}
+	if *wait != "" {
+		d, err := time.ParseDuration(*wait)
+		if err != nil || d <= 0 {
+			return nil, usagef("verify: --wait %q: use a positive duration like 200ms", *wait)
+		}
+		a.wait = d
+	}
+	if a.write != "" && a.noCapture {
+		return nil, usagef("verify: -w needs the capture: drop --no-capture")
+	}
+	if a.write == "-" {
+		return nil, usagef("verify: -w - would mix the capture with the report on stdout: write to a file")
+	}
+	return a, nil
+}
+
+func runVerify(g *globals, args []string) int {
+	a, err := parseVerifyArgs(args, g)
+	if errors.Is(err, errVerifyHelp) {
+		fmt.Fprint(g.Stdout, verifyHelp)
+		return exitOK
+	}
+	if err != nil {
+		return fail(g, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+
+	topo, err := verify.Discover(ctx, g.NetNS, a.parent)
+	if err != nil {
+		return fail(g, verifyError(err))
+	}
+	if a.reflects != nil {
+		topo.Switch.Reflects = a.reflects
+	}
+	opts := verify.Options{Wait: a.wait, NoCapture: a.noCapture}
+	var pw *verify.PcapngWriter
+	if a.write != "" {
+		f, err := os.Create(a.write)
+		if err != nil {
+			return fail(g, fmt.Errorf("verify: -w: %w", err))
+		}
+		defer f.Close()
+		pw, err = verify.NewPcapngWriter(f, verify.PcapngOptions{Iface: a.parent})
+		if err != nil {
+			return fail(g, fmt.Errorf("verify: -w: %w", err))
+		}
+		opts.OnFrame = func(fr *verify.Frame) { _ = pw.WriteFrame(fr, "") }
+	}
+	rep, err := verify.Run(ctx, topo, opts)
+	if err != nil {
+		return fail(g, verifyError(err))
+	}
+	if pw != nil {
+		if err := pw.Flush(); err != nil {
+			return fail(g, fmt.Errorf("verify: -w: %w", err))
+		}
+	}
+	if a.junit != "" {
+		f, err := os.Create(a.junit)
+		if err != nil {
+			return fail(g, fmt.Errorf("verify: --junit: %w", err))
+		}
+		werr := rep.WriteJUnit(f)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return fail(g, fmt.Errorf("verify: --junit: %w", werr))
+		}
+	}
+	if a.json {
+		err = rep.WriteJSON(g.Stdout, g.Pretty)
+	} else {
+		err = rep.WriteTable(g.Stdout)
+	}
+	if err != nil {
+		return fail(g, fmt.Errorf("verify: write report: %w", err))
+	}
+	if !rep.OK {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// verifyError maps verify's error kinds to the CLI's exit codes.
+func verifyError(err error) error {
+	switch {
+	case errors.Is(err, verify.ErrTopology):
+		return &usageError{msg: "verify: " + err.Error()}
+	case errors.Is(err, verify.ErrEnvironment), errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return &envError{err: fmt.Errorf("verify: %w", err)}
+	}
+	return fmt.Errorf("verify: %w", err)
+}

@@ -1,0 +1,145 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/mdlayher/packet"
+
+	"github.com/vmlink/vmlink/internal/netns"
+)
+
+// announcement is one interface whose addresses the network should learn
+// at once: after setup Up sends a gratuitous ARP for each IPv4 address and
+// an unsolicited neighbour advertisement for each IPv6 address, so switches
+// and neighbours stop using stale entries (a re-created container keeps its
+// IP but gets a new MAC).
+type announcement struct {
+	NetNS string
+	Index int
+	Name  string
+	MAC   net.HardwareAddr
+	Addrs []netip.Prefix
+}
+
+var broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// send opens a packet socket on the interface inside its namespace and
+// writes the frames.
+func (an *announcement) send() error {
+	if len(an.MAC) != 6 || len(an.Addrs) == 0 {
+		return nil
+	}
+	sendAll := func() error {
+		c, err := packet.Listen(&net.Interface{Index: an.Index, Name: an.Name, HardwareAddr: an.MAC}, packet.Raw, 0, nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		var errs []error
+		for _, p := range an.Addrs {
+			a := p.Addr()
+			if a.Is4() {
+				_, err = c.WriteTo(garpFrame(an.MAC, a), &packet.Addr{HardwareAddr: broadcastMAC})
+			} else {
+				_, err = c.WriteTo(unsolicitedNAFrame(an.MAC, a), &packet.Addr{HardwareAddr: allNodesMAC})
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", a, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	var err error
+	if an.NetNS == "" {
+		err = sendAll()
+	} else {
+		var h *netns.NS
+		if h, err = netns.Open(an.NetNS); err == nil {
+			err = h.Do(sendAll)
+			h.Close()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("announce %s in %s: %w", an.Name, nsLabel(an.NetNS), err)
+	}
+	return nil
+}
+
+// garpFrame is a gratuitous ARP request (sender and target both ip),
+// broadcast: the form every stack accepts for updating its cache.
+func garpFrame(mac net.HardwareAddr, ip netip.Addr) []byte {
+	b := make([]byte, 42)
+	copy(b[0:6], broadcastMAC)
+	copy(b[6:12], mac)
+	binary.BigEndian.PutUint16(b[12:14], 0x0806)
+	arp := b[14:]
+	binary.BigEndian.PutUint16(arp[0:2], 1)      // Ethernet
+	binary.BigEndian.PutUint16(arp[2:4], 0x0800) // IPv4
+	arp[4], arp[5] = 6, 4
+	binary.BigEndian.PutUint16(arp[6:8], 1) // request
+	copy(arp[8:14], mac)
+	a := ip.As4()
+	copy(arp[14:18], a[:])
+	// target hardware address stays zero
+	copy(arp[24:28], a[:])
+	return b
+}
+
+var allNodesMAC = net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}
+
+// unsolicitedNAFrame is a neighbour advertisement for ip to all nodes
+// (ff02::1) with the override flag and the target link-layer option (RFC
+// 4861 7.2.6).
+func unsolicitedNAFrame(mac net.HardwareAddr, ip netip.Addr) []byte {
+	const icmpLen = 32
+	b := make([]byte, 14+40+icmpLen)
+	copy(b[0:6], allNodesMAC)
+	copy(b[6:12], mac)
+	binary.BigEndian.PutUint16(b[12:14], 0x86dd)
+	ip6 := b[14:54]
+	ip6[0] = 0x60
+	binary.BigEndian.PutUint16(ip6[4:6], icmpLen)
+	ip6[6] = 58  // ICMPv6
+	ip6[7] = 255 // hop limit required by RFC 4861
+	src := ip.As16()
+	dst := netip.MustParseAddr("ff02::1").As16()
+	copy(ip6[8:24], src[:])
+	copy(ip6[24:40], dst[:])
+	icmp := b[54:]
+	icmp[0] = 136                                     // neighbour advertisement
+	binary.BigEndian.PutUint32(icmp[4:8], 0x20000000) // override
+	copy(icmp[8:24], src[:])
+	icmp[24], icmp[25] = 2, 1 // target link-layer address, 8 bytes
+	copy(icmp[26:32], mac)
+	binary.BigEndian.PutUint16(icmp[2:4], icmpv6Checksum(src, dst, icmp))
+	return b
+}
+
+// icmpv6Checksum is the Internet checksum over the IPv6 pseudo-header and
+// the ICMPv6 message (whose checksum field is zero).
+func icmpv6Checksum(src, dst [16]byte, msg []byte) uint16 {
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(b[i:]))
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(src[:])
+	add(dst[:])
+	var l [8]byte
+	binary.BigEndian.PutUint32(l[0:4], uint32(len(msg)))
+	l[7] = 58
+	add(l[:])
+	add(msg)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}

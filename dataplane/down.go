@@ -1,0 +1,206 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/rtnl"
+)
+
+// Removed is what Down removed.
+type Removed struct {
+	Links      []string `json:"links"`      // "NETNS/IFNAME" ("/IFNAME" in the caller's namespace)
+	Namespaces []string `json:"namespaces"` // namespaces deleted
+	Addrs      []string `json:"addresses"`  // "NETNS/IFNAME ADDR" taken back from links not owned
+}
+
+// Down removes what Up created for t, and nothing else: links carrying the
+// topology's mark in every namespace the topology names, the addresses Up
+// added to links it does not own (from the state file), and the namespaces
+// it created (marked on their loopback, and listed in the state file). It
+// works after a crash of Up, and removing an absent topology is no error.
+func Down(ctx context.Context, t *Topology, opts *Options) (*Removed, error) {
+	if err := checkTopoName(t.Name); err != nil {
+		return nil, ferr("name", t.Name, "%v", err)
+	}
+	dir := opts.stateDir()
+	unlock, err := lockState(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := loadTopoState(dir, t.Name)
+	if err != nil {
+		return nil, err
+	}
+	mark := Mark{t.Name}
+	c := conns{}
+	defer c.close()
+	out := &Removed{}
+
+	// Every namespace the topology touches, the host first so that deleting
+	// its parents takes the interfaces on them along in one go.
+	names := []string{t.Host}
+	add := func(n string) {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	for _, p := range t.Parents {
+		if p.Sandbox != nil {
+			add(p.Sandbox.Switch)
+		}
+	}
+	for _, e := range t.Endpoints {
+		add(e.netns())
+	}
+	for _, n := range st.Namespaces {
+		add(n)
+	}
+	if st.Host != "" {
+		add(st.Host)
+	}
+	owned := map[string]bool{}
+	for _, n := range names {
+		if n == "" || !netns.Exists(n) {
+			continue
+		}
+		o := slices.Contains(st.Namespaces, n)
+		if !o {
+			if o, err = nsOwned(ctx, n, mark.nsAlias()); err != nil {
+				return out, fmt.Errorf("down %s: netns %s: %w", t.Name, n, err)
+			}
+		}
+		owned[n] = o
+	}
+	hostOwned := t.Host != "" && owned[t.Host]
+
+	var errs []error
+	// Addresses added to links that are not the topology's.
+	for _, r := range slices.Clone(st.Addrs) {
+		if r.NetNS != "" && !netns.Exists(r.NetNS) {
+			st.removeAddr(r)
+			continue
+		}
+		if err := delAddrRecord(ctx, c, r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		st.removeAddr(r)
+		out.Addrs = append(out.Addrs, r.NetNS+"/"+r.Link+" "+r.Prefix)
+	}
+	// Marked links. In a namespace that is about to be deleted they go with
+	// it — unless they sit on a parent in a namespace that stays, which the
+	// kernel would only clean up later.
+	for _, n := range names {
+		if n != "" && !netns.Exists(n) {
+			continue
+		}
+		if owned[n] && hostOwned {
+			continue
+		}
+		removed, err := deleteMarked(ctx, c, n, mark)
+		out.Links = append(out.Links, removed...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, n := range names {
+		if n == "" || !owned[n] {
+			continue
+		}
+		c.drop(n)
+		if err := netns.Delete(n); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		st.removeNS(n)
+		out.Namespaces = append(out.Namespaces, n)
+	}
+	// Namespaces listed in the state that are gone already.
+	for _, n := range slices.Clone(st.Namespaces) {
+		if !netns.Exists(n) {
+			st.removeNS(n)
+		}
+	}
+	if err := st.save(dir); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return out, fmt.Errorf("down %s: %w", t.Name, err)
+	}
+	return out, nil
+}
+
+func delAddrRecord(ctx context.Context, c conns, r addrRecord) error {
+	conn, err := c.get(r.NetNS)
+	if err != nil {
+		return err
+	}
+	m, err := getLink(ctx, conn, r.Link)
+	if err != nil || m == nil {
+		return err
+	}
+	p, err := parsePrefix(r.Prefix)
+	if err != nil {
+		return fmt.Errorf("state: address %q: %w", r.Prefix, err)
+	}
+	if err := conn.DelAddr(ctx, uint32(m.Index), p); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+		return fmt.Errorf("remove address %s from %s: %w", p, r.Link, err)
+	}
+	return nil
+}
+
+// deleteMarked removes the topology's links from a namespace. When every
+// link of the topology's group there carries its mark they go in one
+// request by group (one RCU grace period for all); otherwise one by one.
+func deleteMarked(ctx context.Context, c conns, ns string, mark Mark) ([]string, error) {
+	conn, err := c.get(ns)
+	if err != nil {
+		return nil, err
+	}
+	links, err := conn.Links(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list links in %s: %w", nsLabel(ns), err)
+	}
+	var ours []rtnl.LinkMessage
+	foreign := false
+	for _, m := range links {
+		if linkGroup(&m) != mark.Group() {
+			continue
+		}
+		if mark.Owns(linkGroup(&m), linkAlias(&m)) {
+			ours = append(ours, m)
+		} else {
+			foreign = true
+		}
+	}
+	if len(ours) == 0 {
+		return nil, nil
+	}
+	var names []string
+	for _, m := range ours {
+		names = append(names, ns+"/"+m.Attrs.Name)
+	}
+	if !foreign {
+		g := mark.Group()
+		err := conn.DelLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Group: &g}})
+		if err != nil && !errors.Is(err, unix.ENODEV) {
+			return nil, fmt.Errorf("remove links of group %d in %s: %w", g, nsLabel(ns), err)
+		}
+		return names, nil
+	}
+	var errs []error
+	for _, m := range ours {
+		if err := conn.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
+			errs = append(errs, fmt.Errorf("remove %s from %s: %w", m.Attrs.Name, nsLabel(ns), err))
+		}
+	}
+	return names, errors.Join(errs...)
+}

@@ -1,0 +1,337 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/rtnl"
+)
+
+// Mark is how a topology recognises its own kernel objects: a link group
+// (set by the very request that creates the link, so no window exists in
+// which a link of ours is unmarked) and an alias naming the object, which
+// `ip -d link` shows to users.
+type Mark struct{ Topology string }
+
+// Group is the topology's link group: a hash of its name, kept away from
+// the small numbers people pick by hand (0x10000000–0x7fffffff).
+func (m Mark) Group() uint32 {
+	h := fnv.New32a()
+	h.Write([]byte("vmlink:" + m.Topology))
+	return h.Sum32()%0x70000000 + 0x10000000
+}
+
+// Alias is the alias of object, e.g. "vmlink:lab:ep/c1/eth0".
+func (m Mark) Alias(object string) string { return "vmlink:" + m.Topology + ":" + object }
+
+// Owns reports whether a link with this group and alias is the topology's.
+// An empty alias with our group is ours too: Up died between creating the
+// link and naming it.
+func (m Mark) Owns(group uint32, alias string) bool {
+	if group != m.Group() {
+		return false
+	}
+	return alias == "" || strings.HasPrefix(alias, "vmlink:"+m.Topology+":")
+}
+
+// nsAlias is the alias Up puts on the loopback of every namespace it
+// creates: the namespace's own ownership mark.
+func (m Mark) nsAlias() string { return m.Alias("netns") }
+
+// conns caches one rtnetlink socket per namespace ("" is the caller's).
+type conns map[string]*rtnl.Conn
+
+func (c conns) get(ns string) (*rtnl.Conn, error) {
+	if conn := c[ns]; conn != nil {
+		return conn, nil
+	}
+	var conn *rtnl.Conn
+	var err error
+	if ns == "" {
+		conn, err = rtnl.Dial(nil)
+	} else {
+		conn, err = rtnl.DialNetNS(ns, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open netlink in %s: %w", nsLabel(ns), err)
+	}
+	c[ns] = conn
+	return conn, nil
+}
+
+// drop forgets (and closes) the socket of a namespace about to be deleted:
+// an open socket would keep the namespace alive.
+func (c conns) drop(ns string) {
+	if conn := c[ns]; conn != nil {
+		conn.Close()
+		delete(c, ns)
+	}
+}
+
+func (c conns) close() {
+	for ns := range c {
+		c.drop(ns)
+	}
+}
+
+func nsLabel(ns string) string {
+	if ns == "" {
+		return "the current namespace"
+	}
+	return "netns " + ns
+}
+
+// getLink returns the link called name, or nil when there is none.
+func getLink(ctx context.Context, c *rtnl.Conn, name string) (*rtnl.LinkMessage, error) {
+	m, err := c.GetLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}})
+	if err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+func linkGroup(m *rtnl.LinkMessage) uint32 {
+	if m.Attrs.Group == nil {
+		return 0
+	}
+	return *m.Attrs.Group
+}
+
+func linkAlias(m *rtnl.LinkMessage) string {
+	if m.Attrs.Alias == nil {
+		return ""
+	}
+	return *m.Attrs.Alias
+}
+
+func linkKind(m *rtnl.LinkMessage) string {
+	if m.Attrs.Info == nil {
+		return ""
+	}
+	return m.Attrs.Info.Kind
+}
+
+func setAlias(ctx context.Context, c *rtnl.Conn, index int32, alias string) error {
+	if err := c.SetLink(ctx, &rtnl.LinkMessage{Index: index, Attrs: rtnl.LinkAttrs{Alias: &alias}}); err != nil {
+		return fmt.Errorf("set alias %q: %w", alias, err)
+	}
+	return nil
+}
+
+func setUp(ctx context.Context, c *rtnl.Conn, index int32) error {
+	if err := c.SetLink(ctx, &rtnl.LinkMessage{Index: index, Flags: unix.IFF_UP, Change: unix.IFF_UP}); err != nil {
+		return fmt.Errorf("set up: %w", err)
+	}
+	return nil
+}
+
+func setMaster(ctx context.Context, c *rtnl.Conn, index, master int32) error {
+	m := uint32(master)
+	if err := c.SetLink(ctx, &rtnl.LinkMessage{Index: index, Attrs: rtnl.LinkAttrs{Master: &m}}); err != nil {
+		return fmt.Errorf("attach to bridge: %w", err)
+	}
+	return nil
+}
+
+// setHairpin turns a bridge port's hairpin mode on, as `bridge link set dev
+// PORT hairpin on`: RTM_SETLINK in the AF_BRIDGE family with the port
+// attributes nested in IFLA_PROTINFO. (RTM_NEWLINK would go to the generic
+// handler, which ignores IFLA_PROTINFO.)
+func setHairpin(ctx context.Context, c *rtnl.Conn, index int32, on bool) error {
+	ae := netlink.NewAttributeEncoder()
+	v := uint8(0)
+	if on {
+		v = 1
+	}
+	ae.Uint8(unix.IFLA_BRPORT_MODE, v)
+	b, err := ae.Encode()
+	if err != nil {
+		return err
+	}
+	msg := &rtnl.LinkMessage{Family: unix.AF_BRIDGE, Index: index, Attrs: rtnl.LinkAttrs{ProtInfo: b}}
+	if _, err := c.Execute(ctx, unix.RTM_SETLINK, 0, msg); err != nil {
+		return fmt.Errorf("set hairpin: %w", err)
+	}
+	return nil
+}
+
+// ensureAddr adds p to the link unless it has it; added reports a change.
+func ensureAddr(ctx context.Context, c *rtnl.Conn, index int32, p netip.Prefix) (added bool, err error) {
+	have, err := hasAddr(ctx, c, index, p)
+	if err != nil || have {
+		return false, err
+	}
+	if err := c.AddAddr(ctx, uint32(index), p); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return false, nil
+		}
+		return false, fmt.Errorf("add address %s: %w", p, err)
+	}
+	return true, nil
+}
+
+func hasAddr(ctx context.Context, c *rtnl.Conn, index int32, p netip.Prefix) (bool, error) {
+	fam := uint8(unix.AF_INET)
+	if p.Addr().Is6() {
+		fam = unix.AF_INET6
+	}
+	addrs, err := c.Addrs(ctx, fam, uint32(index))
+	if err != nil {
+		return false, fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if a.Prefix() == p {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// ensureRoute installs r unless an identical route is there.
+func ensureRoute(ctx context.Context, c *rtnl.Conn, r rtnl.Route) error {
+	if err := c.AddRoute(ctx, r); err != nil && !errors.Is(err, unix.EEXIST) {
+		what := "default"
+		if r.Dst.IsValid() {
+			what = r.Dst.String()
+		}
+		if r.Gateway.IsValid() {
+			return fmt.Errorf("add route %s via %s: %w", what, r.Gateway, err)
+		}
+		return fmt.Errorf("add route %s: %w", what, err)
+	}
+	return nil
+}
+
+// createNS creates a named namespace, brings its loopback up and marks it
+// as the topology's through the loopback's alias.
+func createNS(ctx context.Context, name, alias string) error {
+	h, err := netns.Create(name)
+	if err != nil {
+		return err
+	}
+	h.Close()
+	c, err := rtnl.DialNetNS(name, nil)
+	if err != nil {
+		return fmt.Errorf("netns %s: %w", name, err)
+	}
+	defer c.Close()
+	lo, err := getLink(ctx, c, "lo")
+	if err != nil || lo == nil {
+		return fmt.Errorf("netns %s: find lo: %w", name, err)
+	}
+	if err := setAlias(ctx, c, lo.Index, alias); err != nil {
+		return fmt.Errorf("netns %s: lo: %w", name, err)
+	}
+	if err := setUp(ctx, c, lo.Index); err != nil {
+		return fmt.Errorf("netns %s: lo: %w", name, err)
+	}
+	return nil
+}
+
+// nsOwned reports whether the existing namespace name carries alias on its
+// loopback.
+func nsOwned(ctx context.Context, name, alias string) (bool, error) {
+	c, err := rtnl.DialNetNS(name, nil)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	lo, err := getLink(ctx, c, "lo")
+	if err != nil || lo == nil {
+		return false, err
+	}
+	return linkAlias(lo) == alias, nil
+}
+
+// writeSysctl writes value to /proc/sys/PATH inside the namespace: sysctls
+// under net/ belong to the network namespace of the writing thread.
+func writeSysctl(ns, path, value string) error {
+	write := func() error {
+		return os.WriteFile("/proc/sys/"+path, []byte(value), 0)
+	}
+	if ns == "" {
+		return write()
+	}
+	h, err := netns.Open(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if err := h.Do(write); err != nil {
+		return fmt.Errorf("sysctl %s=%s in netns %s: %w", strings.ReplaceAll(path, "/", "."), value, ns, err)
+	}
+	return nil
+}
+
+func macOf(m *rtnl.LinkMessage) net.HardwareAddr { return m.Attrs.Address }
+
+// Probe reports whether the kernel knows the link kind a feature provides
+// ("8021q" → vlan, "ipvlan", "macvlan", "macvtap"), as a *FeatureError when
+// it does not. It sends RTM_NEWLINK for the kind without a parent or
+// attributes: a kernel without the kind refuses it with EOPNOTSUPP ("Unknown
+// device type") after trying to load the module; a kernel with it refuses
+// the missing attributes (EINVAL). Either way nothing is created.
+func Probe(ctx context.Context, feature string) error {
+	kind := map[string]string{"8021q": "vlan", "ipvlan": "ipvlan", "macvlan": "macvlan", "macvtap": "macvtap"}[feature]
+	if kind == "" {
+		return fmt.Errorf("probe: unknown feature %q", feature)
+	}
+	c, err := rtnl.Dial(nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	const name = "vmlprobe0"
+	err = c.NewLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name, Info: &rtnl.LinkInfo{Kind: kind}}}, netlink.Create|netlink.Excl)
+	switch {
+	case err == nil:
+		// Should not happen for these kinds; never leave it behind.
+		_ = c.DelLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}})
+		return nil
+	case errors.Is(err, unix.EOPNOTSUPP):
+		return &FeatureError{Feature: feature, Err: err}
+	case errors.Is(err, unix.EPERM):
+		return fmt.Errorf("probe %s: %w", feature, err)
+	}
+	return nil
+}
+
+// ifOperUp is IF_OPER_UP.
+const ifOperUp = 6
+
+// brForwarding is BR_STATE_FORWARDING, IFLA_BRPORT_STATE's value for a port
+// that passes frames.
+const brForwarding = 3
+
+// portForwarding reports whether a bridge port passes frames, from the
+// IFLA_BRPORT_STATE the kernel reports in the port's slave data. When the
+// state is not reported in a form we read, the port's operstate decides.
+func portForwarding(m *rtnl.LinkMessage) bool {
+	if m.Attrs.Info != nil {
+		if raw, ok := m.Attrs.Info.SlaveData.(*rtnl.RawData); ok {
+			for _, a := range raw.Attrs {
+				if a.Type&^unix.NLA_F_NESTED == unix.IFLA_BRPORT_STATE && len(a.Data) == 1 {
+					return a.Data[0] == brForwarding
+				}
+			}
+		}
+	}
+	return operUp(m)
+}
+
+func operUp(m *rtnl.LinkMessage) bool {
+	return m.Attrs.OperState != nil && *m.Attrs.OperState == ifOperUp
+}

@@ -1,0 +1,144 @@
+package dataplane
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultStateDir is where vmlink keeps what the kernel cannot hold: which
+// namespaces a topology created, which addresses it added to links it does
+// not own, and the docker-style networks. Under /run so a reboot — which
+// also wipes every namespace and link — wipes it too.
+const DefaultStateDir = "/run/vmlink"
+
+// lockState takes the exclusive lock every vmlink process holds while it
+// changes state, so two processes never interleave their writes. The lock
+// dies with the process, so a crash never leaves it held.
+func lockState(dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("state lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("state lock %s: %w", f.Name(), err)
+	}
+	return func() {
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// topoState is a topology's entry: what Up must remember beyond the marks
+// on the links. It is written before each change it records.
+type topoState struct {
+	Name string `json:"name"`
+	Host string `json:"host,omitempty"`
+	// Group is the topology's link group, for `ip link show group N`.
+	Group uint32 `json:"group"`
+	// Namespaces Up created (or was about to create).
+	Namespaces []string `json:"namespaces,omitempty"`
+	// Addrs Up added to links it does not own (an existing parent).
+	Addrs []addrRecord `json:"addrs,omitempty"`
+}
+
+type addrRecord struct {
+	NetNS  string `json:"netns,omitempty"`
+	Link   string `json:"link"`
+	Prefix string `json:"prefix"`
+}
+
+func topoStatePath(dir, name string) string {
+	return filepath.Join(dir, "topologies", name+".json")
+}
+
+func loadTopoState(dir, name string) (*topoState, error) {
+	b, err := os.ReadFile(topoStatePath(dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return &topoState{Name: name}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	var s topoState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("read state %s: %w (delete the file if the topology is gone)", topoStatePath(dir, name), err)
+	}
+	return &s, nil
+}
+
+// save writes the state atomically (temporary file, fsync, rename), or
+// removes the file when nothing is left to remember.
+func (s *topoState) save(dir string) error {
+	path := topoStatePath(dir, s.Name)
+	if len(s.Namespaces) == 0 && len(s.Addrs) == 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove state: %w", err)
+		}
+		return nil
+	}
+	return writeFileAtomic(path, s)
+}
+
+func writeFileAtomic(path string, v any) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	return nil
+}
+
+func (s *topoState) addNS(name string) bool {
+	if slices.Contains(s.Namespaces, name) {
+		return false
+	}
+	s.Namespaces = append(s.Namespaces, name)
+	return true
+}
+
+func (s *topoState) removeNS(name string) {
+	s.Namespaces = slices.DeleteFunc(s.Namespaces, func(n string) bool { return n == name })
+}
+
+func (s *topoState) addAddr(r addrRecord) bool {
+	if slices.Contains(s.Addrs, r) {
+		return false
+	}
+	s.Addrs = append(s.Addrs, r)
+	return true
+}
+
+func (s *topoState) removeAddr(r addrRecord) {
+	s.Addrs = slices.DeleteFunc(s.Addrs, func(a addrRecord) bool { return a == r })
+}

@@ -1,0 +1,564 @@
+package verify
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+)
+
+// Reach is a reachability verdict for one ordered pair of endpoints: what
+// the model expects, or what the probes observed. The zero value is not a
+// verdict.
+type Reach uint8
+
+// Verdicts. The model only says Reachable or Blocked; probes can also end in
+// ProbeError (the probe itself failed) or NotProbed (nothing could be sent:
+// no IPv4 address, or a macvtap with nobody behind its queue).
+const (
+	Reachable Reach = iota + 1
+	Blocked
+	ProbeError
+	NotProbed
+)
+
+// String is the word reports use: reachable, blocked, error, not-probed.
+func (r Reach) String() string {
+	switch r {
+	case Reachable:
+		return "reachable"
+	case Blocked:
+		return "blocked"
+	case ProbeError:
+		return "error"
+	case NotProbed:
+		return "not-probed"
+	}
+	return fmt.Sprintf("Reach(%d)", uint8(r))
+}
+
+// Symbol is the one-character matrix cell: + reachable, - blocked,
+// ! probe error, ? not probed.
+func (r Reach) Symbol() string {
+	switch r {
+	case Reachable:
+		return "+"
+	case Blocked:
+		return "-"
+	case ProbeError:
+		return "!"
+	case NotProbed:
+		return "?"
+	}
+	return " "
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (r Reach) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// Path says how a frame from one endpoint travels to another.
+type Path uint8
+
+// Paths. The zero value means the frame has no way to arrive.
+const (
+	PathNone      Path = iota // never delivered
+	PathLocal                 // handed across inside the kernel (bridge mode, ipvlan)
+	PathReflected             // out of the parent and back from a reflecting switch
+	PathWire                  // between the parent and the far side of the switch
+	PathBeyond                // both ends are beyond the switch: the parent is not on the way
+)
+
+// String names the path.
+func (p Path) String() string {
+	switch p {
+	case PathNone:
+		return "none"
+	case PathLocal:
+		return "local"
+	case PathReflected:
+		return "reflected"
+	case PathWire:
+		return "wire"
+	case PathBeyond:
+		return "beyond"
+	}
+	return fmt.Sprintf("Path(%d)", uint8(p))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (p Path) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// Expectation is what the model says a topology should do: per ordered pair
+// of endpoints, reachability with the reason, and the wire evidence a capture
+// on the parent should show.
+type Expectation struct {
+	// SwitchReflects is the switch behaviour the expectation assumes.
+	// ReflectsKnown is false when Topology.Switch.Reflects was nil: the
+	// model then assumed a switch that does not reflect.
+	SwitchReflects bool
+	ReflectsKnown  bool
+	// Endpoints are the topology's endpoints in order, with the host stack
+	// (from Parent.Addrs) appended when the topology did not list it.
+	Endpoints []Endpoint
+	// Pairs holds every ordered pair (From != To), From-major.
+	Pairs []PairExpectation
+	// Sources are the source MACs allowed on the parent's wire and the VLAN
+	// stack each must carry.
+	Sources []SourceRule
+}
+
+// PairExpectation is the model's verdict for one ordered pair: can From
+// reach To (From's request answered by To), and why.
+type PairExpectation struct {
+	From, To int // indices into Expectation.Endpoints
+	Reach    Reach
+	Why      string
+	// Path is how a unicast frame from From to To travels.
+	Path Path
+	// WireOut and WireIn are how often one unicast frame from From to To
+	// shows on a capture of the parent, sent and received. A bridge-mode
+	// sibling's frame shows once, inbound (dev_forward_skb hands it to the
+	// parent's receive path); a VEPA frame leaves once and comes back once
+	// when the switch reflects it. Meaningful when the frame is sent at all.
+	WireOut, WireIn int
+}
+
+// SourceRule is one MAC allowed as a source on the parent's wire.
+type SourceRule struct {
+	MAC   MAC
+	Stack Stack  // the VLAN stack its frames carry
+	Owner string // endpoint ID, "NETNS/IFNAME"
+	// Outside marks a MAC beyond the switch: its frames arrive, never leave.
+	Outside bool
+}
+
+// Pair returns the expectation for from → to, or nil.
+func (e *Expectation) Pair(from, to int) *PairExpectation {
+	n := len(e.Endpoints)
+	if from < 0 || to < 0 || from >= n || to >= n || from == to {
+		return nil
+	}
+	i := from*(n-1) + to
+	if to > from {
+		i--
+	}
+	return &e.Pairs[i]
+}
+
+// EndpointID names an endpoint as reports do: "NETNS/IFNAME", or "IFNAME"
+// when it lives in the caller's namespace. The host stack is
+// "NETNS/PARENT".
+func EndpointID(ep Endpoint) string {
+	if ep.NetNS == "" {
+		return ep.Interface
+	}
+	return ep.NetNS + "/" + ep.Interface
+}
+
+// Endpoint kinds the model knows. KindOutside is an endpoint beyond the
+// switch (a host on the switch's segment), reached over the wire.
+const (
+	KindHost    = "host"
+	KindMacvlan = "macvlan"
+	KindMacvtap = "macvtap"
+	KindIPVlan  = "ipvlan"
+	KindVLAN    = "vlan"
+	KindOutside = "outside"
+)
+
+// role is what an endpoint is to the parent.
+type role uint8
+
+const (
+	roleStack   role = iota + 1 // a lower's own stack: the parent's (host) or a VLAN link's
+	roleChild                   // a macvlan/macvtap/ipvlan on a lower
+	roleOutside                 // beyond the switch
+)
+
+// node is an endpoint with what the model derives from it.
+type node struct {
+	ep    Endpoint
+	id    string
+	role  role
+	stack Stack
+	port  string // the lower a child sits on; the interface a stack is
+	mode  string // macvlan/macvtap/ipvlan mode, lower case
+	kind  string
+}
+
+// WithHost returns the topology's endpoints with the host stack appended
+// when Parent.Addrs is set and no endpoint of kind "host" is listed.
+func WithHost(t Topology) []Endpoint {
+	eps := slices.Clone(t.Endpoints)
+	for _, ep := range eps {
+		if ep.Kind == KindHost {
+			return eps
+		}
+	}
+	if len(t.Parent.Addrs) == 0 {
+		return eps
+	}
+	return append(eps, Endpoint{
+		Name:      "host",
+		NetNS:     t.Parent.NetNS,
+		Interface: t.Parent.Name,
+		Kind:      KindHost,
+		MAC:       t.Parent.MAC,
+		Addrs:     t.Parent.Addrs,
+	})
+}
+
+// stackOfEndpoint is the VLAN stack an endpoint's frames carry on the parent.
+func stackOfEndpoint(ep Endpoint) Stack {
+	tags := make([]Tag, len(ep.VLANs))
+	for i, v := range ep.VLANs {
+		p := EtherType(v.Protocol)
+		if p == 0 {
+			p = EtherType8021Q
+		}
+		tags[i] = Tag{TPID: p, VID: v.ID}
+	}
+	return StackOf(tags)
+}
+
+// Model is the behaviour model: a pure function from a topology to what it
+// should do. It needs t.Switch.Reflects; when that is nil it assumes a switch
+// that does not reflect and says so (Expectation.ReflectsKnown false). Run
+// detects reflection first and passes it in.
+//
+// The rules come from the kernel's drivers/net/macvlan.c and were checked
+// cell by cell against the kernel (TestModelMatchesKernel); the comments in
+// macvlanPair name the functions responsible.
+func Model(t Topology) *Expectation {
+	e := &Expectation{Endpoints: WithHost(t)}
+	if t.Switch.Reflects != nil {
+		e.SwitchReflects, e.ReflectsKnown = *t.Switch.Reflects, true
+	}
+	nodes := make([]node, len(e.Endpoints))
+	for i, ep := range e.Endpoints {
+		nodes[i] = makeNode(t, ep)
+	}
+	m := &model{t: t, nodes: nodes, reflects: e.SwitchReflects}
+	for i := range nodes {
+		for j := range nodes {
+			if i == j {
+				continue
+			}
+			p := m.pair(i, j)
+			p.From, p.To = i, j
+			e.Pairs = append(e.Pairs, p)
+		}
+	}
+	e.Sources = m.sources()
+	return e
+}
+
+func makeNode(t Topology, ep Endpoint) node {
+	n := node{ep: ep, id: EndpointID(ep), stack: stackOfEndpoint(ep), kind: strings.ToLower(ep.Kind), mode: strings.ToLower(ep.Mode)}
+	switch n.kind {
+	case KindHost:
+		n.role, n.port = roleStack, t.Parent.Name
+	case KindVLAN:
+		n.role, n.port = roleStack, ep.Interface
+	case KindOutside:
+		n.role = roleOutside
+	default:
+		n.role, n.port = roleChild, ep.Lower
+		if n.port == "" {
+			n.port = t.Parent.Name
+		}
+	}
+	if n.kind == KindIPVlan && n.mode == "" {
+		n.mode = "l3" // the kernel's default ipvlan mode
+	}
+	return n
+}
+
+type model struct {
+	t        Topology
+	nodes    []node
+	reflects bool
+}
+
+// carried reports whether the switch carries stack s on the parent's port.
+func (m *model) carried(s Stack) bool {
+	if m.t.Switch.VLANs == nil || s.Len() == 0 {
+		return true
+	}
+	return slices.Contains(m.t.Switch.VLANs, s.Tags()[0].VID)
+}
+
+// reflectsStack reports whether a frame with stack s comes back from the switch.
+func (m *model) reflectsStack(s Stack) bool { return m.reflects && m.carried(s) }
+
+// onPort returns the children on a port.
+func (m *model) onPort(port string) []node {
+	var out []node
+	for _, n := range m.nodes {
+		if n.role == roleChild && n.port == port {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func blocked(why string, a ...any) PairExpectation {
+	return PairExpectation{Reach: Blocked, Why: fmt.Sprintf(why, a...)}
+}
+
+func reach(p Path, out, in int, why string, a ...any) PairExpectation {
+	return PairExpectation{Reach: Reachable, Path: p, WireOut: out, WireIn: in, Why: fmt.Sprintf(why, a...)}
+}
+
+// wire counts for a frame that leaves the parent and comes back when reflected.
+func (m *model) outBack(s Stack) (int, int) {
+	if m.reflectsStack(s) {
+		return 1, 1
+	}
+	return 1, 0
+}
+
+func (m *model) pair(i, j int) PairExpectation {
+	a, b := m.nodes[i], m.nodes[j]
+	if a.stack != b.stack {
+		return blocked("different VLANs: %s and %s frames never meet without a router", a.stack, b.stack)
+	}
+	if a.role == roleOutside && b.role == roleOutside {
+		return reach(PathBeyond, 0, 0, "both are beyond the switch: the parent is not on their way")
+	}
+	if a.role == roleOutside || b.role == roleOutside {
+		return m.outsidePair(a, b)
+	}
+	if a.kind == KindIPVlan || b.kind == KindIPVlan {
+		return m.ipvlanPair(a, b)
+	}
+	switch {
+	case a.role == roleChild && b.role == roleChild:
+		if a.port != b.port {
+			return m.viaSwitch(a, b, "they sit on different lowers (%s, %s): frames meet only through the switch", a.port, b.port)
+		}
+		return m.siblings(a, b)
+	case a.role == roleChild && b.role == roleStack && a.port == b.port:
+		return m.childToStack(a, b)
+	case a.role == roleStack && b.role == roleChild && a.port == b.port:
+		return m.stackToChild(a, b)
+	case a.role == roleChild || b.role == roleChild:
+		// A child and the stack of another lower with the same VLAN stack:
+		// both sides' frames leave the parent, so only the switch joins them.
+		return m.viaSwitch(a, b, "%s and %s share a VLAN but not a lower: frames meet only through the switch", a.id, b.id)
+	}
+	return m.viaSwitch(a, b, "%s and %s are separate interfaces on the parent: frames meet only through the switch", a.id, b.id)
+}
+
+// viaSwitch is a pair whose frames both leave through the parent.
+func (m *model) viaSwitch(a, b node, why string, args ...any) PairExpectation {
+	if !m.reflectsStack(a.stack) {
+		return blocked(why+", and the switch does not send them back", args...)
+	}
+	return reach(PathReflected, 1, 1, why+"; the switch reflects them", args...)
+}
+
+// outsidePair: one end is beyond the switch.
+func (m *model) outsidePair(a, b node) PairExpectation {
+	in, out := a, b // in is ours (on the parent's side), out beyond
+	toOutside := true
+	if a.role == roleOutside {
+		in, out, toOutside = b, a, false
+	}
+	wire := func(why string, args ...any) PairExpectation {
+		if toOutside {
+			return reach(PathWire, 1, 0, why, args...)
+		}
+		return reach(PathWire, 0, 1, why, args...)
+	}
+	if !m.carried(in.stack) {
+		return blocked("the switch does not carry %s on the parent's port", in.stack)
+	}
+	switch in.role {
+	case roleStack:
+		for _, c := range m.onPort(in.port) {
+			if c.mode == "passthru" {
+				// macvlan_handle_frame: with a passthru port every unicast
+				// frame goes to the one child (macvlan_passthru).
+				return blocked("the passthru macvlan %s takes every unicast frame %s receives: its own stack gets no replies", c.id, in.port)
+			}
+		}
+		return wire("%s talks to the switch's side directly", in.id)
+	case roleChild:
+		if in.kind == KindIPVlan {
+			return wire("an ipvlan leaves through the parent with the parent's MAC")
+		}
+		if in.mode == "source" && !listed(in.ep.SourceMACs, out.ep.MAC) {
+			// macvlan_handle_frame: unicast to a source-mode MAC is passed
+			// to the parent (vlan->mode == MACVLAN_MODE_SOURCE); only
+			// macvlan_forward_source copies frames from listed senders.
+			return blocked("a source-mode macvlan only receives frames from its listed source MACs, and %s is not listed", out.id)
+		}
+		return wire("a macvlan reaches the outside through the parent and the switch, whatever its mode")
+	}
+	return blocked("unknown endpoint kind %q", in.ep.Kind)
+}
+
+func listed(list []net.HardwareAddr, mac net.HardwareAddr) bool {
+	if len(mac) == 0 {
+		return false
+	}
+	for _, m := range list {
+		if MACFrom(m) == MACFrom(mac) {
+			return true
+		}
+	}
+	return false
+}
+
+// siblings: two macvlan/macvtap children on the same lower.
+func (m *model) siblings(a, b node) PairExpectation {
+	if a.mode == "passthru" || b.mode == "passthru" {
+		return blocked("a passthru macvlan must be its parent's only child: this pair cannot exist")
+	}
+	// Frames between siblings on a VLAN lower show on the VLAN link, not on
+	// the parent, when handed across locally.
+	localIn := 1
+	if a.port != m.t.Parent.Name {
+		localIn = 0
+	}
+	r := m.reflectsStack(a.stack)
+	switch {
+	case a.mode == "source" || b.mode == "source":
+		// macvlan_handle_frame: a broadcast from a source-mode child that
+		// comes back is "forwarded to the original port" only, and unicast
+		// to a source-mode MAC is passed to the parent; a source child
+		// receives only via macvlan_forward_source (listed sender MACs).
+		if a.mode == "source" {
+			return blocked("a source-mode macvlan's ARP broadcast comes back to itself only, never to a sibling")
+		}
+		if !r {
+			return blocked("a source-mode macvlan only hears a sibling through a reflecting switch, and the switch does not reflect")
+		}
+		if !listed(b.ep.SourceMACs, a.ep.MAC) {
+			return blocked("a source-mode macvlan only receives frames from its listed source MACs, and %s is not listed", a.id)
+		}
+		return reach(PathReflected, 1, 1, "the switch reflects the frames and %s is a listed source of %s", a.id, b.id)
+	case a.mode == "private" || b.mode == "private":
+		// macvlan_handle_frame / macvlan_process_broadcast: a reflected
+		// broadcast from a private child goes back to that child only, and
+		// siblings' broadcasts are never flooded to private ports, so ARP
+		// never resolves. (A unicast frame with a known MAC is delivered
+		// when reflected: the isolation is of broadcasts.)
+		return blocked("private mode drops frames from a sibling even when the switch reflects them")
+	case a.mode == "bridge" && b.mode == "bridge":
+		// macvlan_queue_xmit: bridge to bridge goes through
+		// dev_forward_skb on the lower: the parent's taps see it once.
+		return reach(PathLocal, 0, localIn, "bridge-mode siblings reach each other directly inside the kernel")
+	case a.mode == "vepa" && b.mode == "vepa":
+		if !r {
+			return blocked("VEPA sends every frame to the switch, and the switch does not reflect it back (hairpin off)")
+		}
+		return reach(PathReflected, 1, 1, "VEPA siblings reach each other through the switch, which reflects the frames (hairpin on)")
+	default:
+		// bridge with vepa: macvlan_queue_xmit short-cuts only when the
+		// destination is bridge mode too, and macvlan_process_broadcast
+		// floods a reflected bridge-mode broadcast to VEPA ports only (and a
+		// reflected VEPA broadcast to bridge and VEPA ports), so the pair
+		// talks through the switch, like two VEPA ports.
+		if !r {
+			return blocked("%s and %s modes never talk inside the kernel; the switch would have to reflect, and it does not", a.mode, b.mode)
+		}
+		return reach(PathReflected, 1, 1, "%s and %s modes talk through the switch, which reflects the frames", a.mode, b.mode)
+	}
+}
+
+// childToStack: a macvlan to its lower's own stack (the host, or a VLAN link).
+func (m *model) childToStack(a, b node) PairExpectation {
+	r := m.reflectsStack(a.stack)
+	switch a.mode {
+	case "passthru":
+		return blocked("a passthru macvlan carries the parent's own MAC: every frame for that MAC goes to the macvlan, so %s never hears it", b.id)
+	case "private", "source":
+		// macvlan_handle_frame: a reflected broadcast whose source is a
+		// private (or source, passthru) child is "forwarded to the original
+		// port" and consumed: the lower's stack never sees the ARP request.
+		return blocked("a macvlan cannot reach its parent's own stack: the kernel never hands its frames to the parent, and in %s mode even a reflected broadcast goes back only to the sender", a.mode)
+	}
+	if !r {
+		return blocked("a macvlan cannot reach its parent's own stack: the kernel never hands its frames to the parent (host-to-macvlan isolation), and the switch does not reflect them")
+	}
+	return reach(PathReflected, 1, 1, "the switch reflects the macvlan's frames back into the parent, which passes them to its own stack")
+}
+
+// stackToChild: a lower's own stack to a macvlan on it.
+func (m *model) stackToChild(a, b node) PairExpectation {
+	r := m.reflectsStack(a.stack)
+	if b.mode == "passthru" {
+		return blocked("a passthru macvlan carries the parent's own MAC: every frame for that MAC goes to the macvlan, so the parent's stack never gets an answer")
+	}
+	if !r {
+		return blocked("the parent's own stack cannot reach a macvlan on it: its frames leave through the wire and the kernel never hands them to the macvlan (host-to-macvlan isolation), and the switch does not reflect them")
+	}
+	if b.mode == "source" {
+		// macvlan_handle_frame: a broadcast from an address no child owns
+		// is flooded to every mode but source; the source child gets a copy
+		// only through macvlan_forward_source.
+		if !listed(b.ep.SourceMACs, a.ep.MAC) {
+			return blocked("a source-mode macvlan only receives frames from its listed source MACs, and the parent's MAC is not listed")
+		}
+		return reach(PathReflected, 1, 1, "the switch reflects the parent's frames and the parent's MAC is a listed source")
+	}
+	// macvlan_process_broadcast: a reflected broadcast from an address no
+	// child owns (the parent's) is flooded to private, VEPA, passthru and
+	// bridge ports alike, and a unicast reply to the parent's MAC is passed
+	// to its stack: so even a private child answers its host when the
+	// switch reflects.
+	return reach(PathReflected, 1, 1, "the switch reflects the parent's frames back, and the kernel delivers them to the macvlan like frames from any outside host")
+}
+
+// ipvlanPair: a pair with an ipvlan end (modelled from drivers/net/ipvlan,
+// verified in the VM only: this machine's kernel has no ipvlan).
+func (m *model) ipvlanPair(a, b node) PairExpectation {
+	if (a.role == roleChild && a.kind != KindIPVlan) || (b.role == roleChild && b.kind != KindIPVlan) {
+		return blocked("a parent carries either macvlan or ipvlan links, never both: this pair cannot exist")
+	}
+	if a.role == roleChild && b.role == roleChild {
+		if a.port != b.port {
+			return m.viaSwitch(a, b, "the ipvlans sit on different lowers (%s, %s)", a.port, b.port)
+		}
+		if a.mode == "l2" && b.mode == "l2" {
+			return reach(PathLocal, 0, 0, "ipvlan slaves on one parent reach each other inside the kernel (ipvlan_xmit_mode_l2 finds the destination among the slaves)")
+		}
+		return reach(PathLocal, 0, 0, "ipvlan slaves on one parent are routed to each other inside the kernel (ipvlan_process_outbound looks the destination up among the slaves)")
+	}
+	return blocked("ipvlan slaves and their parent's own stack do not talk: the parent's addresses are not among the slaves' (host-to-ipvlan isolation)")
+}
+
+// sources lists the MACs allowed as sources on the parent's wire.
+func (m *model) sources() []SourceRule {
+	var out []SourceRule
+	seen := map[SourceRule]bool{}
+	add := func(r SourceRule) {
+		if r.MAC.IsZero() || seen[r] {
+			return
+		}
+		seen[r] = true
+		out = append(out, r)
+	}
+	parent := MACFrom(m.t.Parent.MAC)
+	for _, n := range m.nodes {
+		mac := MACFrom(n.ep.MAC)
+		switch {
+		case n.role == roleOutside:
+			add(SourceRule{MAC: mac, Stack: n.stack, Owner: n.id, Outside: true})
+		case n.mode == "passthru" || n.kind == KindIPVlan:
+			// A passthru child and ipvlan slaves send with the parent's MAC.
+			if !parent.IsZero() {
+				mac = parent
+			}
+			add(SourceRule{MAC: mac, Stack: n.stack, Owner: n.id})
+		default:
+			add(SourceRule{MAC: mac, Stack: n.stack, Owner: n.id})
+		}
+	}
+	if !parent.IsZero() {
+		add(SourceRule{MAC: parent, Stack: Stack{}, Owner: EndpointID(Endpoint{NetNS: m.t.Parent.NetNS, Interface: m.t.Parent.Name})})
+	}
+	return out
+}

@@ -1,0 +1,268 @@
+package verify
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func hw(s string) net.HardwareAddr {
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// modelTopo builds a parent h0 with a host stack, two children of the given
+// modes and one outside host.
+func modelTopo(modeA, modeB string, reflects bool) Topology {
+	return Topology{
+		Parent: Parent{Name: "h0", NetNS: "p", MAC: hw("02:00:00:00:00:01"), Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}},
+		Switch: Switch{Reflects: &reflects},
+		Endpoints: []Endpoint{
+			{Name: "a", NetNS: "na", Interface: "a0", Kind: KindMacvlan, Mode: modeA, MAC: hw("02:00:00:00:00:0a"), Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.10/24")}},
+			{Name: "b", NetNS: "nb", Interface: "b0", Kind: KindMacvlan, Mode: modeB, MAC: hw("02:00:00:00:00:0b"), Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.11/24")}},
+			{Name: "out", NetNS: "sw", Interface: "o0", Kind: KindOutside, MAC: hw("02:00:00:00:00:0f"), Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.99/24")}},
+		},
+	}
+}
+
+// Indices in modelTopo's expectation: a 0, b 1, out 2, host 3 (appended).
+const (
+	iA, iB, iOut, iHost = 0, 1, 2, 3
+)
+
+func TestModelSiblings(t *testing.T) {
+	R, B := Reachable, Blocked
+	tests := []struct {
+		a, b     string
+		reflects bool
+		ab, ba   Reach
+		path     Path
+		in, out  int // wire sightings of a→b
+		why      string
+	}{
+		{"bridge", "bridge", false, R, R, PathLocal, 1, 0, "directly"},
+		{"bridge", "bridge", true, R, R, PathLocal, 1, 0, "directly"},
+		{"vepa", "vepa", false, B, B, PathNone, 0, 0, "does not reflect"},
+		{"vepa", "vepa", true, R, R, PathReflected, 1, 1, "reflects"},
+		{"private", "private", false, B, B, PathNone, 0, 0, "private mode drops frames from a sibling even when the switch reflects them"},
+		{"private", "private", true, B, B, PathNone, 0, 0, "private mode drops frames from a sibling even when the switch reflects them"},
+		{"private", "bridge", true, B, B, PathNone, 0, 0, "private mode"},
+		{"private", "vepa", true, B, B, PathNone, 0, 0, "private mode"},
+		{"bridge", "vepa", false, B, B, PathNone, 0, 0, "never talk inside the kernel"},
+		{"bridge", "vepa", true, R, R, PathReflected, 1, 1, "through the switch"},
+		{"source", "bridge", true, B, B, PathNone, 0, 0, "source-mode"},
+		{"source", "vepa", false, B, B, PathNone, 0, 0, "source-mode"},
+		{"passthru", "bridge", true, B, B, PathNone, 0, 0, "cannot exist"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.a+"-"+tc.b+map[bool]string{true: "-reflect", false: "-noreflect"}[tc.reflects], func(t *testing.T) {
+			e := Model(modelTopo(tc.a, tc.b, tc.reflects))
+			ab, ba := e.Pair(iA, iB), e.Pair(iB, iA)
+			if ab.Reach != tc.ab || ba.Reach != tc.ba {
+				t.Fatalf("a→b %v (%s), b→a %v (%s); want %v, %v", ab.Reach, ab.Why, ba.Reach, ba.Why, tc.ab, tc.ba)
+			}
+			if ab.Path != tc.path {
+				t.Errorf("a→b path %v, want %v", ab.Path, tc.path)
+			}
+			if ab.Reach == Reachable && (ab.WireIn != tc.in || ab.WireOut != tc.out) {
+				t.Errorf("a→b wire out %d in %d, want out %d in %d", ab.WireOut, ab.WireIn, tc.out, tc.in)
+			}
+			if !strings.Contains(ab.Why, tc.why) {
+				t.Errorf("a→b why %q does not say %q", ab.Why, tc.why)
+			}
+		})
+	}
+}
+
+func TestModelHostAndOutside(t *testing.T) {
+	R, B := Reachable, Blocked
+	tests := []struct {
+		mode     string
+		reflects bool
+		toHost   Reach // child → host
+		fromHost Reach // host → child
+		toOut    Reach // child → outside
+		fromOut  Reach // outside → child
+		hostOut  Reach // host → outside
+	}{
+		{"bridge", false, B, B, R, R, R},
+		{"bridge", true, R, R, R, R, R},
+		{"vepa", false, B, B, R, R, R},
+		{"vepa", true, R, R, R, R, R},
+		{"private", false, B, B, R, R, R},
+		// A private child's broadcast comes back to itself only, but the
+		// host's broadcast is flooded to it like any outside sender's.
+		{"private", true, B, R, R, R, R},
+		{"passthru", false, B, B, R, R, B},
+		{"passthru", true, B, B, R, R, B},
+		// Source mode with no listed sources hears nobody.
+		{"source", false, B, B, B, B, R},
+		{"source", true, B, B, B, B, R},
+	}
+	for _, tc := range tests {
+		name := tc.mode + map[bool]string{true: "-reflect", false: "-noreflect"}[tc.reflects]
+		t.Run(name, func(t *testing.T) {
+			// b is a bridge child that never matters here except passthru,
+			// which must be alone: drop b.
+			topo := modelTopo(tc.mode, "bridge", tc.reflects)
+			topo.Endpoints = []Endpoint{topo.Endpoints[0], topo.Endpoints[2]}
+			e := Model(topo)
+			const a, out, host = 0, 1, 2
+			if got := e.Endpoints[host].Kind; got != KindHost {
+				t.Fatalf("endpoint 2 is %q, want the host stack appended", got)
+			}
+			for _, c := range []struct {
+				name     string
+				from, to int
+				want     Reach
+			}{
+				{"child→host", a, host, tc.toHost},
+				{"host→child", host, a, tc.fromHost},
+				{"child→outside", a, out, tc.toOut},
+				{"outside→child", out, a, tc.fromOut},
+				{"host→outside", host, out, tc.hostOut},
+			} {
+				p := e.Pair(c.from, c.to)
+				if p.Reach != c.want {
+					t.Errorf("%s: %v (%s), want %v", c.name, p.Reach, p.Why, c.want)
+				}
+				if p.Why == "" {
+					t.Errorf("%s: no reason", c.name)
+				}
+			}
+		})
+	}
+}
+
+func TestModelIsolationReason(t *testing.T) {
+	e := Model(modelTopo("bridge", "bridge", false))
+	p := e.Pair(iA, iHost)
+	if p.Reach != Blocked || !strings.Contains(p.Why, "host-to-macvlan isolation") {
+		t.Fatalf("child→host: %v %q", p.Reach, p.Why)
+	}
+	p = e.Pair(iHost, iA)
+	if p.Reach != Blocked || !strings.Contains(p.Why, "host-to-macvlan isolation") {
+		t.Fatalf("host→child: %v %q", p.Reach, p.Why)
+	}
+}
+
+func TestModelSourceListed(t *testing.T) {
+	topo := modelTopo("source", "vepa", true)
+	topo.Endpoints[0].SourceMACs = []net.HardwareAddr{hw("02:00:00:00:00:0f"), hw("02:00:00:00:00:0b")}
+	e := Model(topo)
+	if p := e.Pair(iA, iOut); p.Reach != Reachable {
+		t.Errorf("source→listed outside: %v %s", p.Reach, p.Why)
+	}
+	if p := e.Pair(iB, iA); p.Reach != Reachable {
+		t.Errorf("listed vepa sibling→source: %v %s", p.Reach, p.Why)
+	}
+	if p := e.Pair(iA, iB); p.Reach != Blocked {
+		t.Errorf("source→sibling: %v %s", p.Reach, p.Why)
+	}
+}
+
+func TestModelVLANs(t *testing.T) {
+	yes := true
+	v10 := []VLANTag{{ID: 10, Protocol: 0x8100}}
+	v20 := []VLANTag{{ID: 20}}
+	topo := Topology{
+		Parent: Parent{Name: "h0", NetNS: "p", MAC: hw("02:00:00:00:00:01"), Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}},
+		Switch: Switch{Reflects: &yes, VLANs: []uint16{10}},
+		Endpoints: []Endpoint{
+			{NetNS: "p", Interface: "h0.10", Kind: KindVLAN, VLANs: v10, MAC: hw("02:00:00:00:00:01")},       // 0
+			{NetNS: "n1", Interface: "m1", Kind: KindMacvlan, Mode: "bridge", Lower: "h0.10", VLANs: v10},    // 1
+			{NetNS: "n2", Interface: "m2", Kind: KindMacvlan, Mode: "bridge", Lower: "h0.10", VLANs: v10},    // 2
+			{NetNS: "n3", Interface: "m3", Kind: KindMacvlan, Mode: "bridge"},                                // 3 untagged, on h0
+			{NetNS: "n4", Interface: "h0.20", Kind: KindVLAN, VLANs: v20},                                    // 4 not carried
+			{NetNS: "sw", Interface: "o10", Kind: KindOutside, VLANs: v10},                                   // 5
+			{NetNS: "sw", Interface: "o20", Kind: KindOutside, VLANs: []VLANTag{{ID: 20, Protocol: 0x8100}}}, // 6
+		},
+	}
+	e := Model(topo)
+	cells := []struct {
+		from, to int
+		want     Reach
+		why      string
+	}{
+		{1, 2, Reachable, "bridge-mode siblings"},
+		{1, 3, Blocked, "different VLANs"},
+		{1, 7, Blocked, "different VLANs"}, // macvlan on h0.10 → host (untagged)
+		{1, 0, Reachable, "reflects"},      // macvlan → its VLAN lower's stack, reflected
+		{0, 1, Reachable, "reflects"},
+		{1, 5, Reachable, "outside"},
+		{4, 6, Blocked, "does not carry"},
+		{0, 4, Blocked, "different VLANs"},
+	}
+	for _, c := range cells {
+		p := e.Pair(c.from, c.to)
+		if p.Reach != c.want || !strings.Contains(p.Why, c.why) {
+			t.Errorf("%s → %s: %v %q, want %v containing %q", EndpointID(e.Endpoints[c.from]), EndpointID(e.Endpoints[c.to]), p.Reach, p.Why, c.want, c.why)
+		}
+	}
+	// Sibling frames on a VLAN lower are handed across on h0.10, not h0.
+	if p := e.Pair(1, 2); p.WireIn != 0 || p.WireOut != 0 {
+		t.Errorf("siblings on h0.10 show on h0: out %d in %d", p.WireOut, p.WireIn)
+	}
+	// The VLAN link shares the parent's MAC with a different stack.
+	var tagged bool
+	for _, s := range e.Sources {
+		if s.MAC == MACFrom(hw("02:00:00:00:00:01")) && s.Stack.Len() == 1 {
+			tagged = true
+		}
+	}
+	if !tagged {
+		t.Errorf("sources %v lack the parent MAC tagged 10", e.Sources)
+	}
+}
+
+func TestModelPairsComplete(t *testing.T) {
+	e := Model(modelTopo("bridge", "vepa", true))
+	n := len(e.Endpoints)
+	if len(e.Pairs) != n*(n-1) {
+		t.Fatalf("%d pairs for %d endpoints", len(e.Pairs), n)
+	}
+	for i := range n {
+		for j := range n {
+			if i == j {
+				if e.Pair(i, j) != nil {
+					t.Fatalf("Pair(%d,%d) not nil", i, j)
+				}
+				continue
+			}
+			p := e.Pair(i, j)
+			if p.From != i || p.To != j {
+				t.Fatalf("Pair(%d,%d) = %d→%d", i, j, p.From, p.To)
+			}
+			if p.Reach != Reachable && p.Reach != Blocked {
+				t.Fatalf("Pair(%d,%d) verdict %v", i, j, p.Reach)
+			}
+		}
+	}
+}
+
+func TestModelUnknownReflection(t *testing.T) {
+	topo := modelTopo("vepa", "vepa", false)
+	topo.Switch.Reflects = nil
+	e := Model(topo)
+	if e.ReflectsKnown || e.SwitchReflects {
+		t.Fatalf("known %v reflects %v", e.ReflectsKnown, e.SwitchReflects)
+	}
+	if p := e.Pair(iA, iB); p.Reach != Blocked {
+		t.Fatalf("vepa siblings with unknown switch: %v", p.Reach)
+	}
+}
+
+func TestModelPassthruSource(t *testing.T) {
+	topo := modelTopo("passthru", "bridge", false)
+	topo.Endpoints = []Endpoint{topo.Endpoints[0]}
+	e := Model(topo)
+	for _, s := range e.Sources {
+		if s.Owner == "na/a0" && s.MAC != MACFrom(topo.Parent.MAC) {
+			t.Fatalf("passthru child allowed source %v, want the parent's MAC", s.MAC)
+		}
+	}
+}

@@ -1,0 +1,355 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+)
+
+// probeResult is what one probe from one endpoint to another found.
+type probeResult struct {
+	Observed Reach
+	// ARP says whether the target answered our ARP request, and with
+	// which MAC.
+	ARP    bool
+	ARPMAC net.HardwareAddr
+	// ICMPTried says an echo request was sent; ICMP that a reply came.
+	ICMPTried, ICMP bool
+	ICMPID          uint16
+	Detail          string
+}
+
+// firstIPv4 returns an endpoint's first IPv4 address.
+func firstIPv4(ep Endpoint) (netip.Addr, bool) {
+	for _, p := range ep.Addrs {
+		if p.Addr().Is4() {
+			return p.Addr(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// probePair asks, from inside from's namespace, whether to answers: an ARP
+// request through mdlayher/arp on from's interface (our own packet socket,
+// so the kernel's neighbour cache neither helps nor hides anything), then,
+// when ARP was answered, one ICMP echo through the kernel's stack (which
+// resolves the neighbour itself, exercising the same paths again). A probe
+// waits at most wait for each answer; a missing answer is Blocked.
+func probePair(ctx context.Context, from, to Endpoint, icmpID uint16, wait time.Duration) probeResult {
+	r := probeResult{ICMPID: icmpID}
+	src, ok := firstIPv4(from)
+	if !ok {
+		r.Observed, r.Detail = NotProbed, fmt.Sprintf("%s has no IPv4 address to probe from", EndpointID(from))
+		return r
+	}
+	dst, ok := firstIPv4(to)
+	if !ok {
+		r.Observed, r.Detail = NotProbed, fmt.Sprintf("%s has no IPv4 address to probe", EndpointID(to))
+		return r
+	}
+	if to.Kind == KindMacvtap {
+		r.Observed, r.Detail = NotProbed, fmt.Sprintf("%s is a macvtap: its frames go to the tap queue (a VM), not to a stack that could answer", EndpointID(to))
+		return r
+	}
+	err := inNetNS(from.NetNS, func() error {
+		mac, err := arpProbe(ctx, from.Interface, src, dst, wait)
+		if err != nil {
+			return err
+		}
+		if mac == nil {
+			r.Observed, r.Detail = Blocked, fmt.Sprintf("no ARP reply from %s within %v", dst, wait)
+			return nil
+		}
+		r.ARP, r.ARPMAC = true, mac
+		if from.Kind == KindMacvtap {
+			// The macvtap's own stack never receives: its frames go to the
+			// tap queue. ARP from our packet socket is the whole probe.
+			r.Observed, r.Detail = Reachable, fmt.Sprintf("ARP reply from %s (%s)", dst, mac)
+			return nil
+		}
+		r.ICMPTried = true
+		got, err := echoProbe(ctx, from.Interface, src, dst, icmpID, wait)
+		if err != nil {
+			return err
+		}
+		r.ICMP = got
+		if got {
+			r.Observed, r.Detail = Reachable, fmt.Sprintf("ARP reply from %s (%s), echo reply", dst, mac)
+		} else {
+			r.Observed, r.Detail = Blocked, fmt.Sprintf("ARP reply from %s (%s) but no echo reply within %v", dst, mac, wait)
+		}
+		return nil
+	})
+	if err != nil {
+		r.Observed, r.Detail = ProbeError, err.Error()
+	}
+	return r
+}
+
+// arpProbe sends an ARP request for dst from ifname (with source address
+// src) and returns the MAC that answered, or nil when nobody did within
+// wait. The request is repeated once halfway, in case the first was sent
+// before the far side was listening.
+func arpProbe(ctx context.Context, ifname string, src, dst netip.Addr, wait time.Duration) (net.HardwareAddr, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("arp probe: find %s: %w", ifname, err)
+	}
+	pc, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ARP, nil)
+	if err != nil {
+		return nil, fmt.Errorf("arp probe: open packet socket on %s: %w", ifname, err)
+	}
+	c, err := arp.New(ifi, pc)
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("arp probe on %s: %w", ifname, err)
+	}
+	defer c.Close()
+	req, err := arp.NewPacket(arp.OperationRequest, ifi.HardwareAddr, src, ethernetBroadcast, dst)
+	if err != nil {
+		return nil, fmt.Errorf("arp probe: build request for %s: %w", dst, err)
+	}
+	start := time.Now()
+	end := start.Add(wait)
+	if d, ok := ctx.Deadline(); ok && d.Before(end) {
+		end = d
+	}
+	resend := start.Add(wait / 2)
+	if err := c.WriteTo(req, ethernetBroadcast); err != nil {
+		return nil, fmt.Errorf("arp probe: send request for %s on %s: %w", dst, ifname, err)
+	}
+	for {
+		now := time.Now()
+		if !now.Before(end) || ctx.Err() != nil {
+			return nil, nil
+		}
+		dl := end
+		if !resend.IsZero() && resend.Before(dl) {
+			dl = resend
+		}
+		if err := c.SetReadDeadline(dl); err != nil {
+			return nil, fmt.Errorf("arp probe: set deadline: %w", err)
+		}
+		p, _, err := c.Read()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if !resend.IsZero() && !time.Now().Before(resend) {
+					resend = time.Time{}
+					if err := c.WriteTo(req, ethernetBroadcast); err != nil {
+						return nil, fmt.Errorf("arp probe: resend request for %s on %s: %w", dst, ifname, err)
+					}
+				}
+				continue
+			}
+			// A frame that is not ARP for Ethernet/IPv4 is not ours.
+			var ne net.Error
+			if errors.As(err, &ne) {
+				return nil, fmt.Errorf("arp probe: read on %s: %w", ifname, err)
+			}
+			continue
+		}
+		if p.Operation == arp.OperationReply && p.SenderIP == dst && p.TargetIP == src {
+			return p.SenderHardwareAddr, nil
+		}
+	}
+}
+
+var ethernetBroadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// echoMagic starts the payload of our echo requests, so a capture can tell
+// them from anybody else's.
+var echoMagic = []byte("vmlink-verify")
+
+// echoProbe sends one ICMP echo request from src (bound to ifname, so the
+// kernel's routing cannot pick another interface of the namespace) to dst
+// and waits up to wait for the reply with the same identifier.
+func echoProbe(ctx context.Context, ifname string, src, dst netip.Addr, id uint16, wait time.Duration) (bool, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	conn, err := lc.ListenPacket(ctx, "ip4:icmp", src.String())
+	if err != nil {
+		return false, fmt.Errorf("icmp probe: open raw socket on %s (%s): %w", ifname, src, err)
+	}
+	defer conn.Close()
+	payload := binary.BigEndian.AppendUint16(append([]byte(nil), echoMagic...), id)
+	send := func(seq int) error {
+		msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: int(id), Seq: seq, Data: payload}}
+		b, err := msg.Marshal(nil)
+		if err != nil {
+			return fmt.Errorf("icmp probe: build echo: %w", err)
+		}
+		if _, err := conn.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+			// EHOSTUNREACH comes back when the kernel gave up resolving
+			// the neighbour: an unanswered probe, not a broken one.
+			if errors.Is(err, unix.EHOSTUNREACH) || errors.Is(err, unix.ENETUNREACH) {
+				return nil
+			}
+			return fmt.Errorf("icmp probe: send echo to %s: %w", dst, err)
+		}
+		return nil
+	}
+	start := time.Now()
+	end := start.Add(wait)
+	if d, ok := ctx.Deadline(); ok && d.Before(end) {
+		end = d
+	}
+	// One echo (sequence 1, the one the wire check counts); a second
+	// (sequence 2) halfway if the first went unanswered, in case the first
+	// waited in the kernel's neighbour queue behind a lost ARP exchange.
+	resend := start.Add(wait / 2)
+	if err := send(1); err != nil {
+		return false, err
+	}
+	buf := make([]byte, 1500)
+	for {
+		dl := end
+		if !resend.IsZero() && resend.Before(dl) {
+			dl = resend
+		}
+		if err := conn.SetReadDeadline(dl); err != nil {
+			return false, fmt.Errorf("icmp probe: set deadline: %w", err)
+		}
+		n, peer, err := conn.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil || !time.Now().Before(end) {
+				return false, nil
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if !resend.IsZero() {
+					resend = time.Time{}
+					if err := send(2); err != nil {
+						return false, err
+					}
+				}
+				continue
+			}
+			if errors.Is(err, unix.EHOSTUNREACH) {
+				return false, nil
+			}
+			return false, fmt.Errorf("icmp probe: read on %s: %w", ifname, err)
+		}
+		ip, ok := peer.(*net.IPAddr)
+		if !ok || !ip.IP.Equal(dst.AsSlice()) {
+			continue
+		}
+		m, err := icmp.ParseMessage(1, buf[:n])
+		if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
+			continue
+		}
+		if e, ok := m.Body.(*icmp.Echo); ok && e.ID == int(id) && bytes.HasPrefix(e.Data, echoMagic) {
+			return true, nil
+		}
+	}
+}
+
+// reflectEtherType is IEEE's "local experimental" ethertype: no stack
+// handles it, so the reflection probe reaches nobody's protocol handlers.
+const reflectEtherType = 0x88b5
+
+// spareMAC returns a random locally administered unicast MAC that no
+// interface of a topology uses, for the reflection probe.
+func spareMAC() MAC {
+	var m MAC
+	_, _ = rand.Read(m[:])
+	m[0] = 0x02 // locally administered, unicast
+	m[1] = 0x76 // "v"
+	return m
+}
+
+// reflection is what the reflection probe found.
+type reflection struct {
+	Reflects bool
+	RTT      time.Duration
+	MAC      MAC
+	Detail   string
+}
+
+// detectReflection sends a broadcast frame of the local experimental
+// ethertype from a spare MAC out of the parent and waits up to wait for it
+// to come back in. Only a switch that sends frames back out of the port they
+// came in on (hairpin, reflective relay) returns it: the parent never
+// receives its own transmissions otherwise. Broadcast rather than unicast,
+// so that a real NIC's address filter does not drop the returning copy.
+func detectReflection(ctx context.Context, netns, parent string, wait time.Duration) (reflection, error) {
+	r := reflection{MAC: spareMAC()}
+	err := inNetNS(netns, func() error {
+		ifi, err := net.InterfaceByName(parent)
+		if err != nil {
+			return fmt.Errorf("find %s: %w", parent, err)
+		}
+		c, err := packet.Listen(ifi, packet.Raw, reflectEtherType, nil)
+		if err != nil {
+			return fmt.Errorf("open packet socket on %s: %w", parent, err)
+		}
+		defer c.Close()
+		var nonce [8]byte
+		_, _ = rand.Read(nonce[:])
+		frame := make([]byte, 0, 60)
+		frame = append(frame, ethernetBroadcast...)
+		frame = append(frame, r.MAC[:]...)
+		frame = binary.BigEndian.AppendUint16(frame, reflectEtherType)
+		frame = append(frame, echoMagic...)
+		frame = append(frame, nonce[:]...)
+		for len(frame) < 60 {
+			frame = append(frame, 0)
+		}
+		end := time.Now().Add(wait)
+		if d, ok := ctx.Deadline(); ok && d.Before(end) {
+			end = d
+		}
+		buf := make([]byte, 2048)
+		for attempt := 0; attempt < 2; attempt++ {
+			sent := time.Now()
+			if _, err := c.WriteTo(frame, &packet.Addr{HardwareAddr: ethernetBroadcast}); err != nil {
+				return fmt.Errorf("send reflection probe on %s: %w", parent, err)
+			}
+			// The first attempt gets half the budget; a lost frame gets
+			// a second chance.
+			dl := end
+			if attempt == 0 {
+				dl = sent.Add(time.Until(end) / 2)
+			}
+			if err := c.SetReadDeadline(dl); err != nil {
+				return fmt.Errorf("set deadline: %w", err)
+			}
+			for {
+				n, _, err := c.ReadFrom(buf)
+				if err != nil {
+					if errors.Is(err, os.ErrDeadlineExceeded) {
+						break
+					}
+					return fmt.Errorf("read reflection probe on %s: %w", parent, err)
+				}
+				if n >= 14+len(echoMagic)+8 && bytes.Equal(buf[6:12], r.MAC[:]) && bytes.Equal(buf[14+len(echoMagic):14+len(echoMagic)+8], nonce[:]) {
+					r.Reflects, r.RTT = true, time.Since(sent)
+					r.Detail = fmt.Sprintf("a frame from %s left %s and came back after %v", r.MAC, parent, r.RTT.Round(time.Microsecond))
+					return nil
+				}
+			}
+		}
+		r.Detail = fmt.Sprintf("a frame from %s left %s twice and did not come back within %v", r.MAC, parent, wait)
+		return nil
+	})
+	return r, err
+}

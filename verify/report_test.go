@@ -1,0 +1,124 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sampleReport() *Report {
+	return &Report{
+		OK: false, SwitchReflects: true, ReflectsSource: "detected", Parent: "p/h0",
+		Endpoints: []Endpoint{
+			{Name: "a", NetNS: "na", Interface: "a0", Kind: KindMacvlan, Mode: "vepa"},
+			{NetNS: "p", Interface: "h0", Kind: KindHost, Name: "host"},
+		},
+		Pairs: []PairResult{
+			{From: "na/a0", To: "p/h0", FromName: "a", ToName: "host", Expected: Reachable, Observed: Blocked, Why: "the switch reflects", Probe: "no ARP reply", Evidence: "on the parent: ARP request out 2 in 0"},
+			{From: "p/h0", To: "na/a0", FromName: "host", ToName: "a", Expected: Reachable, Observed: Reachable, OK: true, Why: "the switch reflects"},
+		},
+		Checks: []CheckResult{
+			{Name: CheckReachability, OK: false, Detail: "1 of 2 pairs agree; na/a0→p/h0 expected reachable"},
+			{Name: CheckVLANTags, OK: true, Skipped: true, Detail: "skipped: no capture"},
+			{Name: CheckMACSources, OK: true, Detail: "fine"},
+		},
+		Wait: 150 * time.Millisecond, Duration: 400 * time.Millisecond,
+	}
+}
+
+func TestReportJSON(t *testing.T) {
+	var b bytes.Buffer
+	if err := sampleReport().WriteJSON(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		OK             *bool `json:"ok"`
+		SwitchReflects *bool `json:"switch_reflects"`
+		Pairs          []struct {
+			From, To, Expected, Observed, Why string
+		} `json:"pairs"`
+		Checks []struct {
+			Name   string `json:"name"`
+			OK     *bool  `json:"ok"`
+			Detail string `json:"detail"`
+		} `json:"checks"`
+		WaitMS float64 `json:"wait_ms"`
+	}
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, b.String())
+	}
+	if got.OK == nil || *got.OK || got.SwitchReflects == nil || !*got.SwitchReflects {
+		t.Fatalf("ok/switch_reflects wrong: %s", b.String())
+	}
+	if len(got.Pairs) != 2 || got.Pairs[0].From != "na/a0" || got.Pairs[0].To != "p/h0" ||
+		got.Pairs[0].Expected != "reachable" || got.Pairs[0].Observed != "blocked" || got.Pairs[0].Why == "" {
+		t.Fatalf("pairs: %+v", got.Pairs)
+	}
+	if len(got.Checks) != 3 || got.Checks[0].Name != "reachability" || got.Checks[0].OK == nil || *got.Checks[0].OK {
+		t.Fatalf("checks: %+v", got.Checks)
+	}
+	if got.WaitMS != 150 {
+		t.Fatalf("wait_ms %v", got.WaitMS)
+	}
+}
+
+func TestReportJUnit(t *testing.T) {
+	var b bytes.Buffer
+	if err := sampleReport().WriteJUnit(&b); err != nil {
+		t.Fatal(err)
+	}
+	var got junitSuites
+	if err := xml.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, b.String())
+	}
+	if len(got.Suites) != 1 {
+		t.Fatalf("%d suites", len(got.Suites))
+	}
+	s := got.Suites[0]
+	if s.Tests != 3 || s.Failures != 1 || s.Skipped != 1 || len(s.Cases) != 3 {
+		t.Fatalf("suite %+v", s)
+	}
+	if s.Cases[0].Failure == nil || !strings.Contains(s.Cases[0].Failure.Text, "na/a0→p/h0") {
+		t.Fatalf("reachability case: %+v", s.Cases[0])
+	}
+	if s.Cases[1].Skipped == nil || s.Cases[2].Failure != nil {
+		t.Fatalf("cases: %+v", s.Cases)
+	}
+}
+
+func TestReportTable(t *testing.T) {
+	var b bytes.Buffer
+	if err := sampleReport().WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"switch reflects: yes (detected)",
+		"-/+*",     // a→host: observed blocked, model reachable
+		"MISMATCH", // in the pair list
+		"probe: no ARP reply",
+		"ARP request out 2 in 0",
+		"FAIL reachability",
+		"SKIP vlan-tags",
+		"PASS mac-sources",
+		"verify: MISMATCH",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestReachText(t *testing.T) {
+	for r, want := range map[Reach]string{Reachable: "reachable", Blocked: "blocked", ProbeError: "error", NotProbed: "not-probed", 0: "Reach(0)"} {
+		if r.String() != want {
+			t.Errorf("%d: %q, want %q", r, r.String(), want)
+		}
+	}
+	if Reachable.Symbol() == Blocked.Symbol() || Blocked.Symbol() == ProbeError.Symbol() {
+		t.Fatal("symbols not distinct")
+	}
+}

@@ -1,0 +1,244 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+)
+
+// ErrEnvironment marks a failure of the environment rather than of the
+// topology: no privileges, a parent or namespace that does not exist. The
+// CLI exits 3 for it.
+var ErrEnvironment = errors.New("the environment prevents the check")
+
+// ErrTopology marks a topology that cannot be judged as given (a missing
+// name, an unknown kind). The CLI exits 2 for it.
+var ErrTopology = errors.New("invalid topology")
+
+// Options tune Run. The zero value is ready to use.
+type Options struct {
+	// Wait bounds how long a probe waits for each answer before it counts
+	// as blocked. 0 derives it from the switch round trip the reflection
+	// probe measured (20 round trips, within 150 ms to 1 s), or 250 ms when
+	// nothing came back to measure.
+	Wait time.Duration
+	// ReflectWait bounds the reflection probe; 0 means 200 ms.
+	ReflectWait time.Duration
+	// Parallel caps the probes running at once; 0 means 64.
+	Parallel int
+	// NoCapture skips the capture on the parent and so the wire checks
+	// (VLAN tags, MAC sources, wire evidence).
+	NoCapture bool
+	// OnFrame, when set, is called with every frame captured on the
+	// parent (a copy that stays valid), e.g. to write a pcapng.
+	OnFrame func(*Frame)
+}
+
+// Validate checks a topology before anything touches the system.
+func (t Topology) Validate() error {
+	if t.Parent.Name == "" {
+		return fmt.Errorf("%w: Parent.Name is empty: name the interface the endpoints sit on", ErrTopology)
+	}
+	seen := map[string]bool{}
+	for i, ep := range WithHost(t) {
+		if ep.Interface == "" {
+			return fmt.Errorf("%w: endpoint %d (%q) has no Interface: name its interface", ErrTopology, i, ep.Name)
+		}
+		switch ep.Kind {
+		case KindHost, KindMacvlan, KindMacvtap, KindIPVlan, KindVLAN, KindOutside:
+		default:
+			return fmt.Errorf("%w: endpoint %s has Kind %q: use host, macvlan, macvtap, ipvlan, vlan or outside", ErrTopology, EndpointID(ep), ep.Kind)
+		}
+		if ep.Kind == KindMacvlan || ep.Kind == KindMacvtap {
+			switch ep.Mode {
+			case "bridge", "private", "vepa", "passthru", "source":
+			default:
+				return fmt.Errorf("%w: endpoint %s has Mode %q: use bridge, private, vepa, passthru or source", ErrTopology, EndpointID(ep), ep.Mode)
+			}
+		}
+		id := EndpointID(ep)
+		if seen[id] {
+			return fmt.Errorf("%w: endpoint %s is listed twice", ErrTopology, id)
+		}
+		seen[id] = true
+	}
+	return nil
+}
+
+// Run verifies a live topology: it detects whether the switch reflects
+// (unless t.Switch.Reflects says), captures on the parent, probes every
+// ordered pair of endpoints in parallel from inside their namespaces, and
+// checks (a) VLAN tags, (b) source MACs, (c) reachability against the
+// model, (d) host-to-macvlan isolation and (e) the wire evidence of each
+// answered probe. A Report is returned whenever the probes ran, also when
+// a check failed (Report.OK false); an error means the check could not be
+// made (ErrTopology, ErrEnvironment).
+func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	rep := &Report{Parent: EndpointID(Endpoint{NetNS: t.Parent.NetNS, Interface: t.Parent.Name})}
+	if len(t.Parent.MAC) == 0 {
+		if mac, err := interfaceMAC(t.Parent.NetNS, t.Parent.Name); err == nil {
+			t.Parent.MAC = mac
+		}
+	}
+	// The MAC checks need every endpoint's MAC; read the ones not given.
+	t.Endpoints = append([]Endpoint(nil), t.Endpoints...)
+	for i, ep := range t.Endpoints {
+		if len(ep.MAC) == 0 {
+			if mac, err := interfaceMAC(ep.NetNS, ep.Interface); err == nil {
+				t.Endpoints[i].MAC = mac
+			}
+		}
+	}
+
+	// The capture starts first so it sees the reflection probe too.
+	var (
+		capt     *Capture
+		frames   []*Frame
+		captErr  error
+		captDone = make(chan struct{})
+	)
+	captCtx, stopCapture := context.WithCancel(ctx)
+	defer stopCapture()
+	if !o.NoCapture {
+		var err error
+		capt, err = OpenCapture(ctx, CaptureOptions{NetNS: t.Parent.NetNS, Iface: t.Parent.Name, NoPromisc: true})
+		if err != nil {
+			return nil, fmt.Errorf("%w: capture on parent %s: %w", ErrEnvironment, rep.Parent, err)
+		}
+		defer capt.Close()
+		go func() {
+			defer close(captDone)
+			for f, err := range capt.Frames(captCtx) {
+				if err != nil {
+					captErr = err
+					return
+				}
+				c := f.Clone()
+				frames = append(frames, c)
+				if o.OnFrame != nil {
+					o.OnFrame(c)
+				}
+			}
+		}()
+	} else {
+		close(captDone)
+	}
+
+	var refl reflection
+	switch {
+	case t.Switch.Reflects != nil:
+		rep.SwitchReflects, rep.ReflectsSource = *t.Switch.Reflects, "configured"
+		rep.ReflectDetail = "given by the topology"
+	default:
+		wait := o.ReflectWait
+		if wait <= 0 {
+			wait = 200 * time.Millisecond
+		}
+		var err error
+		refl, err = detectReflection(ctx, t.Parent.NetNS, t.Parent.Name, wait)
+		if err != nil {
+			return nil, fmt.Errorf("%w: detect whether the switch reflects on %s: %w", ErrEnvironment, rep.Parent, err)
+		}
+		rep.SwitchReflects, rep.ReflectsSource, rep.ReflectDetail = refl.Reflects, "detected", refl.Detail
+		r := refl.Reflects
+		t.Switch.Reflects = &r
+	}
+
+	exp := Model(t)
+	rep.Endpoints = exp.Endpoints
+
+	wait := o.Wait
+	if wait <= 0 {
+		wait = 250 * time.Millisecond
+		if refl.RTT > 0 {
+			wait = min(max(20*refl.RTT, 150*time.Millisecond), time.Second)
+		}
+	}
+	rep.Wait = wait
+	results := runProbes(ctx, exp, wait, o.Parallel)
+
+	// Let the last answers' reflected copies reach the capture.
+	if capt != nil {
+		grace := 20 * time.Millisecond
+		if refl.RTT > 0 {
+			grace = max(grace, 4*refl.RTT)
+		}
+		select {
+		case <-time.After(grace):
+		case <-ctx.Done():
+		}
+		stopCapture()
+		<-captDone
+		if captErr != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("capture on parent %s: %w", rep.Parent, captErr)
+		}
+		st, _ := capt.Stats()
+		rep.Capture = &CaptureInfo{Frames: len(frames), KernelDrops: st.KernelDrops}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("verify %s: %w", rep.Parent, err)
+	}
+
+	ev := &evidence{exp: exp, frames: frames, spare: refl.MAC, captured: capt != nil}
+	rep.Pairs = comparePairs(exp, results, ev)
+	rep.Checks = runChecks(exp, rep.Pairs, results, ev)
+	rep.OK = true
+	for _, c := range rep.Checks {
+		if !c.OK {
+			rep.OK = false
+		}
+	}
+	rep.Duration = time.Since(started)
+	return rep, nil
+}
+
+// runProbes probes every ordered pair, at most parallel at once.
+func runProbes(ctx context.Context, exp *Expectation, wait time.Duration, parallel int) []probeResult {
+	if parallel <= 0 {
+		parallel = 64
+	}
+	results := make([]probeResult, len(exp.Pairs))
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	// Echo identifiers: a random base so two runs (or someone's ping) do
+	// not mistake each other's replies, plus the pair's index.
+	base := uint16(rand.IntN(1 << 15))
+	for i, p := range exp.Pairs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				results[i] = probeResult{Observed: ProbeError, Detail: ctx.Err().Error()}
+				return
+			}
+			defer func() { <-sem }()
+			results[i] = probePair(ctx, exp.Endpoints[p.From], exp.Endpoints[p.To], base+uint16(i), wait)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// interfaceMAC reads an interface's MAC inside a namespace.
+func interfaceMAC(netns, name string) (net.HardwareAddr, error) {
+	var mac net.HardwareAddr
+	err := inNetNS(netns, func() error {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			return err
+		}
+		mac = ifi.HardwareAddr
+		return nil
+	})
+	return mac, err
+}
