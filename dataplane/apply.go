@@ -263,8 +263,8 @@ func (a *applier) plan() []step {
 			steps = append(steps, step{fmt.Sprintf("%s %s/%s on %s", n.driver(), e.netns(), it.name(j), n.Parent),
 				func(ctx context.Context) error { return a.ensureInterface(ctx, e, j) }})
 		}
-		if len(e.Routes) > 0 || e.Forwarding || len(e.Interfaces) > 1 {
-			steps = append(steps, step{"routes and sysctls of " + e.Name, func(ctx context.Context) error { return a.ensureEndpointExtras(ctx, e) }})
+		if len(e.Routes) > 0 || e.Forwarding {
+			steps = append(steps, step{"routes and forwarding of " + e.Name, func(ctx context.Context) error { return a.ensureEndpointExtras(ctx, e) }})
 		}
 	}
 	for i := range t.HostShims {
@@ -363,7 +363,7 @@ func (a *applier) newMarkedLink(ctx context.Context, ns string, m *rtnl.LinkMess
 	}
 	got, err := getLink(ctx, c, m.Attrs.Name)
 	if err != nil || got == nil {
-		return nil, fmt.Errorf("read back %s in %s: %w", m.Attrs.Name, nsLabel(ns), errors.Join(err, link.ErrNotFound))
+		return nil, fmt.Errorf("read back %s in %s: %w", m.Attrs.Name, nsLabel(ns), orNotFound(err))
 	}
 	if err := setAlias(ctx, c, got.Index, a.mark.Alias(object)); err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Attrs.Name, err)
@@ -466,14 +466,14 @@ func (a *applier) ensureVeth(ctx context.Context, p *Parent) error {
 	}
 	port, err := getLink(ctx, sc, p.Name)
 	if err != nil || port == nil {
-		return fmt.Errorf("find the switch port %s in %s: %w", p.Name, nsLabel(s.Switch), errors.Join(err, link.ErrNotFound))
+		return fmt.Errorf("find the switch port %s in %s: %w", p.Name, nsLabel(s.Switch), orNotFound(err))
 	}
 	if err := setAlias(ctx, sc, port.Index, a.mark.Alias("port/"+p.Name)); err != nil {
 		return err
 	}
 	br, err := getLink(ctx, sc, s.bridge(p.Name))
 	if err != nil || br == nil {
-		return fmt.Errorf("find bridge %s: %w", s.bridge(p.Name), errors.Join(err, link.ErrNotFound))
+		return fmt.Errorf("find bridge %s: %w", s.bridge(p.Name), orNotFound(err))
 	}
 	if err := setMaster(ctx, sc, port.Index, br.Index); err != nil {
 		return fmt.Errorf("port %s: %w", p.Name, err)
@@ -573,7 +573,7 @@ func (a *applier) ensureVLANParent(ctx context.Context, n *Network) error {
 	}
 	a.record(undo{kind: undoLink, ns: a.t.Host, name: n.Parent, local: true})
 	a.built.Created++
-	spec := &link.VLAN{Common: link.Common{Name: n.Parent, Parent: base, Group: a.mark.Group(), Up: true}, ID: id}
+	spec := &link.VLAN{Common: link.Common{Name: n.Parent, Parent: base, Group: a.mark.Group()}, ID: id}
 	l, err := h.Create(ctx, spec)
 	if err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) {
@@ -581,7 +581,16 @@ func (a *applier) ensureVLANParent(ctx context.Context, n *Network) error {
 		}
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
-	return setAlias(ctx, c, l.Index, a.mark.Alias("vlan/"+n.Parent))
+	if err := setAlias(ctx, c, l.Index, a.mark.Alias("vlan/"+n.Parent)); err != nil {
+		return err
+	}
+	// The VLAN link only carries its children's frames: without IPv6 on
+	// it, its own stack sends no DAD or router solicitation onto the trunk
+	// under the parent's MAC.
+	if err := writeSysctl(a.t.Host, "net/ipv6/conf/"+n.Parent+"/disable_ipv6", "1"); err != nil {
+		return err
+	}
+	return setUp(ctx, c, l.Index)
 }
 
 func describeLink(l *link.Link) string {
@@ -684,17 +693,25 @@ func (a *applier) ensureInterface(ctx context.Context, e *Endpoint, j int) error
 		if it.MAC != "" {
 			mac, _ = parseMAC(it.MAC)
 		}
-		spec, err := a.leafSpec(n, link.Common{Name: ifname, Parent: n.Parent, Address: mac, Group: a.mark.Group(), NetNS: &link.Target{Name: ns}}, it.SourceMACs)
+		tmp := tempName()
+		spec, err := a.leafSpec(n, link.Common{Name: tmp, Parent: n.Parent, Address: mac, Group: a.mark.Group(), NetNS: &link.Target{Name: ns}}, it.SourceMACs)
 		if err != nil {
 			return err
 		}
+		a.record(undo{kind: undoLink, ns: ns, name: tmp})
 		a.record(undo{kind: undoLink, ns: ns, name: ifname})
 		a.built.Created++
 		if _, err := link.New(hc).Create(ctx, spec); err != nil {
 			return a.kernelFeature(n, err)
 		}
+		if m, err = getLink(ctx, ec, tmp); err != nil || m == nil {
+			return fmt.Errorf("read back %s/%s: %w", ns, tmp, orNotFound(err))
+		}
+		if err := renameLink(ctx, ec, m.Index, ifname); err != nil {
+			return fmt.Errorf("%s/%s: %w", ns, tmp, err)
+		}
 		if m, err = getLink(ctx, ec, ifname); err != nil || m == nil {
-			return fmt.Errorf("read back %s/%s: %w", ns, ifname, errors.Join(err, link.ErrNotFound))
+			return fmt.Errorf("read back %s/%s: %w", ns, ifname, orNotFound(err))
 		}
 		if err := setAlias(ctx, ec, m.Index, a.mark.Alias("ep/"+e.Name+"/"+ifname)); err != nil {
 			return fmt.Errorf("%s/%s: %w", ns, ifname, err)
@@ -764,18 +781,6 @@ func (a *applier) ensureEndpointExtras(ctx context.Context, e *Endpoint) error {
 			}
 		}
 	}
-	if len(e.Interfaces) > 1 {
-		// A container on several networks answers ARP only on the
-		// interface that holds the address, and sources from it, as
-		// multi-homed hosts on shared segments are configured: without it
-		// Linux answers for every local address on every interface and one
-		// network leaks into the other's ARP tables.
-		for _, kv := range [][2]string{{"net/ipv4/conf/all/arp_ignore", "1"}, {"net/ipv4/conf/all/arp_announce", "2"}} {
-			if err := writeSysctl(ns, kv[0], kv[1]); err != nil {
-				return err
-			}
-		}
-	}
 	c, err := a.c.get(ns)
 	if err != nil {
 		return err
@@ -820,7 +825,7 @@ func (a *applier) ensureShim(ctx context.Context, s *HostShim) error {
 			return err
 		}
 		if m, err = getLink(ctx, c, s.Name); err != nil || m == nil {
-			return fmt.Errorf("read back host shim %s: %w", s.Name, errors.Join(err, link.ErrNotFound))
+			return fmt.Errorf("read back host shim %s: %w", s.Name, orNotFound(err))
 		}
 		if err := setAlias(ctx, c, m.Index, a.mark.Alias("shim/"+s.Name)); err != nil {
 			return fmt.Errorf("host shim %s: %w", s.Name, err)

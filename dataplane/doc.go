@@ -20,6 +20,13 @@
 //     "vmlink:<topology>:netns", and is listed in a small state file under
 //     /run/vmlink written before the namespace is created.
 //
+// Networks are docker's `network create/connect/disconnect/rm` on the same
+// machinery: -o parent=X.N creates the VLAN and removes it with the last
+// network using it, addresses come from --ip-range or the subnet around the
+// gateway and aux addresses, connect creates (and then owns) the container's
+// namespace. Their state lives in /run/vmlink/state.json; List reconciles it
+// with the kernel and removes what an interrupted vmlink left unrecorded.
+//
 // Every change of state happens under an exclusive flock on
 // /run/vmlink/lock, so two vmlink processes never interleave their writes.
 //

@@ -2,6 +2,8 @@ package dataplane
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -14,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
 )
 
@@ -334,4 +337,31 @@ func portForwarding(m *rtnl.LinkMessage) bool {
 
 func operUp(m *rtnl.LinkMessage) bool {
 	return m.Attrs.OperState != nil && *m.Attrs.OperState == ifOperUp
+}
+
+// orNotFound is err, or link.ErrNotFound when a lookup found nothing.
+func orNotFound(err error) error {
+	if err != nil {
+		return err
+	}
+	return link.ErrNotFound
+}
+
+// tempName is a unique interface name for creating a link in another
+// namespace under a name its parent may also have there ("eth0" on parent
+// "eth0"): the link package refuses a link named like its parent, and its
+// cleanup looks the name up in the parent's namespace first. The link is
+// renamed in its own namespace right after.
+func tempName() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return "vmt" + hex.EncodeToString(b)
+}
+
+// renameLink renames the (down) link at index in c's namespace.
+func renameLink(ctx context.Context, c *rtnl.Conn, index int32, name string) error {
+	if err := c.SetLink(ctx, &rtnl.LinkMessage{Index: index, Attrs: rtnl.LinkAttrs{Name: name}}); err != nil {
+		return fmt.Errorf("rename to %s: %w", name, err)
+	}
+	return nil
 }

@@ -506,6 +506,9 @@ func checkTopoName(s string) error {
 	if s == "" {
 		return errors.New("missing: name the topology")
 	}
+	if s == netMark.Topology {
+		return fmt.Errorf("%q is reserved for the docker-style networks' marks: pick another name", s)
+	}
 	if len(s) > 64 {
 		return fmt.Errorf("%d bytes long: at most 64", len(s))
 	}

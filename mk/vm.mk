@@ -45,10 +45,10 @@ else
 VM_LOG := $(LOGDIR)/vm-$(KERNEL)
 test-vm: vm-tools
 	@mkdir -p $(LOGDIR)
-	@rm -f $(VM_LOG).log $(VM_LOG).log.* $(VM_LOG).stats $(VM_LOG).notes $(VM_LOG).check
+	@rm -f $(VM_LOG).log $(VM_LOG).log.* $(VM_LOG).stats $(VM_LOG).notes $(VM_LOG).check $(VM_LOG).console
 	@$(VMTEST) fetch $(KERNEL)
 	@start=$$(date +%s); \
-	if ! VMLINK_EXPECT_FEATURES=$(VM_FEATURES) $(VMTEST) check --kernel $(KERNEL) $(VMTEST_ARGS) 2>$(VM_LOG).check; then \
+	if ! VMLINK_EXPECT_FEATURES=$(VM_FEATURES) $(VMTEST) check --kernel $(KERNEL) --console-log $(VM_LOG).console $(VMTEST_ARGS) 2>$(VM_LOG).check; then \
 		cat $(VM_LOG).check; \
 		msg=$$(grep -m1 -E '^VM (boot|check) failed' $(VM_LOG).check || head -1 $(VM_LOG).check); \
 		scripts/run-tier.sh --note $(LOGDIR) vm-$(KERNEL) "$$msg (details: $(VM_LOG).check)"; \

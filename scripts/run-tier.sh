@@ -48,6 +48,27 @@ skips() {
 		}' "$1"
 }
 
+# failures LOG: each failing test with its own output (the lines logged
+# while it was the running test, at most 30), panics, the VM runner's
+# reports of runs without a result, and the failing package lines.
+failures() {
+	awk '
+		/^=== (RUN|CONT|NAME|PAUSE) / { cur = $3; next }
+		/^ *--- (PASS|SKIP): / { next }
+		/^ *--- FAIL: / {
+			name = $3; print
+			for (i = 1; i <= nb[name]; i++) print buf[name, i]
+			if (nb[name] >= 30) print "        ... (more in the log)"
+			next
+		}
+		/^panic: / || /^vmtest: FAIL / { block = 45 }
+		block > 0 { print; block--; next }
+		/^FAIL[ \t]/ && NF >= 2 { print; cur = ""; next }
+		/^(ok|PASS|FAIL)([ \t]|$)/ { cur = ""; next }
+		cur != "" && nb[cur] < 30 { nb[cur]++; buf[cur, nb[cur]] = $0 }
+	' "$1"
+}
+
 # count LOG: "passed failed skipped" over every test and subtest.
 count() {
 	printf '%s %s %s\n' "$(grep -cE '^\s*--- PASS' "$1")" "$(grep -cE '^\s*--- FAIL' "$1")" "$(grep -cE '^\s*--- SKIP' "$1")"
@@ -64,20 +85,23 @@ if [ "${1:-}" = "--summary" ]; then
 	dir=$2 wall=${3:-}
 	echo
 	echo "== summary"
-	tp=0 tf=0 ts=0 failed=0
+	tp=0 tf=0 ts=0 failed=0 times="" vmsecs=0
 	# Tiers in the order they ran (the .tier files are written in order).
 	for t in $(ls -tr "$dir"/*.tier 2>/dev/null); do
 		read -r name pass failn skip secs rc <"$t"
 		echo "== tier $name: $pass passed, $failn failed, $skip skipped in ${secs}s$([ "$rc" != 0 ] && echo " — FAILED (exit $rc)")"
 		[ -f "$dir/$name.notes" ] && sed 's/^/     /' "$dir/$name.notes"
 		tp=$((tp + pass)) tf=$((tf + failn)) ts=$((ts + skip))
+		times="$times${times:+, }$name ${secs}s"
+		seen="${seen:-} $name "
+		case $name in vm-*) vmsecs=$((vmsecs + secs)) ;; esac
 		[ "$rc" != 0 ] && failed=1
 	done
 	# A tier that never produced counts (its VM did not boot) is noted only.
 	for n in "$dir"/*.notes; do
 		[ -f "$n" ] || continue
 		name=$(basename "$n" .notes)
-		[ -f "$dir/$name.tier" ] && continue
+		case "${seen:-}" in *" $name "*) continue ;; esac
 		echo "== tier $name: did not run — FAILED"
 		sed 's/^/     /' "$n"
 		failed=1
@@ -95,6 +119,7 @@ if [ "${1:-}" = "--summary" ]; then
 			cat "$dir"/*.skips | awk -F'\t' '{ print $1 ": " $4 }' | sort | uniq -c | sort -rn | head -30
 		fi
 	fi
+	[ -n "$times" ] && echo "tier times: $times (VM tiers ${vmsecs}s, boot checks not included)"
 	echo "tests: $tp passed, $tf failed, $ts skipped${wall:+ in ${wall}s}"
 	[ "$failed" -eq 0 ] && [ "$tf" -eq 0 ]
 	exit
@@ -118,9 +143,9 @@ fi
 if [ $rc -ne 0 ]; then
 	echo "== tier $name FAILED (exit $rc); failures:"
 	# Build errors ("# pkg" then compiler lines), then each failing test
-	# with the lines before and after it.
+	# with its output.
 	grep -E -A20 '^# ' "$log" | head -100
-	grep -E -B2 -A25 '^\s*--- FAIL|^panic:|^FAIL\s|^vmtest: FAIL' "$log" | head -400
+	failures "$log" | head -400
 fi
 read -r pass failn skip < <(count "$log")
 # A package that failed without a failing test (build error, panic, VM

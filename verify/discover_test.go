@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/vmlink/vmlink/testenv"
 )
 
 // TestDiscover builds h0 with a bridge macvlan and a source macvlan moved
@@ -14,18 +16,19 @@ import (
 // that Discover finds all three with mode, MAC, addresses and source list.
 func TestDiscover(t *testing.T) {
 	l := newKernelLab(t)
-	a := l.addChild(1, "bridge")
-	b := l.addChild(2, "source")
-	labIP(t, "-n", l.parentNS, "link", "add", "c3", "link", "h0", "address", l.childMAC(3).String(), "type", "macvlan", "mode", "vepa")
-	labIP(t, "-n", l.parentNS, "addr", "add", "10.77.0.13/24", "dev", "c3")
+	a := l.addChild(t, 1, "bridge")
+	b := l.addChild(t, 2, "source")
+	host := l.p.Host
+	host.Run(t, "ip", "link", "add", "c3", "link", "h0", "address", l.childMAC(3).String(), "type", "macvlan", "mode", "vepa")
+	host.Run(t, "ip", "addr", "add", "10.77.0.13/24", "dev", "c3")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	topo, err := Discover(ctx, l.parentNS, "h0")
+	topo, err := Discover(ctx, host.Name(), "h0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if topo.Parent.Name != "h0" || topo.Parent.NetNS != l.parentNS || MACFrom(topo.Parent.MAC) != MACFrom(l.parentMAC) {
+	if topo.Parent.Name != "h0" || topo.Parent.NetNS != host.Name() || MACFrom(topo.Parent.MAC) != MACFrom(l.parentMAC) {
 		t.Fatalf("parent %+v", topo.Parent)
 	}
 	if !slices.Contains(topo.Parent.Addrs, l.hostAddr) {
@@ -38,7 +41,7 @@ func TestDiscover(t *testing.T) {
 	if len(byID) != 3 {
 		t.Fatalf("found %d endpoints, want 3: %+v", len(byID), topo.Endpoints)
 	}
-	for _, want := range []Endpoint{a, b, {NetNS: l.parentNS, Interface: "c3", Kind: KindMacvlan, Mode: "vepa", MAC: l.childMAC(3), Addrs: []netip.Prefix{netip.MustParsePrefix("10.77.0.13/24")}}} {
+	for _, want := range []Endpoint{a, b, {NetNS: host.Name(), Interface: "c3", Kind: KindMacvlan, Mode: "vepa", MAC: l.childMAC(3), Addrs: []netip.Prefix{netip.MustParsePrefix("10.77.0.13/24")}}} {
 		got, ok := byID[EndpointID(want)]
 		if !ok {
 			t.Errorf("%s not found", EndpointID(want))
@@ -54,7 +57,7 @@ func TestDiscover(t *testing.T) {
 }
 
 func TestDiscoverMissingParent(t *testing.T) {
-	requireKernelTests(t)
+	testenv.Require(t, testenv.FeaturePrivileged)
 	_, err := Discover(context.Background(), "", "vmlt-nosuch0")
 	if !errors.Is(err, ErrEnvironment) {
 		t.Fatalf("missing parent: %v, want ErrEnvironment", err)

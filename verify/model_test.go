@@ -266,3 +266,41 @@ func TestModelPassthruSource(t *testing.T) {
 		}
 	}
 }
+
+// The host stack beside a VLAN link in one namespace: Linux answers ARP for
+// the host's address on the VLAN link too (weak host), and replies through
+// the interface whose subnet holds the asker.
+func TestModelWeakHost(t *testing.T) {
+	no := false
+	v10 := []VLANTag{{ID: 10}}
+	pfx := netip.MustParsePrefix
+	topo := Topology{
+		Parent: Parent{Name: "h0", NetNS: "p", MAC: hw("02:00:00:00:00:01"), Addrs: []netip.Prefix{pfx("10.70.0.1/24")}},
+		Switch: Switch{Reflects: &no},
+		Endpoints: []Endpoint{
+			{NetNS: "p", Interface: "h0.10", Kind: KindVLAN, VLANs: v10, Addrs: []netip.Prefix{pfx("10.10.0.1/24")}},                                   // 0
+			{NetNS: "s", Interface: "eth0", Kind: KindOutside, VLANs: v10, Addrs: []netip.Prefix{pfx("10.10.0.99/24")}},                                // 1
+			{NetNS: "n1", Interface: "m1", Kind: KindMacvlan, Mode: "bridge", Lower: "h0.10", VLANs: v10, Addrs: []netip.Prefix{pfx("10.10.0.11/24")}}, // 2
+		},
+	}
+	e := Model(topo)
+	const host = 3
+	if p := e.Pair(1, host); p.Reach != Reachable || !strings.Contains(p.Why, "arp_ignore 0") {
+		t.Fatalf("station on VLAN 10 → host address: %v %q", p.Reach, p.Why)
+	}
+	// Without reflection the macvlan reaches neither h0.10 nor, through it,
+	// the host.
+	if p := e.Pair(2, host); p.Reach != Blocked {
+		t.Fatalf("macvlan on h0.10 → host without reflection: %v %q", p.Reach, p.Why)
+	}
+	yes := true
+	topo.Switch.Reflects = &yes
+	e = Model(topo)
+	if p := e.Pair(2, host); p.Reach != Reachable || !strings.Contains(p.Why, "h0.10") {
+		t.Fatalf("macvlan on h0.10 → host with reflection: %v %q", p.Reach, p.Why)
+	}
+	// The host → station cell is the host's own interface's business.
+	if p := e.Pair(host, 1); p.Reach != Blocked {
+		t.Fatalf("host → station on VLAN 10: %v %q", p.Reach, p.Why)
+	}
+}

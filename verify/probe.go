@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,6 +20,67 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 )
+
+// pacer decides how long a probe waits for an answer before it counts as
+// blocked: at least floor, and at least four times the slowest answer any
+// probe of the same run has had so far. Every probe runs at once, so the
+// answers that do come tell how slow this machine and this network are (an
+// emulated CPU in the VM tier is a hundred times slower than the host): a
+// negative is "nothing came back within a few of this run's round trips",
+// not a fixed guess.
+type pacer struct {
+	floor  time.Duration
+	slowst atomic.Int64
+}
+
+// budget is the current wait.
+func (p *pacer) budget() time.Duration {
+	return max(p.floor, 4*time.Duration(p.slowst.Load()))
+}
+
+// answered records how long an answer took.
+func (p *pacer) answered(d time.Duration) {
+	for {
+		cur := p.slowst.Load()
+		if int64(d) <= cur || p.slowst.CompareAndSwap(cur, int64(d)) {
+			return
+		}
+	}
+}
+
+// next returns the read deadline of a wait loop that started at start and
+// resends at most once, halfway: the earliest of the end, the pending
+// resend, and a short tick so a budget that grew is noticed. done says
+// the budget is spent; resendNow that the resend is due.
+func (p *pacer) next(ctx context.Context, start time.Time, resent bool) (deadline time.Time, done, resendNow bool) {
+	now := time.Now()
+	b := p.budget()
+	end := start.Add(b)
+	if d, ok := ctx.Deadline(); ok && d.Before(end) {
+		end = d
+	}
+	if !now.Before(end) || ctx.Err() != nil {
+		return end, true, false
+	}
+	if !resent && !now.Before(start.Add(b/2)) {
+		return end, false, true
+	}
+	deadline = earliest(end, now.Add(25*time.Millisecond))
+	if !resent {
+		deadline = earliest(deadline, start.Add(b/2))
+	}
+	return deadline, false, false
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// maxDrain bounds the reads a probe makes after its budget is spent.
+const maxDrain = 64
 
 // probeResult is what one probe from one endpoint to another found.
 type probeResult struct {
@@ -48,8 +110,8 @@ func firstIPv4(ep Endpoint) (netip.Addr, bool) {
 // so the kernel's neighbour cache neither helps nor hides anything), then,
 // when ARP was answered, one ICMP echo through the kernel's stack (which
 // resolves the neighbour itself, exercising the same paths again). A probe
-// waits at most wait for each answer; a missing answer is Blocked.
-func probePair(ctx context.Context, from, to Endpoint, icmpID uint16, wait time.Duration) probeResult {
+// waits for each answer as long as pace says; a missing answer is Blocked.
+func probePair(ctx context.Context, from, to Endpoint, icmpID uint16, pace *pacer) probeResult {
 	r := probeResult{ICMPID: icmpID}
 	src, ok := firstIPv4(from)
 	if !ok {
@@ -66,12 +128,12 @@ func probePair(ctx context.Context, from, to Endpoint, icmpID uint16, wait time.
 		return r
 	}
 	err := inNetNS(from.NetNS, func() error {
-		mac, err := arpProbe(ctx, from.Interface, src, dst, wait)
+		mac, err := arpProbe(ctx, from.Interface, src, dst, pace)
 		if err != nil {
 			return err
 		}
 		if mac == nil {
-			r.Observed, r.Detail = Blocked, fmt.Sprintf("no ARP reply from %s within %v", dst, wait)
+			r.Observed, r.Detail = Blocked, fmt.Sprintf("no ARP reply from %s within %v", dst, pace.budget().Round(time.Millisecond))
 			return nil
 		}
 		r.ARP, r.ARPMAC = true, mac
@@ -82,7 +144,7 @@ func probePair(ctx context.Context, from, to Endpoint, icmpID uint16, wait time.
 			return nil
 		}
 		r.ICMPTried = true
-		got, err := echoProbe(ctx, from.Interface, src, dst, icmpID, wait)
+		got, err := echoProbe(ctx, from.Interface, src, dst, icmpID, pace)
 		if err != nil {
 			return err
 		}
@@ -90,7 +152,7 @@ func probePair(ctx context.Context, from, to Endpoint, icmpID uint16, wait time.
 		if got {
 			r.Observed, r.Detail = Reachable, fmt.Sprintf("ARP reply from %s (%s), echo reply", dst, mac)
 		} else {
-			r.Observed, r.Detail = Blocked, fmt.Sprintf("ARP reply from %s (%s) but no echo reply within %v", dst, mac, wait)
+			r.Observed, r.Detail = Blocked, fmt.Sprintf("ARP reply from %s (%s) but no echo reply within %v", dst, mac, pace.budget().Round(time.Millisecond))
 		}
 		return nil
 	})
@@ -101,10 +163,10 @@ func probePair(ctx context.Context, from, to Endpoint, icmpID uint16, wait time.
 }
 
 // arpProbe sends an ARP request for dst from ifname (with source address
-// src) and returns the MAC that answered, or nil when nobody did within
-// wait. The request is repeated once halfway, in case the first was sent
-// before the far side was listening.
-func arpProbe(ctx context.Context, ifname string, src, dst netip.Addr, wait time.Duration) (net.HardwareAddr, error) {
+// src) and returns the MAC that answered, or nil when nobody did within the
+// pacer's budget. The request is repeated once halfway, in case the first
+// was lost.
+func arpProbe(ctx context.Context, ifname string, src, dst netip.Addr, pace *pacer) (net.HardwareAddr, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("arp probe: find %s: %w", ifname, err)
@@ -124,22 +186,26 @@ func arpProbe(ctx context.Context, ifname string, src, dst netip.Addr, wait time
 		return nil, fmt.Errorf("arp probe: build request for %s: %w", dst, err)
 	}
 	start := time.Now()
-	end := start.Add(wait)
-	if d, ok := ctx.Deadline(); ok && d.Before(end) {
-		end = d
-	}
-	resend := start.Add(wait / 2)
 	if err := c.WriteTo(req, ethernetBroadcast); err != nil {
 		return nil, fmt.Errorf("arp probe: send request for %s on %s: %w", dst, ifname, err)
 	}
+	resent, last, drained := false, false, 0
 	for {
-		now := time.Now()
-		if !now.Before(end) || ctx.Err() != nil {
-			return nil, nil
-		}
-		dl := end
-		if !resend.IsZero() && resend.Before(dl) {
-			dl = resend
+		dl, done, resendNow := pace.next(ctx, start, resent)
+		if done {
+			// Last looks: an answer that arrived in time may still sit
+			// in the socket when this goroutine was slow to run. Drain
+			// what is queued (bounded), then give up.
+			if drained++; drained > maxDrain {
+				return nil, nil
+			}
+			last, dl = true, time.Now().Add(time.Millisecond)
+		} else if resendNow {
+			resent = true
+			if err := c.WriteTo(req, ethernetBroadcast); err != nil {
+				return nil, fmt.Errorf("arp probe: resend request for %s on %s: %w", dst, ifname, err)
+			}
+			continue
 		}
 		if err := c.SetReadDeadline(dl); err != nil {
 			return nil, fmt.Errorf("arp probe: set deadline: %w", err)
@@ -147,22 +213,19 @@ func arpProbe(ctx context.Context, ifname string, src, dst netip.Addr, wait time
 		p, _, err := c.Read()
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				if !resend.IsZero() && !time.Now().Before(resend) {
-					resend = time.Time{}
-					if err := c.WriteTo(req, ethernetBroadcast); err != nil {
-						return nil, fmt.Errorf("arp probe: resend request for %s on %s: %w", dst, ifname, err)
-					}
+				if last {
+					return nil, nil
 				}
 				continue
 			}
-			// A frame that is not ARP for Ethernet/IPv4 is not ours.
 			var ne net.Error
 			if errors.As(err, &ne) {
 				return nil, fmt.Errorf("arp probe: read on %s: %w", ifname, err)
 			}
-			continue
+			continue // a frame that is not Ethernet/IPv4 ARP is not ours
 		}
 		if p.Operation == arp.OperationReply && p.SenderIP == dst && p.TargetIP == src {
+			pace.answered(time.Since(start))
 			return p.SenderHardwareAddr, nil
 		}
 	}
@@ -176,8 +239,8 @@ var echoMagic = []byte("vmlink-verify")
 
 // echoProbe sends one ICMP echo request from src (bound to ifname, so the
 // kernel's routing cannot pick another interface of the namespace) to dst
-// and waits up to wait for the reply with the same identifier.
-func echoProbe(ctx context.Context, ifname string, src, dst netip.Addr, id uint16, wait time.Duration) (bool, error) {
+// and waits, as long as pace says, for the reply with the same identifier.
+func echoProbe(ctx context.Context, ifname string, src, dst netip.Addr, id uint16, pace *pacer) (bool, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		if err := c.Control(func(fd uintptr) {
@@ -210,42 +273,38 @@ func echoProbe(ctx context.Context, ifname string, src, dst netip.Addr, id uint1
 		return nil
 	}
 	start := time.Now()
-	end := start.Add(wait)
-	if d, ok := ctx.Deadline(); ok && d.Before(end) {
-		end = d
-	}
 	// One echo (sequence 1, the one the wire check counts); a second
 	// (sequence 2) halfway if the first went unanswered, in case the first
 	// waited in the kernel's neighbour queue behind a lost ARP exchange.
-	resend := start.Add(wait / 2)
 	if err := send(1); err != nil {
 		return false, err
 	}
+	resent, last, drained := false, false, 0
 	buf := make([]byte, 1500)
 	for {
-		dl := end
-		if !resend.IsZero() && resend.Before(dl) {
-			dl = resend
+		dl, done, resendNow := pace.next(ctx, start, resent)
+		if done {
+			if drained++; drained > maxDrain {
+				return false, nil
+			}
+			last, dl = true, time.Now().Add(time.Millisecond)
+		} else if resendNow {
+			resent = true
+			if err := send(2); err != nil {
+				return false, err
+			}
+			continue
 		}
 		if err := conn.SetReadDeadline(dl); err != nil {
 			return false, fmt.Errorf("icmp probe: set deadline: %w", err)
 		}
 		n, peer, err := conn.ReadFrom(buf)
 		if err != nil {
-			if ctx.Err() != nil || !time.Now().Before(end) {
+			if errors.Is(err, os.ErrDeadlineExceeded) && last {
 				return false, nil
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				if !resend.IsZero() {
-					resend = time.Time{}
-					if err := send(2); err != nil {
-						return false, err
-					}
-				}
+			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, unix.EHOSTUNREACH) {
 				continue
-			}
-			if errors.Is(err, unix.EHOSTUNREACH) {
-				return false, nil
 			}
 			return false, fmt.Errorf("icmp probe: read on %s: %w", ifname, err)
 		}
@@ -258,6 +317,7 @@ func echoProbe(ctx context.Context, ifname string, src, dst netip.Addr, id uint1
 			continue
 		}
 		if e, ok := m.Body.(*icmp.Echo); ok && e.ID == int(id) && bytes.HasPrefix(e.Data, echoMagic) {
+			pace.answered(time.Since(start))
 			return true, nil
 		}
 	}

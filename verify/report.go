@@ -92,7 +92,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	b.WriteString(")\n")
 	if r.Capture != nil {
-		fmt.Fprintf(&b, "captured %d frames on the parent (%d dropped by the kernel); probes waited %v\n", r.Capture.Frames, r.Capture.KernelDrops, r.Wait)
+		fmt.Fprintf(&b, "captured %d frames on the parent (%d dropped by the kernel); probes waited %v\n", r.Capture.Frames, r.Capture.KernelDrops, r.Wait.Round(time.Millisecond))
 	}
 	b.WriteString("\n")
 

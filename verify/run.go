@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -21,14 +22,16 @@ var ErrTopology = errors.New("invalid topology")
 
 // Options tune Run. The zero value is ready to use.
 type Options struct {
-	// Wait bounds how long a probe waits for each answer before it counts
-	// as blocked. 0 derives it from the switch round trip the reflection
-	// probe measured (20 round trips, within 150 ms to 1 s), or 250 ms when
+	// Wait is the least a probe waits for each answer before it counts as
+	// blocked; it grows to four times the slowest answer of the run (see
+	// pacer). 0 derives it from the switch round trip the reflection probe
+	// measured (20 round trips, within 150 ms to 1 s), or 250 ms when
 	// nothing came back to measure.
 	Wait time.Duration
 	// ReflectWait bounds the reflection probe; 0 means 200 ms.
 	ReflectWait time.Duration
-	// Parallel caps the probes running at once; 0 means 64.
+	// Parallel caps the probes running at once; 0 means eight per CPU
+	// (at least 16): each probe holds an OS thread inside a namespace.
 	Parallel int
 	// NoCapture skips the capture on the parent and so the wire checks
 	// (VLAN tags, MAC sources, wire evidence).
@@ -162,8 +165,9 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 			wait = min(max(20*refl.RTT, 150*time.Millisecond), time.Second)
 		}
 	}
-	rep.Wait = wait
-	results := runProbes(ctx, exp, wait, o.Parallel)
+	pace := &pacer{floor: wait}
+	results := runProbes(ctx, exp, pace, o.Parallel)
+	rep.Wait = pace.budget()
 
 	// Let the last answers' reflected copies reach the capture.
 	if capt != nil {
@@ -201,9 +205,9 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 }
 
 // runProbes probes every ordered pair, at most parallel at once.
-func runProbes(ctx context.Context, exp *Expectation, wait time.Duration, parallel int) []probeResult {
+func runProbes(ctx context.Context, exp *Expectation, pace *pacer, parallel int) []probeResult {
 	if parallel <= 0 {
-		parallel = 64
+		parallel = max(16, 8*runtime.NumCPU())
 	}
 	results := make([]probeResult, len(exp.Pairs))
 	sem := make(chan struct{}, parallel)
@@ -222,7 +226,7 @@ func runProbes(ctx context.Context, exp *Expectation, wait time.Duration, parall
 				return
 			}
 			defer func() { <-sem }()
-			results[i] = probePair(ctx, exp.Endpoints[p.From], exp.Endpoints[p.To], base+uint16(i), wait)
+			results[i] = probePair(ctx, exp.Endpoints[p.From], exp.Endpoints[p.To], base+uint16(i), pace)
 		}()
 	}
 	wg.Wait()

@@ -39,6 +39,9 @@ const labHelp = `usage: vmlink [-j [-p]] lab [--keep] [NAME]
             'ip netns exec' or 'vmlink -n NETNS link show'; prints the
             command that removes it
   --down PREFIX  remove a lab kept with --keep (PREFIX as it printed)
+  --wait D  how long each probe waits for an answer before it counts as
+            blocked (default: verify's, 250ms here); raise it on slow
+            machines (emulated VMs)
   -j        print what was built and the verification as JSON
 
 A lab builds its topology in namespaces named vmlab-<pid>-…, prints what it
@@ -51,8 +54,8 @@ the lab needs is missing).
 
 // verifyParent judges one parent's part of what a lab built; a variable
 // so tests can count or replace the judge.
-var verifyParent = func(ctx context.Context, t verify.Topology) (*verify.Report, error) {
-	return verify.Run(ctx, t, verify.Options{})
+var verifyParent = func(ctx context.Context, t verify.Topology, wait time.Duration) (*verify.Report, error) {
+	return verify.Run(ctx, t, verify.Options{Wait: wait})
 }
 
 type labArgs struct {
@@ -60,6 +63,7 @@ type labArgs struct {
 	list, keep bool
 	json       bool
 	down       string // --down PREFIX: remove a kept lab
+	wait       time.Duration
 }
 
 // parseInterspersed parses fs over args allowing flags after positional
@@ -90,6 +94,7 @@ func parseLabArgs(args []string, g *globals) (*labArgs, error) {
 	fs.BoolVar(&a.list, "l", false, "")
 	fs.BoolVar(&a.keep, "keep", false, "")
 	fs.StringVar(&a.down, "down", "", "")
+	fs.DurationVar(&a.wait, "wait", 0, "")
 	fs.BoolVar(&a.json, "j", a.json, "")
 	fs.BoolVar(&a.json, "json", a.json, "")
 	pos, err := parseInterspersed(fs, args)
@@ -152,7 +157,7 @@ func runLab(g *globals, args []string) int {
 			return fail(g, &envError{fmt.Errorf("lab %s: %w", lab.Name, err)})
 		}
 	}
-	res := runLabPhases(ctx, g, lab, fmt.Sprintf("vmlab-%d-", os.Getpid()), a.keep)
+	res := runLabPhases(ctx, g, lab, fmt.Sprintf("vmlab-%d-", os.Getpid()), a.keep, a.wait)
 	if a.json {
 		writeJSON(g, res)
 	}
@@ -248,7 +253,7 @@ type labPhaseOut struct {
 // runLabPhases builds each phase, verifies it, and tears the lab down
 // (unless keep) whatever happened. Text goes to g.Stdout as it happens
 // unless JSON was asked for.
-func runLabPhases(ctx context.Context, g *globals, lab *dataplane.Lab, prefix string, keep bool) *labResult {
+func runLabPhases(ctx context.Context, g *globals, lab *dataplane.Lab, prefix string, keep bool, wait time.Duration) *labResult {
 	inst := lab.WithPrefix(prefix)
 	res := &labResult{Lab: lab.Name, Prefix: prefix, OK: true}
 	text := !g.JSON
@@ -292,7 +297,7 @@ func runLabPhases(ctx context.Context, g *globals, lab *dataplane.Lab, prefix st
 			fmt.Fprintf(out, "\n== phase %s: built %d objects in %s\n\n", ph.Name, built.Created, time.Since(started).Round(time.Millisecond))
 			printBuilt(out, built, prefix)
 		}
-		reports, err := verifyAll(ctx, built.VerifyTopologies())
+		reports, err := verifyAll(ctx, built.VerifyTopologies(), wait)
 		if err != nil {
 			res.err, res.OK = err, false
 			res.Error = err.Error()
@@ -332,7 +337,7 @@ func yesNo(b bool) string {
 
 // verifyAll runs the judge on every parent at once: parents are separate
 // wires, so their probes and captures do not interfere.
-func verifyAll(ctx context.Context, tops []verify.Topology) ([]*verify.Report, error) {
+func verifyAll(ctx context.Context, tops []verify.Topology, wait time.Duration) ([]*verify.Report, error) {
 	reports := make([]*verify.Report, len(tops))
 	errs := make([]error, len(tops))
 	var wg sync.WaitGroup
@@ -340,7 +345,7 @@ func verifyAll(ctx context.Context, tops []verify.Topology) ([]*verify.Report, e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reports[i], errs[i] = verifyParent(ctx, t)
+			reports[i], errs[i] = verifyParent(ctx, t, wait)
 		}()
 	}
 	wg.Wait()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmlink/vmlink/dataplane"
 	"github.com/vmlink/vmlink/internal/netns"
@@ -120,7 +121,7 @@ func TestLabJSONAndFailingVerdict(t *testing.T) {
 	saved := verifyParent
 	t.Cleanup(func() { verifyParent = saved })
 	calls := 0
-	verifyParent = func(ctx context.Context, vt verify.Topology) (*verify.Report, error) {
+	verifyParent = func(ctx context.Context, vt verify.Topology, _ time.Duration) (*verify.Report, error) {
 		calls++
 		return &verify.Report{OK: vt.Parent.Name != "enp1s0", Parent: vt.Parent.Name}, nil
 	}
@@ -158,7 +159,8 @@ func TestLabVLANTrunkNeeds8021q(t *testing.T) {
 // tier: make test-vm KERNEL=6.1).
 func TestLabVLANTrunk(t *testing.T) {
 	testenv.Require(t, testenv.FeaturePrivileged, testenv.FeatureVeth, testenv.FeatureBridge, testenv.FeatureMacvlan, testenv.FeatureVLAN)
-	code, out, errOut := runLabCLI("lab", "vlan-trunk")
+	// The VM emulates its CPU: answers take longer than on the host.
+	code, out, errOut := runLabCLI("lab", "--wait", "2s", "vlan-trunk")
 	if code != exitOK {
 		t.Fatalf("lab vlan-trunk: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}

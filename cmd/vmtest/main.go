@@ -59,10 +59,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if c.guestCheck {
 		return guestCheck(ctx, stdout, stderr)
 	}
-	if c.check {
-		c.opts.Log = logf
-		return check(ctx, c, stderr)
-	}
 	c.opts.Stdout, c.opts.Stderr, c.opts.Log = stdout, stderr, logf
 	if c.verbose {
 		c.opts.Console = prefixWriter{stderr, "vmtest: console: "}
@@ -79,6 +75,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		} else {
 			c.opts.Console = f
 		}
+	}
+	if c.check {
+		return check(ctx, c, stderr)
 	}
 	dir, err := os.Getwd()
 	if err != nil {

@@ -156,9 +156,9 @@ func TestDoThreadHygiene(t *testing.T) {
 			for i := range iterations {
 				boom := errors.New("fn failed")
 				var inside uint64
-				call := func() (err error, panicked any) {
+				call := func() (panicked any, err error) {
 					defer func() { panicked = recover() }()
-					return n.Do(func() error {
+					return nil, n.Do(func() error {
 						var st unix.Stat_t
 						if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
 							return err
@@ -171,9 +171,9 @@ func TestDoThreadHygiene(t *testing.T) {
 							panic("fn panicked")
 						}
 						return nil
-					}), nil
+					})
 				}
-				err, panicked := call()
+				panicked, err := call()
 				switch {
 				case inside != target:
 					errc <- fmt.Errorf("worker %d: fn ran in netns %d, want %d", w, inside, target)

@@ -37,6 +37,11 @@
 //     there is none (kernel panic, timeout, init failure, missing module,
 //     qemu failure) with the kernel's last console lines. A VMError is
 //     never a pass.
+//   - The boot check (check.go): one VM per kernel before its tier, whose
+//     test is GuestCheck (cmd/vmtest guest-check): it creates every link
+//     kind the tier expects in a throwaway namespace and runs every
+//     expected tool, so "VM boot failed on kernel X" and "the guest lacks
+//     Y" are said once, with the kernel's last lines, not per package.
 //
 // The result channel is a virtio-serial port ("vmlink.0") backed by a unix
 // socket qemu connects to, not the console: the console mixes kernel

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlink/vmlink/dataplane"
+)
+
+func init() {
+	register(&command{
+		Name:    "net",
+		Summary: "docker-style macvlan/ipvlan networks: create, connect, disconnect, ls, inspect, rm (docker's flags)",
+		Run:     runNet,
+	})
+}
+
+const netHelp = `usage: vmlink [-n NETNS] net COMMAND
+
+  net create [-d macvlan|macvtap|ipvlan] --subnet CIDR [--gateway IP]
+             [--ip-range CIDR] [--aux-address NAME=IP] [--ipv6] [--internal]
+             [-o parent=IFACE|IFACE.VLAN] [-o macvlan_mode=MODE]
+             [-o ipvlan_mode=l2|l3|l3s] [--host-shim] NAME
+  net connect [--ip IP] [--ip6 IP] [--mac-address MAC] NETWORK CONTAINER
+  net disconnect NETWORK CONTAINER
+  net ls [-q]
+  net inspect NETWORK...
+  net rm NETWORK...
+
+Flags are docker's and repeat as there (one --subnet/--gateway/--ip-range
+per family). A CONTAINER is a named network namespace (ip netns): connect
+creates it when missing and then removes it with its last network.
+-o parent=eth0.10 creates VLAN 10 on eth0 when missing, and removes it with
+the last network using it; no parent makes an internal network on a dummy
+link. --host-shim gives the host (NETNS with -n) a bridge-mode macvlan on
+the parent, with an address from the network and a route to it: the fix for
+"the host cannot reach its macvlan containers".
+State: /run/vmlink/state.json (locked); 'net ls' reconciles it with the
+kernel and says what it repaired.
+Exit status: 0 ok, 1 failed, 2 the command line is wrong (or docker would
+refuse it), 3 the environment prevents it (privileges, a kernel feature).
+`
+
+// multi is a repeatable string flag.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+func runNet(g *globals, args []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(g.Stdout, netHelp)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	nets := &dataplane.Networks{Host: g.NetNS}
+	op, rest := args[0], args[1:]
+	var err error
+	switch op {
+	case "create":
+		err = netCreate(ctx, g, nets, rest)
+	case "connect":
+		err = netConnect(ctx, g, nets, rest)
+	case "disconnect":
+		err = netDisconnect(ctx, g, nets, rest)
+	case "ls", "list":
+		err = netList(ctx, g, nets, rest)
+	case "inspect":
+		err = netInspect(ctx, g, nets, rest)
+	case "rm", "remove":
+		err = netRemove(ctx, g, nets, rest)
+	default:
+		err = usagef("net: unknown command %q: use create, connect, disconnect, ls, inspect or rm", op)
+	}
+	if err != nil {
+		return netFail(g, err)
+	}
+	return exitOK
+}
+
+func netFail(g *globals, err error) int {
+	var ue *dataplane.UsageError
+	if errors.As(err, &ue) {
+		return fail(g, usagef("%v", err))
+	}
+	var fe *dataplane.FeatureError
+	if errors.As(err, &fe) || errors.Is(err, unix.EPERM) {
+		return fail(g, &envError{err})
+	}
+	return fail(g, err)
+}
+
+func newNetFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+func netCreate(ctx context.Context, g *globals, nets *dataplane.Networks, args []string) error {
+	fs := newNetFlags("create")
+	var subnets, gateways, ranges, aux, opts multi
+	driver := fs.String("d", "macvlan", "")
+	fs.StringVar(driver, "driver", "macvlan", "")
+	fs.Var(&subnets, "subnet", "")
+	fs.Var(&gateways, "gateway", "")
+	fs.Var(&ranges, "ip-range", "")
+	fs.Var(&aux, "aux-address", "")
+	fs.Var(&opts, "o", "")
+	fs.Var(&opts, "opt", "")
+	ipv6 := fs.Bool("ipv6", false, "")
+	internal := fs.Bool("internal", false, "")
+	shim := fs.Bool("host-shim", false, "")
+	fs.Bool("attachable", false, "") // accepted for docker compatibility: every vmlink network is
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return usagef("net create: %v", err)
+	}
+	if len(pos) != 1 {
+		return usagef("net create: give exactly one network NAME (got %d)", len(pos))
+	}
+	spec := dataplane.NetworkSpec{Name: pos[0], Driver: *driver, IPv6: *ipv6, Internal: *internal, HostShim: *shim,
+		Options: map[string]string{}, Aux: map[string]netip.Addr{}}
+	for _, s := range subnets {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return usagef("net create: --subnet %q: not a CIDR prefix such as 10.0.10.0/24", s)
+		}
+		spec.Subnets = append(spec.Subnets, p)
+	}
+	for _, s := range gateways {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return usagef("net create: --gateway %q: not an IP address", s)
+		}
+		spec.Gateways = append(spec.Gateways, a)
+	}
+	for _, s := range ranges {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return usagef("net create: --ip-range %q: not a CIDR prefix", s)
+		}
+		spec.IPRanges = append(spec.IPRanges, p)
+	}
+	for _, s := range aux {
+		k, v, ok := strings.Cut(s, "=")
+		a, err := netip.ParseAddr(v)
+		if !ok || k == "" || err != nil {
+			return usagef("net create: --aux-address %q: write NAME=IP, e.g. router=10.0.10.254", s)
+		}
+		spec.Aux[k] = a
+	}
+	for _, s := range opts {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return usagef("net create: -o %q: write KEY=VALUE, e.g. parent=eth0.10", s)
+		}
+		spec.Options[k] = v
+	}
+	rec, err := nets.Create(ctx, spec)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(g.Stdout, rec.ID)
+	return nil
+}
+
+func netConnect(ctx context.Context, g *globals, nets *dataplane.Networks, args []string) error {
+	fs := newNetFlags("connect")
+	ip := fs.String("ip", "", "")
+	ip6 := fs.String("ip6", "", "")
+	mac := fs.String("mac-address", "", "")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return usagef("net connect: %v", err)
+	}
+	if len(pos) != 2 {
+		return usagef("net connect: give NETWORK and CONTAINER")
+	}
+	spec := dataplane.ConnectSpec{Network: pos[0], Container: pos[1]}
+	for flagName, s := range map[string]string{"--ip": *ip, "--ip6": *ip6} {
+		if s == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil || (flagName == "--ip") != a.Is4() {
+			return usagef("net connect: %s %q: not an IPv%s address", flagName, s, map[bool]string{true: "4", false: "6"}[flagName == "--ip"])
+		}
+		spec.IPs = append(spec.IPs, a)
+	}
+	if *mac != "" {
+		m, err := net.ParseMAC(*mac)
+		if err != nil {
+			return usagef("net connect: --mac-address %q: not a MAC address", *mac)
+		}
+		spec.MAC = m
+	}
+	_, err = nets.Connect(ctx, spec)
+	return err
+}
+
+func netDisconnect(ctx context.Context, g *globals, nets *dataplane.Networks, args []string) error {
+	fs := newNetFlags("disconnect")
+	fs.Bool("f", false, "")
+	fs.Bool("force", false, "")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return usagef("net disconnect: %v", err)
+	}
+	if len(pos) != 2 {
+		return usagef("net disconnect: give NETWORK and CONTAINER")
+	}
+	return nets.Disconnect(ctx, pos[0], pos[1])
+}
+
+func netList(ctx context.Context, g *globals, nets *dataplane.Networks, args []string) error {
+	fs := newNetFlags("ls")
+	quiet := fs.Bool("q", false, "")
+	fs.BoolVar(quiet, "quiet", false, "")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil || len(pos) > 0 {
+		return usagef("net ls: takes only -q")
+	}
+	recs, found, err := nets.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range found {
+		fmt.Fprintf(g.Stderr, "vmlink: reconciled: %s\n", f)
+	}
+	if g.JSON {
+		out := []map[string]any{}
+		for _, r := range recs {
+			out = append(out, map[string]any{"Name": r.Name, "ID": r.ID[:12], "Driver": r.Driver, "Scope": "local"})
+		}
+		writeJSON(g, out)
+		return nil
+	}
+	if *quiet {
+		for _, r := range recs {
+			fmt.Fprintln(g.Stdout, r.ID[:12])
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(g.Stdout, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "NETWORK ID\tNAME\tDRIVER\tSCOPE\tPARENT\tMODE\tCONTAINERS")
+	for _, r := range recs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\tlocal\t%s\t%s\t%d\n", r.ID[:12], r.Name, r.Driver, r.Parent, r.Mode, len(r.Endpoints))
+	}
+	return tw.Flush()
+}
+
+func netInspect(ctx context.Context, g *globals, nets *dataplane.Networks, args []string) error {
+	if len(args) == 0 {
+		return usagef("net inspect: give one or more NETWORK names")
+	}
+	var out []map[string]any
+	for _, name := range args {
+		r, err := nets.Inspect(ctx, name)
+		if err != nil {
+			return err
+		}
+		out = append(out, r.DockerInspect())
+	}
+	// docker prints inspect indented, always.
+	b, err := json.MarshalIndent(out, "", "    ")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Stdout, "%s\n", b)
+	return nil
+}
+
+func netRemove(ctx context.Context, g *globals, nets *dataplane.Networks, args []string) error {
+	if len(args) == 0 {
+		return usagef("net rm: give one or more NETWORK names")
+	}
+	var errs []error
+	for _, name := range args {
+		if err := nets.Remove(ctx, name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintln(g.Stdout, name)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,320 @@
+package dataplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/rtnl"
+	"github.com/vmlink/vmlink/testenv"
+)
+
+// netEnv is a throwaway host namespace with two veth parents (p0, p1) and a
+// private state directory.
+func newNetEnv(t *testing.T) (*testEnv, *Networks) {
+	t.Helper()
+	e := newTestEnv(t)
+	c, err := rtnl.DialNetNS(e.host, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, p := range []string{"p0", "p1"} {
+		if err := c.NewLink(context.Background(), &rtnl.LinkMessage{Flags: 1, Change: 1, Attrs: rtnl.LinkAttrs{Name: p, Info: &rtnl.LinkInfo{Kind: "veth",
+			Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: p + "peer"}}}}}}, 0x400|0x200); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e, &Networks{Host: e.host, StateDir: e.stateDir}
+}
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+func addr(s string) netip.Addr  { return netip.MustParseAddr(s) }
+
+func wantUsage(t *testing.T, err error, substr string) {
+	t.Helper()
+	var ue *UsageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), substr) {
+		t.Fatalf("err = %v, want a UsageError containing %q", err, substr)
+	}
+}
+
+func TestNetworkLifecycle(t *testing.T) {
+	e, nets := newNetEnv(t)
+	ctx := context.Background()
+	c1, c2 := e.prefix+"c1", e.prefix+"c2"
+	rec, err := nets.Create(ctx, NetworkSpec{Name: "macvlan10", Subnets: []netip.Prefix{pfx("10.0.10.0/24"), pfx("2001:db8:babe:10::/64")},
+		Gateways: []netip.Addr{addr("10.0.10.1"), addr("2001:db8:babe:10::1")}, IPRanges: []netip.Prefix{pfx("10.0.10.128/25")},
+		Aux: map[string]netip.Addr{"router": addr("10.0.10.254")}, IPv6: true, HostShim: true,
+		Options: map[string]string{"parent": "p0", "macvlan_mode": "bridge"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Shim == nil || rec.Shim.Addrs[0].String() != "10.0.10.128/32" {
+		t.Fatalf("shim = %+v", rec.Shim)
+	}
+	a1, err := nets.Connect(ctx, ConnectSpec{Network: "macvlan10", Container: c1, IPs: []netip.Addr{addr("10.0.10.3"), addr("2001:db8:babe:10::3")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a1.Interface != "eth0" || len(a1.Addrs) != 2 || a1.Addrs[0].String() != "10.0.10.3/24" || !a1.NSCreated {
+		t.Fatalf("attached %+v", a1)
+	}
+	a2, err := nets.Connect(ctx, ConnectSpec{Network: "macvlan10", Container: c2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// .128 is the shim's; the range starts there; .254 is aux, .1 the gateway.
+	if a2.Addrs[0].String() != "10.0.10.129/24" || a2.Addrs[1].String() != "2001:db8:babe:10::4/64" {
+		t.Fatalf("allocated %v", a2.Addrs)
+	}
+	// The kernel has what the state says.
+	ec, err := rtnl.DialNetNS(c2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := getLink(ctx, ec, "eth0")
+	has, _ := hasAddr(ctx, ec, m.Index, a2.Addrs[1])
+	ec.Close()
+	if m == nil || !has || macOf(m).String() != a2.MAC {
+		t.Fatalf("c2/eth0 = %+v (IPv6 address present: %v)", m, has)
+	}
+	// Refusals.
+	_, err = nets.Connect(ctx, ConnectSpec{Network: "macvlan10", Container: e.prefix + "c3", IPs: []netip.Addr{addr("10.0.11.3")}})
+	wantUsage(t, err, "outside the network's subnets")
+	_, err = nets.Connect(ctx, ConnectSpec{Network: "macvlan10", Container: e.prefix + "c3", IPs: []netip.Addr{addr("10.0.10.3")}})
+	wantUsage(t, err, "already in use by "+c1)
+	_, err = nets.Connect(ctx, ConnectSpec{Network: "macvlan10", Container: e.prefix + "c3", IPs: []netip.Addr{addr("10.0.10.254")}})
+	wantUsage(t, err, "aux address router")
+	if netns.Exists(e.prefix + "c3") {
+		t.Fatal("a refused connect left its namespace behind")
+	}
+	wantUsage(t, nets.Remove(ctx, "macvlan10"), "has active endpoints")
+
+	// docker inspect's shape.
+	got, err := nets.Inspect(ctx, "macvlan10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal([]any{got.DockerInspect()})
+	for _, want := range []string{`"Name":"macvlan10"`, `"Driver":"macvlan"`, `"EnableIPv6":true`, `"Subnet":"10.0.10.0/24"`,
+		`"IPRange":"10.0.10.128/25"`, `"Gateway":"10.0.10.1"`, `"AuxiliaryAddresses":{"router":"10.0.10.254"}`,
+		`"IPv4Address":"10.0.10.3/24"`, `"Options":{"macvlan_mode":"bridge","parent":"p0"}`, `"Scope":"local"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("inspect lacks %s:\n%s", want, b)
+		}
+	}
+
+	// Reconcile: a container deleted behind vmlink's back.
+	netns.Delete(c2)
+	recs, found, err := nets.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 || !strings.Contains(string(found[0]), c2+" is gone") || len(recs[0].Endpoints) != 1 {
+		t.Fatalf("reconcile found %v, endpoints %v", found, recs[0].Endpoints)
+	}
+	if err := nets.Disconnect(ctx, "macvlan10", c1); err != nil {
+		t.Fatal(err)
+	}
+	if netns.Exists(c1) {
+		t.Fatal("disconnect kept the namespace connect created")
+	}
+	if err := nets.Remove(ctx, "macvlan10"); err != nil {
+		t.Fatal(err)
+	}
+	if l := e.links(t); strings.Join(l, ",") != "lo,p0peer,p0,p1peer,p1" {
+		t.Fatalf("links after rm: %v (the shim must be gone, the user's parents stay)", l)
+	}
+}
+
+func TestNetworkMultiNetworkEndpointAndExistingNamespace(t *testing.T) {
+	e, nets := newNetEnv(t)
+	ctx := context.Background()
+	mine := e.prefix + "mine" // exists before: never removed
+	h, err := netns.Create(mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	for i, p := range []string{"p0", "p1"} {
+		if _, err := nets.Create(ctx, NetworkSpec{Name: "n" + p, Subnets: []netip.Prefix{pfx("10.5." + string(rune('0'+i)) + ".0/24")}, Options: map[string]string{"parent": p}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := e.prefix + "multi"
+	a0, err := nets.Connect(ctx, ConnectSpec{Network: "np0", Container: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1, err := nets.Connect(ctx, ConnectSpec{Network: "np1", Container: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a0.Interface != "eth0" || a1.Interface != "eth1" || !a1.NSCreated {
+		t.Fatalf("interfaces %s, %s (ns created %v)", a0.Interface, a1.Interface, a1.NSCreated)
+	}
+	if _, err := nets.Connect(ctx, ConnectSpec{Network: "np0", Container: mine}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nets.Disconnect(ctx, "np0", c); err != nil {
+		t.Fatal(err)
+	}
+	if !netns.Exists(c) {
+		t.Fatal("disconnecting one of two networks removed the namespace")
+	}
+	if err := nets.Disconnect(ctx, "np1", c); err != nil {
+		t.Fatal(err)
+	}
+	if netns.Exists(c) {
+		t.Fatal("the last disconnect kept the namespace connect created")
+	}
+	if err := nets.Disconnect(ctx, "np0", mine); err != nil {
+		t.Fatal(err)
+	}
+	if !netns.Exists(mine) {
+		t.Fatal("disconnect removed a namespace that existed before")
+	}
+	ec, _ := rtnl.DialNetNS(mine, nil)
+	defer ec.Close()
+	if m, _ := getLink(ctx, ec, "eth0"); m != nil {
+		t.Fatal("disconnect left the interface in the existing namespace")
+	}
+}
+
+func TestNetworkRefusals(t *testing.T) {
+	_, nets := newNetEnv(t)
+	ctx := context.Background()
+	spec := func(name, parent string, subnet string, opts ...string) NetworkSpec {
+		s := NetworkSpec{Name: name, Subnets: []netip.Prefix{pfx(subnet)}, Options: map[string]string{"parent": parent}}
+		for i := 0; i+1 < len(opts); i += 2 {
+			s.Options[opts[i]] = opts[i+1]
+		}
+		return s
+	}
+	_, err := nets.Create(ctx, spec("lo", "lo", "10.0.0.0/24"))
+	wantUsage(t, err, "loopback cannot be a parent")
+	_, err = nets.Create(ctx, spec("gone", "nope0", "10.0.0.0/24"))
+	wantUsage(t, err, "no such interface")
+	if _, err := nets.Create(ctx, spec("a", "p0", "10.0.0.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = nets.Create(ctx, spec("a", "p1", "10.1.0.0/24"))
+	wantUsage(t, err, "already exists")
+	_, err = nets.Create(ctx, spec("b", "p0", "10.0.0.128/25"))
+	wantUsage(t, err, "overlaps subnet 10.0.0.0/24 of network a")
+	_, err = nets.Create(ctx, spec("pt", "p0", "10.2.0.0/24", "macvlan_mode", "passthru"))
+	wantUsage(t, err, "passthru takes the parent alone")
+	if _, err := nets.Create(ctx, spec("pt", "p1", "10.2.0.0/24", "macvlan_mode", "passthru")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = nets.Create(ctx, spec("after", "p1", "10.3.0.0/24"))
+	wantUsage(t, err, "passthru takes the parent alone")
+	if _, err := nets.Connect(ctx, ConnectSpec{Network: "pt", Container: "vmlt-pt1-" + t.Name()}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netns.Delete("vmlt-pt1-" + t.Name()) })
+	_, err = nets.Connect(ctx, ConnectSpec{Network: "pt", Container: "vmlt-pt2-" + t.Name()})
+	wantUsage(t, err, "passthru: it takes one container")
+	_, err = nets.Create(ctx, NetworkSpec{Name: "g", Subnets: []netip.Prefix{pfx("10.4.0.0/24")}, Gateways: []netip.Addr{addr("10.5.0.1")}, Options: map[string]string{"parent": "p0"}})
+	wantUsage(t, err, "outside every --subnet")
+	_, err = nets.Create(ctx, NetworkSpec{Name: "g", Subnets: []netip.Prefix{pfx("2001:db8::/64")}, Options: map[string]string{"parent": "p0"}})
+	wantUsage(t, err, "add --ipv6")
+	_, err = nets.Create(ctx, NetworkSpec{Name: "g", Subnets: []netip.Prefix{pfx("10.6.0.0/24")}, Options: map[string]string{"parent": "p0", "macvlan_mode": "bogus"}})
+	wantUsage(t, err, "macvlan_mode=bogus")
+	// A full range.
+	if _, err := nets.Create(ctx, NetworkSpec{Name: "tiny", Subnets: []netip.Prefix{pfx("10.7.0.0/30")}, Options: map[string]string{"parent": "p0"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := "vmlt-tiny-" + t.Name()
+	t.Cleanup(func() { netns.Delete(c); netns.Delete(c + "b") })
+	if _, err := nets.Connect(ctx, ConnectSpec{Network: "tiny", Container: c}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = nets.Connect(ctx, ConnectSpec{Network: "tiny", Container: c + "b"})
+	if !errors.Is(err, ErrPoolFull) {
+		t.Fatalf("connect to a full network = %v, want ErrPoolFull", err)
+	}
+}
+
+// TestNetworkAutoVLANParent: X.N parents are created on demand, shared, and
+// removed with the last network that uses them (needs 8021q: the VM tier).
+func TestNetworkAutoVLANParent(t *testing.T) {
+	testenv.Require(t, testenv.FeatureVLAN)
+	e, nets := newNetEnv(t)
+	ctx := context.Background()
+	for i, name := range []string{"v10a", "v10b"} {
+		if _, err := nets.Create(ctx, NetworkSpec{Name: name, Subnets: []netip.Prefix{pfx("10.10." + string(rune('0'+i)) + ".0/24")}, Options: map[string]string{"parent": "p0.10"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	has := func(name string) bool {
+		for _, l := range e.links(t) {
+			if l == name {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("p0.10") {
+		t.Fatal("p0.10 was not created")
+	}
+	if err := nets.Remove(ctx, "v10a"); err != nil {
+		t.Fatal(err)
+	}
+	if !has("p0.10") {
+		t.Fatal("p0.10 removed while network v10b still uses it")
+	}
+	if err := nets.Remove(ctx, "v10b"); err != nil {
+		t.Fatal(err)
+	}
+	if has("p0.10") {
+		t.Fatal("p0.10 kept after its last network")
+	}
+	// An existing X.N that is not VLAN N on X is refused.
+	c, _ := rtnl.DialNetNS(e.host, nil)
+	defer c.Close()
+	if err := c.NewLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "p1.20", Info: &rtnl.LinkInfo{Kind: "bridge"}}}, 0x400|0x200); err != nil {
+		t.Fatal(err)
+	}
+	_, err := nets.Create(ctx, NetworkSpec{Name: "v20", Subnets: []netip.Prefix{pfx("10.20.0.0/24")}, Options: map[string]string{"parent": "p1.20"}})
+	wantUsage(t, err, "is not VLAN 20 on p1")
+}
+
+// TestNetworkInternalDummy: no parent makes an internal network on a dummy
+// link vmlink creates and removes (needs dummy: the VM tier).
+func TestNetworkInternalDummy(t *testing.T) {
+	testenv.Require(t, testenv.FeatureDummy)
+	e, nets := newNetEnv(t)
+	ctx := context.Background()
+	rec, err := nets.Create(ctx, NetworkSpec{Name: "internal", Subnets: []netip.Prefix{pfx("10.30.0.0/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Internal || !rec.ParentCreated || !strings.HasPrefix(rec.Parent, "dm-") {
+		t.Fatalf("record %+v", rec)
+	}
+	c := e.prefix + "int"
+	a, err := nets.Connect(ctx, ConnectSpec{Network: "internal", Container: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Addrs[0].String() != "10.30.0.1/24" {
+		t.Fatalf("internal network allocated %v (no gateway is reserved)", a.Addrs)
+	}
+	if err := nets.Disconnect(ctx, "internal", c); err != nil {
+		t.Fatal(err)
+	}
+	if err := nets.Remove(ctx, "internal"); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range e.links(t) {
+		if strings.HasPrefix(l, "dm-") {
+			t.Fatalf("dummy parent %s left behind", l)
+		}
+	}
+}
