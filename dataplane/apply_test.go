@@ -290,16 +290,17 @@ func TestExistingParentKeepsItsState(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	// The user's own parent: a veth pair, up.
-	if err := c.NewLink(ctx, &rtnl.LinkMessage{Flags: 1, Change: 1, Attrs: rtnl.LinkAttrs{Name: "up0", Info: &rtnl.LinkInfo{Kind: "veth",
+	// The user's own parent: a veth pair, up, called eth0 like the
+	// endpoint's interface (in another namespace) will be.
+	if err := c.NewLink(ctx, &rtnl.LinkMessage{Flags: 1, Change: 1, Attrs: rtnl.LinkAttrs{Name: "eth0", Info: &rtnl.LinkInfo{Kind: "veth",
 		Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "up0peer"}}}}}}, 0x400|0x200); err != nil {
 		t.Fatal(err)
 	}
 	topo, err := Parse(strings.NewReader(fmt.Sprintf(`
 name: %[1]sexist
 host: %[2]s
-parents: [{name: up0, addresses: [10.8.0.1/24]}]
-networks: [{name: n, parent: up0, subnets: [10.8.0.0/24]}]
+parents: [{name: eth0, addresses: [10.8.0.1/24]}]
+networks: [{name: n, parent: eth0, subnets: [10.8.0.0/24]}]
 endpoints: [{name: c, netns: %[1]sc, interfaces: [{network: n}]}]
 `, e.prefix, e.host)))
 	if err != nil {
@@ -316,10 +317,10 @@ endpoints: [{name: c, netns: %[1]sc, interfaces: [{network: n}]}]
 	if len(r.Addrs) != 1 || len(r.Namespaces) != 1 {
 		t.Fatalf("Down removed %+v, want the host address and the endpoint namespace", r)
 	}
-	if l := e.links(t); strings.Join(l, ",") != "lo,up0peer,up0" && strings.Join(l, ",") != "lo,up0,up0peer" {
+	if l := e.links(t); strings.Join(l, ",") != "lo,up0peer,eth0" && strings.Join(l, ",") != "lo,eth0,up0peer" {
 		t.Fatalf("links after Down: %v: the user's parent must stay", l)
 	}
-	up0, _ := getLink(ctx, c, "up0")
+	up0, _ := getLink(ctx, c, "eth0")
 	if has, _ := hasAddr(ctx, c, up0.Index, mustPrefix("10.8.0.1/24")); has {
 		t.Fatal("the address Up added to the user's parent is still there")
 	}

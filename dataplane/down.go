@@ -126,6 +126,12 @@ func Down(ctx context.Context, t *Topology, opts *Options) (*Removed, error) {
 	// Namespaces listed in the state that are gone already.
 	for _, n := range slices.Clone(st.Namespaces) {
 		if !netns.Exists(n) {
+			// A crash between creating the name and mounting the
+			// namespace leaves a bare file: remove it too.
+			if err := netns.Delete(n); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+				continue
+			}
 			st.removeNS(n)
 		}
 	}

@@ -1056,7 +1056,9 @@ func (n *Networks) removeOrphans(ctx context.Context, st *netState) ([]Finding, 
 		if usedNS[ns] {
 			continue
 		}
-		if netns.Exists(ns) {
+		// Delete also removes the bare file a kill between creating the
+		// name and mounting the namespace leaves behind.
+		if _, err := os.Lstat(filepath.Join(netns.Dir, ns)); err == nil {
 			if err := netns.Delete(ns); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)
 				continue

@@ -60,7 +60,11 @@ type MacvlanChange struct {
 	BCCutoff   *int32
 }
 
-// IPVlanChange changes an ipvlan link's mode or flag.
+// IPVlanChange changes an ipvlan link's mode or flag (`ip link set DEV type
+// ipvlan [mode l2|l3|l3s] [bridge|private|vepa]`). Both belong to the
+// parent in the kernel: every ipvlan link on the same parent sees the
+// change. An unset Flag keeps the link's flag, where `ip link set … mode
+// l2` sends flags 0 and so turns a private or vepa parent into bridge.
 type IPVlanChange struct {
 	Mode IPVlanMode
 	Flag IPVlanFlag

@@ -44,7 +44,7 @@ func (p VLANProtocol) String() string {
 
 // VLAN flag bits of IFLA_VLAN_FLAGS (enum vlan_flags).
 const (
-	VLANFlagReorderHdr    uint32 = 0x1  // kernel default on
+	VLANFlagReorderHdr    uint32 = 0x1 // kernel default on
 	VLANFlagGVRP          uint32 = 0x2
 	VLANFlagLooseBinding  uint32 = 0x4
 	VLANFlagMVRP          uint32 = 0x8

@@ -226,9 +226,24 @@ func stackOfEndpoint(ep Endpoint) Stack {
 // that does not reflect and says so (Expectation.ReflectsKnown false). Run
 // detects reflection first and passes it in.
 //
-// The rules come from the kernel's drivers/net/macvlan.c and were checked
-// cell by cell against the kernel (TestModelMatchesKernel); the comments in
-// macvlanPair name the functions responsible.
+// The rules come from the kernel's drivers/net/macvlan.c and are checked
+// cell by cell against real kernels (TestModelMatchesKernel: every mode with
+// the switch reflecting and not, on the host's 6.18 and in the VM on 6.1 and
+// 6.12; TestModelMatchesKernelVLAN in the VM); the comments in siblings,
+// childToStack, stackToChild and weakHost name the functions responsible.
+// What the kernel taught the model, beyond the tutorials' table:
+//   - bridge and VEPA children on one parent talk through a reflecting
+//     switch like two VEPA ports (macvlan_queue_xmit short-cuts only
+//     bridge-to-bridge; macvlan_process_broadcast floods a reflected bridge
+//     broadcast to VEPA ports);
+//   - with a reflecting switch the host reaches every child but a passthru
+//     one, a private child included, while a private child never reaches
+//     the host (its reflected broadcast goes back to itself only:
+//     macvlan_handle_frame, "forward to original port");
+//   - a source-mode child hears only its listed senders
+//     (macvlan_forward_source), the parent's MAC included;
+//   - a namespace answers ARP for all its addresses on every interface
+//     (arp_ignore 0), so the host stack is reachable through its VLAN links.
 func Model(t Topology) *Expectation {
 	e := &Expectation{Endpoints: WithHost(t)}
 	if t.Switch.Reflects != nil {

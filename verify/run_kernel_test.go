@@ -138,7 +138,16 @@ func runAgainstModel(t *testing.T, topo Topology, frames *[]*Frame) (*Report, []
 			return rep, bad
 		}
 		wait = 4 * rep.Wait
-		t.Logf("%d cells disagree with the model after waiting %v; again with %v", len(bad), rep.Wait, wait)
+		var cells []string
+		for _, p := range bad {
+			cells = append(cells, fmt.Sprintf("%s→%s %s (%s)", p.From, p.To, p.Observed, p.Probe))
+		}
+		for _, c := range rep.Checks {
+			if !c.OK {
+				cells = append(cells, "check "+c.Name+": "+c.Detail)
+			}
+		}
+		t.Logf("disagreement with the model after waiting %v, again with %v: %s", rep.Wait, wait, strings.Join(cells, "; "))
 	}
 }
 

@@ -123,7 +123,7 @@ func TestLabJSONAndFailingVerdict(t *testing.T) {
 	calls := 0
 	verifyParent = func(ctx context.Context, vt verify.Topology, _ time.Duration) (*verify.Report, error) {
 		calls++
-		return &verify.Report{OK: vt.Parent.Name != "enp1s0", Parent: vt.Parent.Name}, nil
+		return &verify.Report{OK: vt.Parent.Name != "eth0", Parent: vt.Parent.Name}, nil
 	}
 	code, out, errOut := runLabCLI("-j", "lab", "host-shim")
 	if code != exitFailed {

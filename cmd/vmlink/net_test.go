@@ -186,12 +186,14 @@ func TestNetReconcileAfterKill(t *testing.T) {
 	prefix := fmt.Sprintf("vmlt-k9%d-", os.Getpid())
 	host := prefix + "host"
 	network := fmt.Sprintf("k9net%d", os.Getpid())
+	// Every name under /run/netns counts, mounted or not: a kill between
+	// creating the name and mounting the namespace leaves a bare file.
 	leftovers := func() []string {
 		var out []string
-		names, _ := netns.List()
-		for _, n := range names {
-			if strings.HasPrefix(n, prefix) && n != host {
-				out = append(out, n)
+		ents, _ := os.ReadDir(netns.Dir)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), prefix) && e.Name() != host {
+				out = append(out, e.Name())
 			}
 		}
 		return out

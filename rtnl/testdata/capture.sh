@@ -12,6 +12,10 @@
 #   dumps/<name>.json  `ip -d -j link show` of the same link, the reference
 #                      the decode tests assert against.
 #
+# Every golden/<name>.txt needs an entry in rtnl/golden_test.go's table (the
+# request our encoder builds for the same command), or TestGoldenRequests
+# fails; every dumps/<name>.txt needs its .json.
+#
 # Everything happens in two throwaway namespaces (vmlt-<pid>-cap, -cap2)
 # that are deleted on exit; nothing touches the host's links.
 # Run as root from anywhere: rtnl/testdata/capture.sh

@@ -22,7 +22,7 @@ import (
 // CheckAppend is the kernel command line of a boot check: DefaultAppend
 // without quiet, so a failing boot leaves the kernel's own last lines on
 // the console for the report.
-const CheckAppend = "console=ttyS0 panic=-1"
+const CheckAppend = "console=ttyS0 panic=-1 mitigations=off"
 
 // GuestChecks maps the features a tier may expect (VMLINK_EXPECT_FEATURES)
 // to how the guest proves it has them: a link kind is created in a
