@@ -237,20 +237,35 @@ func TestUpRefusesForeignLink(t *testing.T) {
 
 func TestUpRollsBackOnErrorInLastElement(t *testing.T) {
 	e := newTestEnv(t)
-	topo := e.topology(t)
-	// The last step installs a route via a gateway no subnet reaches: the
-	// kernel refuses it (ENETUNREACH) after everything else exists.
-	topo.Endpoints[2].Routes = []string{"10.99.0.0/16 via 192.0.2.1"}
-	topo.HostShims = nil
-	_, err := Up(context.Background(), topo, &Options{StateDir: e.stateDir})
-	var rb *RollbackError
-	if !errors.As(err, &rb) {
-		t.Fatalf("Up = %v, want a *RollbackError", err)
+	const runs = 50
+	for run := range runs {
+		topo := e.topology(t)
+		// The last step installs a route via a gateway no subnet reaches:
+		// the kernel refuses it (ENETUNREACH) after everything else exists.
+		topo.Endpoints[2].Routes = []string{"10.99.0.0/16 via 192.0.2.1"}
+		topo.HostShims = nil
+		last := ""
+		_, err := Up(context.Background(), topo, &Options{StateDir: e.stateDir, beforeStep: func(i, n int, what string) error {
+			if i == n-1 {
+				last = what
+			}
+			return nil
+		}})
+		var rb *RollbackError
+		if !errors.As(err, &rb) {
+			t.Fatalf("run %d: Up = %v, want a *RollbackError", run, err)
+		}
+		if rb.Removed == 0 || rb.CleanupErr != nil || !strings.Contains(err.Error(), "rolled back") || !strings.Contains(err.Error(), "192.0.2.1") {
+			t.Fatalf("run %d: rollback: %v", run, err)
+		}
+		if !strings.Contains(last, "route") {
+			t.Fatalf("run %d: the last step was %q, want the failing route", run, last)
+		}
+		e.assertClean(t)
+		if t.Failed() {
+			t.Fatalf("run %d left objects behind", run)
+		}
 	}
-	if rb.Removed == 0 || rb.CleanupErr != nil || !strings.Contains(err.Error(), "rolled back") {
-		t.Fatalf("rollback: %v", err)
-	}
-	e.assertClean(t)
 }
 
 func TestUpRollsBackOnCancelAtRandomStep(t *testing.T) {

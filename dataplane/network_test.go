@@ -1,20 +1,28 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
 	"github.com/vmlink/vmlink/testenv"
 )
 
-// netEnv is a throwaway host namespace with two veth parents (p0, p1) and a
-// private state directory.
+// newNetEnv is a throwaway host namespace with two veth parents (p0, p1,
+// their peers p0peer, p1peer; all up) and a private state directory.
 func newNetEnv(t *testing.T) (*testEnv, *Networks) {
 	t.Helper()
 	e := newTestEnv(t)
@@ -26,6 +34,15 @@ func newNetEnv(t *testing.T) (*testEnv, *Networks) {
 	for _, p := range []string{"p0", "p1"} {
 		if err := c.NewLink(context.Background(), &rtnl.LinkMessage{Flags: 1, Change: 1, Attrs: rtnl.LinkAttrs{Name: p, Info: &rtnl.LinkInfo{Kind: "veth",
 			Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: p + "peer"}}}}}}, 0x400|0x200); err != nil {
+			t.Fatal(err)
+		}
+		// The peer up too: a veth without its peer up has no carrier, and
+		// the interfaces on it would pass no traffic.
+		peer, err := getLink(context.Background(), c, p+"peer")
+		if err != nil || peer == nil {
+			t.Fatalf("%speer: %v", p, orNotFound(err))
+		}
+		if err := setUp(context.Background(), c, peer.Index); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -82,6 +99,41 @@ func TestNetworkLifecycle(t *testing.T) {
 	ec.Close()
 	if m == nil || !has || macOf(m).String() != a2.MAC {
 		t.Fatalf("c2/eth0 = %+v (IPv6 address present: %v)", m, has)
+	}
+	// Bridge mode: the two containers reach each other, IPv4 and IPv6.
+	for _, dst := range []netip.Addr{addr("10.0.10.129"), addr("2001:db8:babe:10::4")} {
+		if err := ping(c1, dst, 15*time.Second); err != nil {
+			t.Error(err)
+		}
+	}
+	// Default routes via the gateways of both families.
+	ec, err = rtnl.DialNetNS(c1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for fam, gw := range map[uint8]string{2 /* AF_INET */ : "10.0.10.1", 10 /* AF_INET6 */ : "2001:db8:babe:10::1"} {
+		routes, err := ec.Routes(ctx, fam)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, r := range routes {
+			if r.DstLen == 0 && r.Attrs.Gateway.String() == gw {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("c1 has no default route via %s", gw)
+		}
+	}
+	ec.Close()
+	// The host shim: the host reaches its macvlan containers in the
+	// --ip-range (the route the shim gets, as in the usual fix).
+	if err := ping(e.host, addr("10.0.10.129"), 15*time.Second); err != nil {
+		t.Errorf("through the host shim: %v", err)
+	}
+	if err := ping(c1, addr("10.0.10.200"), 500*time.Millisecond); err == nil {
+		t.Error("ping of an address nobody has got an answer: the ping helper proves nothing")
 	}
 	// Refusals.
 	_, err = nets.Connect(ctx, ConnectSpec{Network: "macvlan10", Container: e.prefix + "c3", IPs: []netip.Addr{addr("10.0.11.3")}})
@@ -220,6 +272,10 @@ func TestNetworkRefusals(t *testing.T) {
 	t.Cleanup(func() { netns.Delete("vmlt-pt1-" + t.Name()) })
 	_, err = nets.Connect(ctx, ConnectSpec{Network: "pt", Container: "vmlt-pt2-" + t.Name()})
 	wantUsage(t, err, "passthru: it takes one container")
+	// ipvlan takes one network per parent: refused before the kernel is
+	// asked, so this holds on kernels without ipvlan too.
+	_, err = nets.Create(ctx, NetworkSpec{Name: "ipv", Driver: "ipvlan", Subnets: []netip.Prefix{pfx("10.9.0.0/24")}, Options: map[string]string{"parent": "p0", "ipvlan_mode": "l2"}})
+	wantUsage(t, err, "-o parent=p0: network a uses it and ipvlan takes one network per parent")
 	_, err = nets.Create(ctx, NetworkSpec{Name: "g", Subnets: []netip.Prefix{pfx("10.4.0.0/24")}, Gateways: []netip.Addr{addr("10.5.0.1")}, Options: map[string]string{"parent": "p0"}})
 	wantUsage(t, err, "outside every --subnet")
 	_, err = nets.Create(ctx, NetworkSpec{Name: "g", Subnets: []netip.Prefix{pfx("2001:db8::/64")}, Options: map[string]string{"parent": "p0"}})
@@ -275,13 +331,31 @@ func TestNetworkAutoVLANParent(t *testing.T) {
 	if has("p0.10") {
 		t.Fatal("p0.10 kept after its last network")
 	}
-	// An existing X.N that is not VLAN N on X is refused.
+	// An existing X.N that really is VLAN N on X is used, and stays after
+	// net rm: vmlink did not create it.
 	c, _ := rtnl.DialNetNS(e.host, nil)
 	defer c.Close()
+	if _, err := link.New(c).Create(ctx, &link.VLAN{Common: link.Common{Name: "p1.30", Parent: "p1", Up: true}, ID: 30}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := nets.Create(ctx, NetworkSpec{Name: "v30", Subnets: []netip.Prefix{pfx("10.30.0.0/24")}, Options: map[string]string{"parent": "p1.30"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.ParentCreated {
+		t.Fatal("a VLAN the user made is recorded as vmlink's")
+	}
+	if err := nets.Remove(ctx, "v30"); err != nil {
+		t.Fatal(err)
+	}
+	if !has("p1.30") {
+		t.Fatal("net rm removed a VLAN parent vmlink did not create")
+	}
+	// An existing X.N that is not VLAN N on X is refused.
 	if err := c.NewLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "p1.20", Info: &rtnl.LinkInfo{Kind: "bridge"}}}, 0x400|0x200); err != nil {
 		t.Fatal(err)
 	}
-	_, err := nets.Create(ctx, NetworkSpec{Name: "v20", Subnets: []netip.Prefix{pfx("10.20.0.0/24")}, Options: map[string]string{"parent": "p1.20"}})
+	_, err = nets.Create(ctx, NetworkSpec{Name: "v20", Subnets: []netip.Prefix{pfx("10.20.0.0/24")}, Options: map[string]string{"parent": "p1.20"}})
 	wantUsage(t, err, "is not VLAN 20 on p1")
 }
 
@@ -316,5 +390,73 @@ func TestNetworkInternalDummy(t *testing.T) {
 		if strings.HasPrefix(l, "dm-") {
 			t.Fatalf("dummy parent %s left behind", l)
 		}
+	}
+}
+
+// TestNetworkConnectAnnounces: connect announces the container's addresses
+// on the wire — a gratuitous ARP for its IPv4 address and an unsolicited
+// neighbour advertisement for its IPv6 address, from its MAC — seen on the
+// far end of the parent. (The kernel sends neither by itself: arp_notify
+// and ndisc_notify are off by default.)
+func TestNetworkConnectAnnounces(t *testing.T) {
+	e, nets := newNetEnv(t)
+	ctx := context.Background()
+	if _, err := nets.Create(ctx, NetworkSpec{Name: "ann", IPv6: true, Subnets: []netip.Prefix{pfx("10.0.12.0/24"), pfx("fd00:12::/64")},
+		Options: map[string]string{"parent": "p0"}}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := netns.Open(e.host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	c, err := rtnl.DialNetNS(e.host, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := getLink(ctx, c, "p0peer")
+	c.Close()
+	if err != nil || peer == nil {
+		t.Fatal(orNotFound(err))
+	}
+	var pc *packet.Conn
+	if err := h.Do(func() (err error) {
+		pc, err = packet.Listen(&net.Interface{Index: int(peer.Index), Name: "p0peer"}, packet.Raw, unix.ETH_P_ALL, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	a, err := nets.Connect(ctx, ConnectSpec{Network: "ann", Container: e.prefix + "ann1", IPs: []netip.Addr{addr("10.0.12.7"), addr("fd00:12::7")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac, _ := net.ParseMAC(a.MAC)
+	v4, v6 := addr("10.0.12.7").As4(), addr("fd00:12::7").As16()
+	sawARP, sawNA := false, false
+	pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	for !(sawARP && sawNA) {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			break
+		}
+		f := buf[:n]
+		if n < 14 || !bytes.Equal(f[6:12], mac) {
+			continue
+		}
+		switch binary.BigEndian.Uint16(f[12:14]) {
+		case 0x0806: // ARP: sender and target protocol address both ours
+			if n >= 42 && bytes.Equal(f[14+8:14+14], mac) && bytes.Equal(f[14+14:14+18], v4[:]) && bytes.Equal(f[14+24:14+28], v4[:]) {
+				sawARP = true
+			}
+		case 0x86dd: // ICMPv6 neighbour advertisement for our address
+			if n >= 14+40+24 && f[14+6] == 58 && f[54] == 136 && bytes.Equal(f[54+8:54+24], v6[:]) {
+				sawNA = true
+			}
+		}
+	}
+	if !sawARP || !sawNA {
+		t.Fatalf("after connect the wire saw gratuitous ARP %v, unsolicited NA %v; want both", sawARP, sawNA)
 	}
 }

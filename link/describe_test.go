@@ -55,16 +55,16 @@ func capturedLinks(t *testing.T) map[string]*Link {
 	}
 	return map[string]*Link{
 		"src0": eth(&Link{Index: 4, Name: "src0", Kind: "macvlan", Flags: unix.IFF_BROADCAST | unix.IFF_MULTICAST,
-			ParentIndex: 3, Parent: "p0", MTU: 1500, OperState: u8p(2), Address: mustMAC(t, "f2:d5:59:a6:c6:84"),
+			ParentIndex: 3, Parent: "p0", MTU: 1500, Qdisc: "noop", OperState: u8p(2), Address: mustMAC(t, "f2:d5:59:a6:c6:84"),
 			Macvlan: &MacvlanInfo{Mode: MacvlanModeSource, Flags: MacvlanFlagNoDst, MACAddrCount: ptr(uint32(2)),
 				MACAddrs:   []net.HardwareAddr{mustMAC(t, "02:00:00:00:00:02"), mustMAC(t, "02:00:00:00:00:01")},
 				BCQueueLen: ptr(uint32(1000)), BCQueueLenUsed: ptr(uint32(2000))}}),
 		"pt0": eth(&Link{Index: 5, Name: "pt0", Kind: "macvlan", Flags: unix.IFF_BROADCAST | unix.IFF_MULTICAST,
-			ParentIndex: 2, Parent: "p1", ParentDown: true, MTU: 1500, OperState: u8p(2), Address: mustMAC(t, "b2:f4:d5:a0:46:7b"),
+			ParentIndex: 2, Parent: "p1", ParentDown: true, MTU: 1500, Qdisc: "noop", OperState: u8p(2), Address: mustMAC(t, "b2:f4:d5:a0:46:7b"),
 			Macvlan: &MacvlanInfo{Mode: MacvlanModePassthru, Flags: MacvlanFlagNoPromisc,
 				BCQueueLen: ptr(uint32(1000)), BCQueueLenUsed: ptr(uint32(1000))}}),
 		"tap0": eth(&Link{Index: 6, Name: "tap0", Kind: "macvtap", Flags: unix.IFF_BROADCAST | unix.IFF_MULTICAST | unix.IFF_UP,
-			ParentIndex: 3, Parent: "p0", MTU: 1400, OperState: u8p(3), Address: mustMAC(t, "16:77:5c:4e:f1:68"),
+			ParentIndex: 3, Parent: "p0", MTU: 1400, Qdisc: "pfifo_fast", OperState: u8p(3), Address: mustMAC(t, "16:77:5c:4e:f1:68"),
 			Group: 5, Alias: "hello", TxQLen: ptr(uint32(77)),
 			Macvlan: &MacvlanInfo{Mode: MacvlanModeBridge, BCQueueLen: ptr(uint32(2000)), BCQueueLenUsed: ptr(uint32(2000))}}),
 	}

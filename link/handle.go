@@ -18,6 +18,11 @@ type Handle struct {
 	own bool
 	// ns names the namespace in messages; "" is the caller's.
 	ns string
+	// afterCreate, when set (by tests only), runs once Create's request
+	// succeeded; an error from it is taken as a failed read-back, the one
+	// failure after the link exists that a real kernel will not produce
+	// on demand.
+	afterCreate func() error
 }
 
 // New returns a Handle on c's namespace; the caller keeps ownership of c.

@@ -80,9 +80,8 @@ func (n *testNS) links(tb testing.TB) []string {
 // requireKind skips (or, under CI when VMLINK_EXPECT_FEATURES lists the
 // kind, fails) when the kernel cannot create links of kind: this machine's
 // kernel has no 8021q and no ipvlan; the VM tier runs these tests. The
-// decision is testenv.Require's, from its own probe of the kind; n and
-// parent are no longer needed for it.
-func requireKind(tb testing.TB, n *testNS, parent, kind string) {
+// decision is testenv.Require's, from its own probe of the kind.
+func requireKind(tb testing.TB, kind string) {
 	tb.Helper()
 	f, err := testenv.ParseFeature(kind)
 	if err != nil {

@@ -45,7 +45,7 @@ func jsonOf(tb testing.TB, d *Description) map[string]any {
 // decode (rtnl has no codec for them): everything else ip prints, vmlink
 // must print too.
 var ipOnlyKeys = map[string]bool{
-	"qdisc": true, "inet6_addr_gen_mode": true, "gso_max_size": true, "gso_max_segs": true,
+	"inet6_addr_gen_mode": true, "gso_max_size": true, "gso_max_segs": true,
 	"tso_max_size": true, "tso_max_segs": true, "gro_max_size": true, "gso_ipv4_max_size": true,
 	"gro_ipv4_max_size": true, "parentbus": true, "parentdev": true, "xdp": true,
 	"proto_down": true, "altnames": true, "operstate_index": true,
@@ -518,5 +518,63 @@ func TestIntegrationCreateBatchAndGroupDelete(t *testing.T) {
 	}
 	if got := n.links(t); !slices.Equal(got, before) {
 		t.Errorf("links after refused batches: %d, want %d", len(got), len(before))
+	}
+}
+
+// TestIntegrationCreateRollbackInTargetNS: a link created in another
+// namespace under its parent's name (a container's eth0 on the host's
+// eth0) whose read-back fails is deleted where it is, by ifindex; the
+// parent of the same name in the handle's namespace stays.
+func TestIntegrationCreateRollbackInTargetNS(t *testing.T) {
+	n := newNS(t)
+	other := newNS(t)
+	n.veth(t, "eth0", "p1")
+	h := n.handle(t)
+	ctx := testCtx(t)
+	failed := errors.New("read-back failed (test)")
+	h.afterCreate = func() error { return failed }
+	_, err := h.Create(ctx, &Macvlan{Common: Common{Name: "eth0", Parent: "eth0", NetNS: &Target{Name: other.name}}, Mode: MacvlanModeBridge})
+	if !errors.Is(err, failed) || !strings.Contains(err.Error(), "the link was deleted") {
+		t.Fatalf("Create with a failing read-back: %v; want the failure and that the link was deleted", err)
+	}
+	sorted := func(l []string) []string { slices.Sort(l); return l }
+	if got := sorted(n.links(t)); !slices.Equal(got, []string{"eth0", "lo", "p1"}) {
+		t.Errorf("links left in the parent's namespace: %v, want eth0 lo p1 (the parent must survive the rollback)", got)
+	}
+	if got := other.links(t); !slices.Equal(got, []string{"lo"}) {
+		t.Errorf("links left in the target namespace: %v, want lo (the new link rolled back)", got)
+	}
+
+	// Without the failure, the same spec works: eth0 on eth0, elsewhere.
+	h.afterCreate = nil
+	l, err := h.Create(ctx, &Macvlan{Common: Common{Name: "eth0", Parent: "eth0", NetNS: &Target{Name: other.name}, Alias: "container side", Up: true}, Mode: MacvlanModeBridge})
+	if err != nil {
+		t.Fatalf("eth0 on eth0 in another namespace: %v", err)
+	}
+	// (IFLA_LINK is not checked: the kernel omits it when the parent's
+	// ifindex, in its own namespace, equals the link's.)
+	if l.Name != "eth0" || l.Kind != "macvlan" || l.Alias != "container side" || !l.Up() {
+		t.Errorf("created %+v", l)
+	}
+	if ipj := other.ipShow(t, "eth0"); ipj["ifalias"] != "container side" {
+		t.Errorf("ip in the target namespace: alias %v", ipj["ifalias"])
+	}
+	if got := sorted(n.links(t)); !slices.Equal(got, []string{"eth0", "lo", "p1"}) {
+		t.Errorf("links in the parent's namespace: %v", got)
+	}
+
+	// The name taken over there too: the kernel's EEXIST, and the link
+	// (made under a temporary name where the kernel needs one) is gone.
+	third := newNS(t)
+	third.veth(t, "eth0", "x1")
+	_, err = h.Create(ctx, &Macvlan{Common: Common{Name: "eth0", Parent: "eth0", NetNS: &Target{Name: third.name}}, Mode: MacvlanModeBridge})
+	if !errors.Is(err, unix.EEXIST) {
+		t.Errorf("eth0 into a namespace that has one: %v, want EEXIST", err)
+	}
+	if got := sorted(third.links(t)); !slices.Equal(got, []string{"eth0", "lo", "x1"}) {
+		t.Errorf("links in the full namespace after the refusal: %v, want eth0 lo x1", got)
+	}
+	if got := sorted(n.links(t)); !slices.Equal(got, []string{"eth0", "lo", "p1"}) {
+		t.Errorf("links in the parent's namespace after the refusal: %v", got)
 	}
 }

@@ -214,33 +214,121 @@ func parentFromMsg(s Spec, m *rtnl.LinkMessage) (*parentInfo, error) {
 }
 
 // Create validates s, checks its parent, and creates the link in one
-// RTM_NEWLINK (NLM_F_CREATE|NLM_F_EXCL), up already if s.Up. An alias
-// takes a second request (the kernel ignores IFLA_IFALIAS at creation);
-// if it fails the link is deleted. The returned Link is read back from the
-// kernel (from the target namespace when s.NetNS is set).
+// RTM_NEWLINK (NLM_F_CREATE|NLM_F_EXCL), in s.NetNS when set and up
+// already if s.Up. An alias takes a second request (the kernel ignores
+// IFLA_IFALIAS at creation). The returned Link is read back from the
+// namespace the link landed in.
+//
+// A link going to another namespace may be named like a link of the
+// handle's namespace — a container's eth0 on the host's eth0, as docker's
+// macvlan driver makes. Some kernels (Debian's 6.1, measured) look the
+// name up in the requesting socket's namespace and refuse with EEXIST
+// (6.18 looks in the target's), so such a link is created under a
+// temporary name and renamed over there, the way docker does it.
+//
+// If anything fails once the link exists (the read-back, the rename, the
+// alias), the link is deleted again by its ifindex in the namespace where
+// it is: never by name in the handle's namespace, where the name may be
+// an unrelated link's — its own parent's, even.
 func (h *Handle) Create(ctx context.Context, s Spec) (*Link, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
 	what := opName("create", s)
+	b := s.Base()
 	p, err := h.checkParent(ctx, s)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	tgt, err := openTarget(s.Base().NetNS)
+	tgt, err := openTarget(b.NetNS)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer tgt.close()
-	if err := h.create(ctx, s, p, tgt); err != nil {
+	createName := b.Name
+	if tgt.t != nil {
+		_, err := h.getMsg(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: b.Name}})
+		switch {
+		case err == nil:
+			createName = tempName()
+		case !errors.Is(err, ErrNotFound):
+			return nil, fmt.Errorf("%s: look for %s here: %w", what, b.Name, err)
+		}
+	}
+	// Reach the link's namespace before creating anything: once the link
+	// exists, a failure to get there would leave it behind.
+	there, err := h.in(tgt)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	l, err := h.readBack(ctx, s.Base().Name, tgt)
+	defer there.Close()
+	msg, err := newLinkMessage(s, p, tgt)
 	if err != nil {
-		h.rollback(ctx, s.Base().Name, tgt)
-		return nil, fmt.Errorf("%s: read the new link back: %w (the link was deleted)", what, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	renamed := createName != b.Name
+	if renamed {
+		// Up after the rename: the kernel renames only links that are down.
+		msg.Attrs.Name = createName
+		msg.Flags &^= unix.IFF_UP
+		msg.Change &^= unix.IFF_UP
+	}
+	if err := h.c.NewLink(ctx, msg, netlink.Create|netlink.Excl); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	l, err := there.get(ctx, createName)
+	if err == nil && h.afterCreate != nil {
+		err = h.afterCreate()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: read the new link back: %w%s", what, err, there.rollback(ctx, s, createName, l))
+	}
+	if renamed || b.Alias != "" {
+		set := &rtnl.LinkMessage{Index: l.Index}
+		var step []string
+		if renamed {
+			set.Attrs.Name = b.Name
+			if b.Up {
+				set.Flags |= unix.IFF_UP
+				set.Change |= unix.IFF_UP
+			}
+			step = append(step, fmt.Sprintf("rename from the temporary %s", createName))
+		}
+		if b.Alias != "" {
+			alias := b.Alias
+			set.Attrs.Alias = &alias
+			step = append(step, "set alias")
+		}
+		if err := there.c.SetLink(ctx, set); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w%s", what, strings.Join(step, ", "), err, there.rollback(ctx, s, createName, l))
+		}
+		if l, err = there.getIndex(ctx, l.Index); err != nil {
+			return nil, fmt.Errorf("%s: read the new link back: %w%s", what, err, there.rollback(ctx, s, b.Name, l))
+		}
 	}
 	l.ModeDefaulted = modeDefaulted(s)
+	return l, nil
+}
+
+// tempName is a name for a link that is renamed right after its creation:
+// "vmlink" and 8 random hex digits (14 bytes, under IFNAMSIZ).
+func tempName() string {
+	return fmt.Sprintf("vmlink%08x", rand.Uint32())
+}
+
+// getIndex is get by ifindex.
+func (h *Handle) getIndex(ctx context.Context, index int32) (*Link, error) {
+	m, err := h.getMsg(ctx, &rtnl.LinkMessage{Index: index})
+	if err != nil {
+		return nil, err
+	}
+	l, err := decodeLink(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.resolveParent(ctx, l); err != nil {
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -254,57 +342,53 @@ func modeDefaulted(s Spec) bool {
 	return false
 }
 
-// create sends the request(s) creating s; on a failure after the link
-// exists it deletes it.
-func (h *Handle) create(ctx context.Context, s Spec, p *parentInfo, tgt *target) error {
-	b := s.Base()
-	twoStep := b.Alias != ""
-	msg, err := newLinkMessage(s, p, tgt, !twoStep)
-	if err != nil {
-		return err
-	}
-	if err := h.c.NewLink(ctx, msg, netlink.Create|netlink.Excl); err != nil {
-		return err
-	}
-	if !twoStep {
-		return nil
-	}
-	set := finishMessage(s, tgt)
-	if err := h.c.SetLink(ctx, set); err != nil {
-		h.rollback(ctx, b.Name, tgt)
-		return fmt.Errorf("set alias: %w (the link was deleted)", err)
-	}
-	return nil
-}
-
-// readBack gets the new link from wherever it landed.
-func (h *Handle) readBack(ctx context.Context, name string, tgt *target) (*Link, error) {
-	if tgt.t == nil {
-		return h.get(ctx, name)
+// in returns a Handle on the target's namespace (a fresh connection, closed
+// by its Close), or one sharing h's connection when there is no target.
+func (h *Handle) in(tgt *target) (*Handle, error) {
+	if tgt == nil || tgt.t == nil {
+		return &Handle{c: h.c, ns: h.ns}, nil
 	}
 	c, err := tgt.dial()
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	return (&Handle{c: c, ns: tgt.t.String()}).get(ctx, name)
+	return &Handle{c: c, own: true, ns: tgt.t.String()}, nil
 }
 
-// rollback deletes a link this package just created, here or in the
-// target namespace, with a fresh context: the caller's may be what failed.
-func (h *Handle) rollback(ctx context.Context, name string, tgt *target) {
+// readBack gets the link called name from the target's namespace, or h's.
+func (h *Handle) readBack(ctx context.Context, name string, tgt *target) (*Link, error) {
+	there, err := h.in(tgt)
+	if err != nil {
+		return nil, err
+	}
+	defer there.Close()
+	return there.get(ctx, name)
+}
+
+// rollback deletes the link Create just made, on h, the handle of the
+// namespace the link is in, by ifindex; with a fresh context, as the
+// caller's may be what failed. l is the link as read back, nil when the
+// read-back failed: then the link is looked up by name (the name it was
+// created under) in this namespace, where Create's NLM_F_EXCL made the name
+// ours, and deleted only if it is of the kind created. The result completes
+// the error message.
+func (h *Handle) rollback(ctx context.Context, s Spec, name string, l *Link) string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rtnl.DefaultTimeout)
 	defer cancel()
-	err := h.c.DelLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}})
-	if err == nil || !errors.Is(err, unix.ENODEV) || tgt == nil || tgt.t == nil {
-		return
+	if l == nil {
+		m, err := h.getMsg(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}})
+		if err != nil {
+			return fmt.Sprintf("; finding the new link to delete it failed too, check for %s%s: %v", name, h.where(), err)
+		}
+		if m.Attrs.Info == nil || m.Attrs.Info.Kind != s.Kind() {
+			return fmt.Sprintf("; %s%s is no longer the %s created, so it was left alone", name, h.where(), s.Kind())
+		}
+		l = &Link{Index: m.Index}
 	}
-	c, derr := tgt.dial()
-	if derr != nil {
-		return
+	if err := h.c.DelLink(ctx, &rtnl.LinkMessage{Index: l.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Sprintf("; deleting the new link (ifindex %d%s) failed too: %v", l.Index, h.where(), err)
 	}
-	defer c.Close()
-	_ = c.DelLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}})
+	return " (the link was deleted)"
 }
 
 // MismatchError is Ensure finding a link of that name that differs from the
@@ -504,6 +588,11 @@ func (h *Handle) restore(ctx context.Context, cur *Link, ch *Change) {
 //
 // For speed give the links a Group: deleting them with DeleteGroup is one
 // request.
+//
+// Unlike Create, CreateBatch sends each link under its own name: a link
+// going to another namespace under the name of a link of this one (eth0
+// on eth0) is refused with EEXIST by kernels that look the name up here
+// (6.1 does, 6.18 does not); create such links with Create.
 func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 	if len(specs) == 0 {
 		return nil
@@ -585,11 +674,10 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 				return fmt.Errorf("create batch: line %d: %w", i+1, err)
 			}
 		}
-		twoStep := s.Base().Alias != ""
-		if twoStep {
+		if s.Base().Alias != "" {
 			finish = append(finish, i)
 		}
-		msg, err := newLinkMessage(s, p, tgtOf[i], !twoStep)
+		msg, err := newLinkMessage(s, p, tgtOf[i])
 		if err != nil {
 			return fmt.Errorf("create batch: line %d: %w", i+1, err)
 		}
@@ -623,18 +711,41 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 		created[i] = true
 	}
 	if failed == 0 && len(finish) > 0 {
-		freqs := make([]rtnl.Request, len(finish))
-		for k, i := range finish {
-			m := finishMessage(specs[i], tgtOf[i])
-			freqs[k] = rtnl.Request{Type: unix.RTM_NEWLINK, Body: m}
+		// Aliases are set where the links landed: one batch per namespace.
+		byTarget := map[*target][]int{}
+		var order []*target
+		for _, i := range finish {
+			t := tgtOf[i]
+			if t.t == nil {
+				t = nil
+			}
+			if _, ok := byTarget[t]; !ok {
+				order = append(order, t)
+			}
+			byTarget[t] = append(byTarget[t], i)
 		}
-		ferrs, fterr := h.c.Batch(ctx, freqs)
-		for k, i := range finish {
-			switch {
-			case k < len(ferrs) && ferrs[k] != nil:
-				fail(i, fmt.Errorf("set alias: %w", ferrs[k]))
-			case k >= len(ferrs) && fterr != nil:
-				fail(i, fmt.Errorf("set alias: %w", fterr))
+		for _, t := range order {
+			idx := byTarget[t]
+			there, err := h.in(t)
+			if err != nil {
+				for _, i := range idx {
+					fail(i, fmt.Errorf("set alias: %w", err))
+				}
+				continue
+			}
+			freqs := make([]rtnl.Request, len(idx))
+			for k, i := range idx {
+				freqs[k] = rtnl.Request{Type: unix.RTM_NEWLINK, Body: aliasMessage(specs[i])}
+			}
+			ferrs, fterr := there.c.Batch(ctx, freqs)
+			there.Close()
+			for k, i := range idx {
+				switch {
+				case k < len(ferrs) && ferrs[k] != nil:
+					fail(i, fmt.Errorf("set alias: %w", ferrs[k]))
+				case k >= len(ferrs) && fterr != nil:
+					fail(i, fmt.Errorf("set alias: %w", fterr))
+				}
 			}
 		}
 	}

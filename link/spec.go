@@ -217,8 +217,10 @@ func (c *Common) validate(kind string, needsParent bool) error {
 		if err := CheckName(c.Parent); err != nil {
 			return fieldErr(kind, c.Name, "link", c.Parent, err.Error())
 		}
-		if c.Parent == c.Name {
-			return fieldErr(kind, c.Name, "link", c.Parent, "a link cannot be its own parent")
+		// The same name is fine when the link lands in another namespace:
+		// a container's eth0 on the host's eth0 is docker's macvlan setup.
+		if c.Parent == c.Name && c.NetNS == nil {
+			return fieldErr(kind, c.Name, "link", c.Parent, "a link cannot be its own parent: give the new link another name, or create it in another namespace with netns")
 		}
 	} else if c.Parent != "" {
 		return fieldErr(kind, c.Name, "link", c.Parent, fmt.Sprintf("a %s link has no parent: drop `link`", kind))

@@ -36,6 +36,10 @@ func TestValidateOK(t *testing.T) {
 		&Veth{Common: Common{Name: "p0"}, Peer: "p1"},
 		&Dummy{Common: Common{Name: "d0"}},
 		&Macvlan{Common: Common{Name: "fifteen-bytes-x", Parent: "eth0"}},
+		// A container's eth0 on the host's eth0 (docker's macvlan driver):
+		// the names only clash when both live in one namespace.
+		&Macvlan{Common: Common{Name: "eth0", Parent: "eth0", NetNS: &Target{Name: "ns1"}}},
+		&VLAN{Common: Common{Name: "eth0", Parent: "eth0", NetNS: &Target{PID: 1}}, ID: 10},
 	} {
 		if err := s.Validate(); err != nil {
 			t.Errorf("%s %s: %v", s.Kind(), s.Base().Name, err)

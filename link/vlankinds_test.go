@@ -141,7 +141,7 @@ func TestCompareVLANKinds(t *testing.T) {
 func TestIntegrationVLAN(t *testing.T) {
 	n := newNS(t)
 	n.veth(t, "p0", "p1")
-	requireKind(t, n, "p0", "vlan")
+	requireKind(t, "vlan")
 	h := n.handle(t)
 	ctx := testCtx(t)
 
@@ -239,7 +239,7 @@ func TestIntegrationIPVlan(t *testing.T) {
 	n := newNS(t)
 	n.veth(t, "p0", "p1")
 	n.veth(t, "p2", "p3")
-	requireKind(t, n, "p0", "ipvlan")
+	requireKind(t, "ipvlan")
 	h := n.handle(t)
 	ctx := testCtx(t)
 

@@ -28,10 +28,10 @@ func setTarget(a *rtnl.LinkAttrs, t *target) {
 	a.NetNSFD = u32p(uint32(t.fd))
 }
 
-// newLinkMessage builds the RTM_NEWLINK creating s on parent p. With full
-// false, the parts that must wait for a second request (netns, up; see
-// Create) are left out.
-func newLinkMessage(s Spec, p *parentInfo, t *target, full bool) (*rtnl.LinkMessage, error) {
+// newLinkMessage builds the RTM_NEWLINK creating s on parent p, in the
+// target's namespace when there is one. The alias is not in it: the kernel
+// ignores IFLA_IFALIAS at creation, so Create and CreateBatch set it after.
+func newLinkMessage(s Spec, p *parentInfo, t *target) (*rtnl.LinkMessage, error) {
 	b := s.Base()
 	m := &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: b.Name}}
 	if p != nil {
@@ -49,13 +49,11 @@ func newLinkMessage(s Spec, p *parentInfo, t *target, full bool) (*rtnl.LinkMess
 	if b.Group != 0 {
 		m.Attrs.Group = u32p(b.Group)
 	}
-	if full {
-		if b.Up {
-			m.Flags |= unix.IFF_UP
-			m.Change |= unix.IFF_UP
-		}
-		setTarget(&m.Attrs, t)
+	if b.Up {
+		m.Flags |= unix.IFF_UP
+		m.Change |= unix.IFF_UP
 	}
+	setTarget(&m.Attrs, t)
 	info, err := kindInfo(s)
 	if err != nil {
 		return nil, err
@@ -64,20 +62,12 @@ func newLinkMessage(s Spec, p *parentInfo, t *target, full bool) (*rtnl.LinkMess
 	return m, nil
 }
 
-// finishMessage is the second request of a two-step create: alias, then
-// the move to the target namespace and up (the kernel moves first, sets the
-// alias, then the flags, all on the same device).
-func finishMessage(s Spec, t *target) *rtnl.LinkMessage {
-	b := s.Base()
-	m := &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: b.Name}}
-	alias := b.Alias
-	m.Attrs.Alias = &alias
-	if b.Up {
-		m.Flags |= unix.IFF_UP
-		m.Change |= unix.IFF_UP
-	}
-	setTarget(&m.Attrs, t)
-	return m
+// aliasMessage is the second request of a create with an alias, sent in
+// the namespace the link landed in and addressed by name there (the
+// kernel's NLM_F_EXCL made the name the new link's).
+func aliasMessage(s Spec) *rtnl.LinkMessage {
+	alias := s.Base().Alias
+	return &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: s.Base().Name, Alias: &alias}}
 }
 
 // changeMessage builds the RTM_NEWLINK (no NLM_F_CREATE) applying ch to
@@ -172,6 +162,7 @@ func decodeLink(m *rtnl.LinkMessage) (*Link, error) {
 		Broadcast:   a.Broadcast,
 		TxQLen:      a.TxQLen,
 		Promiscuity: a.Promiscuity,
+		Qdisc:       a.Qdisc,
 		LinkMode:    a.LinkMode,
 		Allmulti:    a.AllMulti,
 		NumTxQueues: a.NumTxQueues,

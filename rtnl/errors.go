@@ -205,7 +205,7 @@ func Hint(errno unix.Errno, message string, c HintContext) string {
 		// The kernel says "VLAN device already exists"; the duplicate-name
 		// check in rtnl_newlink comes first and says nothing.
 		if c.Kind == "vlan" && strings.Contains(message, "VLAN") {
-			return "the parent already has a VLAN link with this id and protocol (one per parent, id and protocol)"
+			return "the parent already has a VLAN link with this id and protocol: delete it or use another id"
 		}
 		name := "with this name"
 		if c.Name != "" {

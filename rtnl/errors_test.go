@@ -76,6 +76,22 @@ func TestHint(t *testing.T) {
 	}
 }
 
+// TestHintSentences checks the exact words of hints whose wording was
+// wrong once: each reads as one sentence, with no nested parenthesis
+// inside the " (hint)" OpError.Error puts around it, saying what to do.
+func TestHintSentences(t *testing.T) {
+	newlink := HintContext{Type: unix.RTM_NEWLINK, Kind: "vlan", Name: "v10"}
+	got := Hint(unix.EEXIST, "8021q: VLAN device already exists", newlink)
+	want := "the parent already has a VLAN link with this id and protocol: delete it or use another id"
+	if got != want {
+		t.Errorf("duplicate VLAN hint = %q\nwant                 %q", got, want)
+	}
+	oe := newOpError(unix.RTM_NEWLINK, &netlink.OpError{Op: "receive", Err: unix.EEXIST, Message: "8021q: VLAN device already exists"}, &newlink)
+	if msg := oe.Error(); strings.Count(msg, "(") != strings.Count(msg, ")") || strings.Contains(msg, "))") {
+		t.Errorf("error line has unbalanced or nested parentheses: %q", msg)
+	}
+}
+
 func TestOpErrorWrapsNetlinkError(t *testing.T) {
 	ne := &netlink.OpError{Op: "receive", Err: unix.EEXIST, Sequence: 3}
 	err := fmt.Errorf("create macvlan mv1: %w", newOpError(unix.RTM_NEWLINK, ne, &HintContext{Name: "mv1", Kind: "macvlan"}))

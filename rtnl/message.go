@@ -47,6 +47,7 @@ type LinkAttrs struct {
 	Address       net.HardwareAddr // IFLA_ADDRESS
 	Broadcast     net.HardwareAddr // IFLA_BROADCAST
 	PermAddress   net.HardwareAddr // IFLA_PERM_ADDRESS (output only)
+	Qdisc         string           // IFLA_QDISC: the root qdisc's kind, "noqueue" (output only)
 	Group         *uint32          // IFLA_GROUP
 	Alias         *string          // IFLA_IFALIAS
 	TxQLen        *uint32          // IFLA_TXQLEN
@@ -294,6 +295,8 @@ func (a *LinkAttrs) decode(ad *netlink.AttributeDecoder) error {
 			a.Broadcast = mac()
 		case unix.IFLA_PERM_ADDRESS:
 			a.PermAddress = mac()
+		case unix.IFLA_QDISC:
+			a.Qdisc = ad.String()
 		case unix.IFLA_GROUP:
 			a.Group = u32()
 		case unix.IFLA_IFALIAS:

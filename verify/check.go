@@ -9,11 +9,12 @@ import (
 
 // Check names, as reports and JUnit test cases show them.
 const (
-	CheckVLANTags     = "vlan-tags"      // (a) VLAN frames carry their VID and TPID, no untagged leak
-	CheckMACSources   = "mac-sources"    // (b) MACs unique, each a source only for its owner
-	CheckReachability = "reachability"   // (c) the matrix equals the model's
-	CheckIsolation    = "host-isolation" // (d) host-to-macvlan isolation holds where the model says
-	CheckWire         = "wire-evidence"  // (e) answered probes crossed the parent as the model says
+	CheckVLANTags     = "vlan-tags"        // (a) VLAN frames carry their VID and TPID, no untagged leak
+	CheckMACSources   = "mac-sources"      // (b) MACs unique, each a source only for its owner
+	CheckReachability = "reachability"     // (c) the matrix equals the model's
+	CheckIsolation    = "host-isolation"   // (d) host-to-macvlan isolation holds where the model says
+	CheckWire         = "wire-evidence"    // (e) answered probes crossed the parent as the model says
+	CheckPromisc      = "passthru-promisc" // a passthru child's lower is promiscuous unless nopromisc
 )
 
 // evidence is what the capture on the parent saw, indexed for the checks.
@@ -22,12 +23,23 @@ type evidence struct {
 	frames   []*Frame
 	spare    MAC
 	captured bool
+	// promisc holds the promiscuity of every lower in exp.Promisc.
+	promisc map[string]promiscReading
 
 	indexed  bool
 	arpReq   map[[2]netip.Addr]*wireCount // (sender, target) → requests
 	arpReply map[[2]netip.Addr]*wireCount // (sender, target) → replies
-	echo     map[uint16]*wireCount        // echo id → our first echo request (sequence 1)
-	echoRep  map[uint16]*wireCount        // echo id → replies to our echo requests
+	ndReq    map[[2]netip.Addr]*wireCount // (source, target) → neighbour solicitations
+	ndRep    map[[2]netip.Addr]*wireCount // (target, destination) → neighbour advertisements
+	echo     map[echoKey]*wireCount       // echo id → our first echo request (sequence 1)
+	echoRep  map[echoKey]*wireCount       // echo id → replies to our echo requests
+}
+
+// echoKey tells our echo requests apart: ICMP or ICMPv6, and the
+// identifier (a pair probed in both families uses one identifier twice).
+type echoKey struct {
+	v6 bool
+	id uint16
 }
 
 // wireCount counts frames by direction on the parent.
@@ -49,8 +61,10 @@ func (ev *evidence) index() {
 	ev.indexed = true
 	ev.arpReq = map[[2]netip.Addr]*wireCount{}
 	ev.arpReply = map[[2]netip.Addr]*wireCount{}
-	ev.echo = map[uint16]*wireCount{}
-	ev.echoRep = map[uint16]*wireCount{}
+	ev.ndReq = map[[2]netip.Addr]*wireCount{}
+	ev.ndRep = map[[2]netip.Addr]*wireCount{}
+	ev.echo = map[echoKey]*wireCount{}
+	ev.echoRep = map[echoKey]*wireCount{}
 	get := func(m map[[2]netip.Addr]*wireCount, k [2]netip.Addr) *wireCount {
 		w := m[k]
 		if w == nil {
@@ -69,21 +83,40 @@ func (ev *evidence) index() {
 			case 2:
 				get(ev.arpReply, k).add(f.Dir)
 			}
-		case NetIPv4:
-			if f.IP.Proto != 1 || !hasEchoMagic(f) {
+		case NetIPv4, NetIPv6:
+			v6 := f.Net == NetIPv6
+			req, rep := uint8(8), uint8(0)
+			if v6 {
+				if f.IP.Proto != 58 {
+					continue
+				}
+				switch f.IP.ICMPType {
+				case 135:
+					get(ev.ndReq, [2]netip.Addr{f.IP.Src, f.IP.NDTarget}).add(f.Dir)
+					continue
+				case 136:
+					get(ev.ndRep, [2]netip.Addr{f.IP.NDTarget, f.IP.Dst}).add(f.Dir)
+					continue
+				}
+				req, rep = 128, 129
+			} else if f.IP.Proto != 1 {
+				continue
+			}
+			if !hasEchoMagic(f) {
 				continue
 			}
 			m := ev.echoRep
 			switch {
-			case f.IP.ICMPType == 8 && f.IP.ICMPSeq == 1:
+			case f.IP.ICMPType == req && f.IP.ICMPSeq == 1:
 				m = ev.echo
-			case f.IP.ICMPType != 0:
+			case f.IP.ICMPType != rep:
 				continue
 			}
-			w := m[f.IP.ICMPID]
+			k := echoKey{v6, f.IP.ICMPID}
+			w := m[k]
 			if w == nil {
 				w = &wireCount{}
-				m[f.IP.ICMPID] = w
+				m[k] = w
 			}
 			w.add(f.Dir)
 		}
@@ -92,12 +125,17 @@ func (ev *evidence) index() {
 
 // hasEchoMagic reports whether an ICMP echo frame carries our payload.
 func hasEchoMagic(f *Frame) bool {
-	// Ethernet+tags, a 20+ byte IPv4 header, 8 bytes of ICMP header.
+	// Ethernet+tags, a 20+ byte IPv4 header (IPv6: 40 bytes; our echoes
+	// carry no extension headers), 8 bytes of ICMP header.
 	off := f.HeaderLen()
 	if len(f.Data) < off+20 {
 		return false
 	}
-	off += int(f.Data[off]&0x0f)*4 + 8
+	if f.Net == NetIPv6 {
+		off += 40 + 8
+	} else {
+		off += int(f.Data[off]&0x0f)*4 + 8
+	}
 	return len(f.Data) >= off+len(echoMagic) && string(f.Data[off:off+len(echoMagic)]) == string(echoMagic)
 }
 
@@ -107,19 +145,34 @@ func (ev *evidence) pairWire(from, to Endpoint, r probeResult) string {
 		return ""
 	}
 	ev.index()
-	src, ok1 := firstIPv4(from)
-	dst, ok2 := firstIPv4(to)
-	if !ok1 || !ok2 {
+	var parts []string
+	switch r.Family {
+	case 4:
+		src, _ := firstIPv4(from)
+		dst, _ := firstIPv4(to)
+		q := ev.arpReq[[2]netip.Addr{src, dst}]
+		a := ev.arpReply[[2]netip.Addr{dst, src}]
+		parts = append(parts, fmt.Sprintf("on the parent: ARP request %s, reply %s", q.words(), a.words()))
+	case 6:
+		src, _ := firstIPv6(from)
+		dst, _ := firstIPv6(to)
+		q := ev.ndReq[[2]netip.Addr{src, dst}]
+		a := ev.ndRep[[2]netip.Addr{dst, src}]
+		parts = append(parts, fmt.Sprintf("on the parent: neighbour solicitation %s, advertisement %s", q.words(), a.words()))
+	default:
 		return ""
 	}
-	var parts []string
-	q := ev.arpReq[[2]netip.Addr{src, dst}]
-	a := ev.arpReply[[2]netip.Addr{dst, src}]
-	parts = append(parts, fmt.Sprintf("on the parent: ARP request %s, reply %s", q.words(), a.words()))
 	if r.ICMPTried {
-		parts = append(parts, "echo "+ev.echo[r.ICMPID].words()+", echo reply "+ev.echoRep[r.ICMPID].words())
+		k := echoKey{r.Family == 6, r.ICMPID}
+		parts = append(parts, "echo "+ev.echo[k].words()+", echo reply "+ev.echoRep[k].words())
 	}
-	return strings.Join(parts, "; ")
+	s := strings.Join(parts, "; ")
+	if r.V6 != nil {
+		if w := ev.pairWire(from, to, *r.V6); w != "" {
+			s += "; IPv6 " + strings.TrimPrefix(w, "on the parent: ")
+		}
+	}
+	return s
 }
 
 func (w *wireCount) words() string {
@@ -143,15 +196,36 @@ func comparePairs(exp *Expectation, results []probeResult, ev *evidence) []PairR
 			Probe: r.Detail,
 		}
 		pr.Evidence = ev.pairWire(from, to, r)
-		switch r.Observed {
-		case Reachable, Blocked:
-			pr.OK = r.Observed == p.Reach
-		case NotProbed:
-			pr.OK = true // nothing to compare; the report says why
+		pr.Family = r.Family
+		if r.Family == 6 {
+			// Probed in IPv6 only: the IPv6 verdict is the one to meet.
+			pr.Expected, pr.Why, pr.Path = p.IPv6.Reach, p.IPv6.Why, p.IPv6.Path.String()
+		}
+		pr.OK = agrees(r.Observed, pr.Expected)
+		if r.V6 != nil {
+			pr.ExpectedV6, pr.ObservedV6 = p.IPv6.Reach, r.V6.Observed
+			pr.OK = pr.OK && agrees(r.V6.Observed, p.IPv6.Reach)
+			pr.Probe += "; IPv6: " + r.V6.Detail
+			if p.IPv6.Reach != p.Reach {
+				pr.Why += "; in IPv6: " + p.IPv6.Why
+			}
 		}
 		out[i] = pr
 	}
 	return out
+}
+
+// agrees reports whether an observed verdict meets the expected one: a
+// probe error never does, a pair that could not be probed is not counted
+// against the model (the report says why).
+func agrees(observed, expected Reach) bool {
+	switch observed {
+	case Reachable, Blocked:
+		return observed == expected
+	case NotProbed:
+		return true
+	}
+	return false
 }
 
 func displayName(ep Endpoint) string {
@@ -161,15 +235,60 @@ func displayName(ep Endpoint) string {
 	return EndpointID(ep)
 }
 
-// runChecks runs checks (a) to (e).
+// runChecks runs checks (a) to (e), and passthru-promisc when the
+// topology has a passthru child.
 func runChecks(exp *Expectation, pairs []PairResult, results []probeResult, ev *evidence) []CheckResult {
-	return []CheckResult{
+	out := []CheckResult{
 		checkVLANTags(exp, ev),
 		checkMACSources(exp, ev),
 		checkReachability(pairs),
 		checkIsolation(exp, pairs),
 		checkWire(exp, results, ev),
 	}
+	if len(exp.Promisc) > 0 {
+		out = append(out, checkPromisc(exp, ev.promisc))
+	}
+	return out
+}
+
+// promiscReading is a lower's IFLA_PROMISCUITY as read during the run:
+// how many users hold it promiscuous.
+type promiscReading struct {
+	Count uint32
+	Err   error
+}
+
+// checkPromisc: each passthru child's lower is promiscuous unless the
+// child has nopromisc. A nopromisc lower found promiscuous fails too: the
+// promise is that the macvlan takes every frame without it, and a capture
+// or another user holding it promiscuous would hide whether that is so.
+func checkPromisc(exp *Expectation, read map[string]promiscReading) CheckResult {
+	var bad, good []string
+	for _, r := range exp.Promisc {
+		got, ok := read[r.Port]
+		switch {
+		case !ok:
+			bad = append(bad, fmt.Sprintf("%s: promiscuity not read", r.Port))
+		case got.Err != nil:
+			bad = append(bad, fmt.Sprintf("%s: read promiscuity: %v", r.Port, got.Err))
+		case (got.Count > 0) != r.Want:
+			if r.Want {
+				bad = append(bad, fmt.Sprintf("%s is not promiscuous, but %s", r.Port, r.Why))
+			} else {
+				bad = append(bad, fmt.Sprintf("%s is promiscuous (held by %d users), but %s", r.Port, got.Count, r.Why))
+			}
+		default:
+			word := "promiscuous"
+			if !r.Want {
+				word = "not promiscuous"
+			}
+			good = append(good, fmt.Sprintf("%s %s (promiscuity %d): %s", r.Port, word, got.Count, r.Why))
+		}
+	}
+	if len(bad) > 0 {
+		return CheckResult{Name: CheckPromisc, OK: false, Detail: strings.Join(bad, "; ")}
+	}
+	return CheckResult{Name: CheckPromisc, OK: true, Detail: strings.Join(good, "; ")}
 }
 
 func skipped(name, why string) CheckResult {
@@ -355,7 +474,11 @@ func checkReachability(pairs []PairResult) CheckResult {
 		case p.Observed == NotProbed:
 			notProbed = append(notProbed, p.From+"→"+p.To)
 		case !p.OK:
-			bad = append(bad, fmt.Sprintf("%s→%s expected %s, observed %s (%s)", p.From, p.To, p.Expected, p.Observed, p.Probe))
+			cell := fmt.Sprintf("%s→%s expected %s, observed %s", p.From, p.To, p.Expected, p.Observed)
+			if p.ObservedV6 != 0 && p.ObservedV6 != p.ExpectedV6 {
+				cell += fmt.Sprintf(" (IPv6: expected %s, observed %s)", p.ExpectedV6, p.ObservedV6)
+			}
+			bad = append(bad, cell+" ("+p.Probe+")")
 		default:
 			agree++
 		}
@@ -424,18 +547,27 @@ func checkWire(exp *Expectation, results []probeResult, ev *evidence) CheckResul
 	var bad []string
 	n := 0
 	for i, p := range exp.Pairs {
-		r := results[i]
-		if !r.ICMP || p.Reach != Reachable || p.Path == PathBeyond {
-			continue
-		}
-		n++
-		w := ev.echo[r.ICMPID]
-		if w == nil {
-			w = &wireCount{}
-		}
-		if w.Out != p.WireOut || w.In != p.WireIn {
-			bad = append(bad, fmt.Sprintf("%s→%s echo seen out %d in %d, model says out %d in %d (%s path)",
-				EndpointID(exp.Endpoints[p.From]), EndpointID(exp.Endpoints[p.To]), w.Out, w.In, p.WireOut, p.WireIn, p.Path))
+		v4 := PairVerdict{Reach: p.Reach, Why: p.Why, Path: p.Path, WireOut: p.WireOut, WireIn: p.WireIn}
+		for _, r := range []*probeResult{&results[i], results[i].V6} {
+			if r == nil {
+				continue
+			}
+			want, word := v4, "echo"
+			if r.Family == 6 {
+				want, word = p.IPv6, "ICMPv6 echo"
+			}
+			if !r.ICMP || want.Reach != Reachable || want.Path == PathBeyond {
+				continue
+			}
+			n++
+			w := ev.echo[echoKey{r.Family == 6, r.ICMPID}]
+			if w == nil {
+				w = &wireCount{}
+			}
+			if w.Out != want.WireOut || w.In != want.WireIn {
+				bad = append(bad, fmt.Sprintf("%s→%s %s seen out %d in %d, model says out %d in %d (%s path)",
+					EndpointID(exp.Endpoints[p.From]), EndpointID(exp.Endpoints[p.To]), word, w.Out, w.In, want.WireOut, want.WireIn, want.Path))
+			}
 		}
 	}
 	if n == 0 {

@@ -137,11 +137,11 @@ func TestCheckWire(t *testing.T) {
 	results[idx] = probeResult{Observed: Reachable, ICMPTried: true, ICMP: true, ICMPID: 77}
 	ev := &evidence{exp: exp, captured: true}
 	ev.index()
-	ev.echo[77] = &wireCount{Out: 1, In: 1}
+	ev.echo[echoKey{id: 77}] = &wireCount{Out: 1, In: 1}
 	if c := checkWire(exp, results, ev); !c.OK || c.Skipped {
 		t.Fatalf("matching evidence: %+v", c)
 	}
-	ev.echo[77] = &wireCount{Out: 1}
+	ev.echo[echoKey{id: 77}] = &wireCount{Out: 1}
 	if c := checkWire(exp, results, ev); c.OK || !strings.Contains(c.Detail, "out 1 in 0, model says out 1 in 1") {
 		t.Fatalf("missing reflection not caught: %+v", c)
 	}
@@ -162,5 +162,83 @@ func TestValidate(t *testing.T) {
 	}
 	if err := checkTopo().Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A VLAN link that is no endpoint (a lower without an address) sends its
+// own frames — IPv6 router and neighbour solicitations — with the parent's
+// MAC and its tag: mac-sources and vlan-tags credit them to it, and only to
+// the stacks of VLAN links the topology has.
+func TestCheckMACSourcesVLANLink(t *testing.T) {
+	parent := "02:00:00:00:00:01"
+	topo := checkTopo()
+	topo.Endpoints = topo.Endpoints[2:] // the host and an untagged macvlan
+	solicit := []*Frame{frame(parent, DirOutgoing, 30)}
+	exp := Model(topo)
+	if c := checkMACSources(exp, &evidence{exp: exp, frames: solicit, captured: true}); c.OK {
+		t.Fatalf("parent MAC tagged 30 without a VLAN link 30 passed: %+v", c)
+	}
+	topo.VLANLinks = []Endpoint{{NetNS: "p", Interface: "h0.30", Kind: KindVLAN, VLANs: []VLANTag{{ID: 30, Protocol: 0x8100}}}}
+	exp = Model(topo)
+	var credited bool
+	for _, s := range exp.Sources {
+		if s.MAC == MACFrom(hw(parent)) && s.Stack == StackOf([]Tag{{TPID: EtherType8021Q, VID: 30}}) && s.Owner == "p/h0.30" {
+			credited = true
+		}
+	}
+	if !credited {
+		t.Errorf("sources %v do not credit the parent MAC tagged 30 to p/h0.30", exp.Sources)
+	}
+	for _, check := range []func(*Expectation, *evidence) CheckResult{checkMACSources, checkVLANTags} {
+		if c := check(exp, &evidence{exp: exp, frames: solicit, captured: true}); !c.OK {
+			t.Errorf("the VLAN link's own frame flagged: %+v", c)
+		}
+	}
+	// With a tagged owner, a wrong stack is vlan-tags' to report.
+	other := []*Frame{frame(parent, DirOutgoing, 40)}
+	if c := checkVLANTags(exp, &evidence{exp: exp, frames: other, captured: true}); c.OK {
+		t.Errorf("parent MAC tagged 40 (no VLAN link 40) passed: %+v", c)
+	}
+}
+
+// A passthru child's lower must be promiscuous, unless the child has
+// nopromisc (macvlan_open); other topologies have no such check.
+func TestCheckPromisc(t *testing.T) {
+	topo := modelTopo("passthru", "bridge", false)
+	topo.Endpoints = []Endpoint{topo.Endpoints[0]}
+	exp := Model(topo)
+	if len(exp.Promisc) != 1 || exp.Promisc[0].Port != "h0" || !exp.Promisc[0].Want {
+		t.Fatalf("model promisc rules %+v, want h0 promiscuous", exp.Promisc)
+	}
+	if c := checkPromisc(exp, map[string]promiscReading{"h0": {Count: 1}}); !c.OK {
+		t.Errorf("promiscuous h0 failed: %+v", c)
+	}
+	if c := checkPromisc(exp, map[string]promiscReading{"h0": {Count: 0}}); c.OK || !strings.Contains(c.Detail, "h0 is not promiscuous") {
+		t.Errorf("non-promiscuous h0 passed: %+v", c)
+	}
+	if c := checkPromisc(exp, nil); c.OK {
+		t.Errorf("unread promiscuity passed: %+v", c)
+	}
+	topo.Endpoints[0].NoPromisc = true
+	exp = Model(topo)
+	if len(exp.Promisc) != 1 || exp.Promisc[0].Want {
+		t.Fatalf("nopromisc: rules %+v, want h0 not promiscuous", exp.Promisc)
+	}
+	if c := checkPromisc(exp, map[string]promiscReading{"h0": {Count: 0}}); !c.OK {
+		t.Errorf("nopromisc, h0 not promiscuous failed: %+v", c)
+	}
+	if c := checkPromisc(exp, map[string]promiscReading{"h0": {Count: 1}}); c.OK {
+		t.Errorf("nopromisc, h0 promiscuous passed: %+v", c)
+	}
+	exp = Model(modelTopo("bridge", "vepa", true))
+	if len(exp.Promisc) != 0 {
+		t.Errorf("no passthru child, yet promisc rules %+v", exp.Promisc)
+	}
+	results := make([]probeResult, len(exp.Pairs))
+	ev := &evidence{exp: exp}
+	for _, c := range runChecks(exp, comparePairs(exp, results, ev), results, ev) {
+		if c.Name == CheckPromisc {
+			t.Errorf("passthru-promisc ran without a passthru child: %+v", c)
+		}
 	}
 }

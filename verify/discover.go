@@ -91,6 +91,9 @@ func Discover(ctx context.Context, ns, parent string) (Topology, error) {
 					if d.Mode != nil {
 						ep.Mode = d.Mode.String()
 					}
+					if d.Flags != nil {
+						ep.IPVlanFlag = d.Flags.String()
+					}
 				case *rtnl.VLAN:
 					ep.Kind = KindVLAN
 					tag := VLANTag{Protocol: 0x8100}
@@ -112,7 +115,10 @@ func Discover(ctx context.Context, ns, parent string) (Topology, error) {
 					return t, err
 				}
 				if ep.Kind == KindVLAN && len(ep.Addrs) == 0 {
-					continue // a lower only: nothing of its own to probe
+					// A lower only: nothing of its own to probe, but its
+					// own frames (IPv6 solicitations) show on the wire.
+					t.VLANLinks = append(t.VLANLinks, ep)
+					continue
 				}
 				t.Endpoints = append(t.Endpoints, ep)
 			}

@@ -105,6 +105,20 @@ type Expectation struct {
 	// Sources are the source MACs allowed on the parent's wire and the VLAN
 	// stack each must carry.
 	Sources []SourceRule
+	// Promisc is what each passthru child's lower must be: promiscuous
+	// unless the child has nopromisc.
+	Promisc []PromiscRule
+}
+
+// PromiscRule is the model's word on a lower's promiscuous mode: a
+// passthru macvlan puts its lower in promiscuous mode when it comes up
+// (macvlan_open: dev_set_promiscuity(lowerdev, 1) unless
+// MACVLAN_FLAG_NOPROMISC), since it takes every frame on the wire.
+type PromiscRule struct {
+	Port  string // the lower's interface name, in the parent's namespace
+	Owner string // the passthru child's endpoint ID
+	Want  bool   // promiscuous
+	Why   string
 }
 
 // PairExpectation is the model's verdict for one ordered pair: can From
@@ -120,6 +134,21 @@ type PairExpectation struct {
 	// sibling's frame shows once, inbound (dev_forward_skb hands it to the
 	// parent's receive path); a VEPA frame leaves once and comes back once
 	// when the switch reflects it. Meaningful when the frame is sent at all.
+	WireOut, WireIn int
+	// IPv6 is the verdict for a probe in IPv6. It differs from the IPv4
+	// one where Linux's weak host answers ARP on any interface for any of
+	// a namespace's addresses (arp_ignore 0): neighbour solicitations are
+	// answered only for addresses of the interface they arrive on
+	// (ndisc_recv_ns: ipv6_get_ifaddr with strict matching), so IPv6 has
+	// only the link-level verdict.
+	IPv6 PairVerdict
+}
+
+// PairVerdict is one verdict with its reason and wire path.
+type PairVerdict struct {
+	Reach           Reach
+	Why             string
+	Path            Path
 	WireOut, WireIn int
 }
 
@@ -241,7 +270,8 @@ func stackOfEndpoint(ep Endpoint) Stack {
 //     the host (its reflected broadcast goes back to itself only:
 //     macvlan_handle_frame, "forward to original port");
 //   - a source-mode child hears only its listed senders
-//     (macvlan_forward_source), the parent's MAC included;
+//     (macvlan_forward_source), the parent's MAC, an outside station's and
+//     a sibling's included (a sibling's only through a reflecting switch);
 //   - a namespace answers ARP for all its addresses on every interface
 //     (arp_ignore 0), so the host stack is reachable through its VLAN links.
 func Model(t Topology) *Expectation {
@@ -270,10 +300,23 @@ func Model(t Topology) *Expectation {
 			}
 			p := m.weakHost(i, j, func(a, b int) PairExpectation { return base[a*n+b] })
 			p.From, p.To = i, j
+			d := base[i*n+j]
+			p.IPv6 = PairVerdict{Reach: d.Reach, Why: d.Why, Path: d.Path, WireOut: d.WireOut, WireIn: d.WireIn}
 			e.Pairs = append(e.Pairs, p)
 		}
 	}
 	e.Sources = m.sources()
+	for _, n := range nodes {
+		if n.role != roleChild || n.mode != "passthru" || (n.kind != KindMacvlan && n.kind != KindMacvtap) {
+			continue
+		}
+		r := PromiscRule{Port: n.port, Owner: n.id, Want: !n.ep.NoPromisc,
+			Why: fmt.Sprintf("passthru %s puts %s in promiscuous mode when it comes up", n.id, n.port)}
+		if n.ep.NoPromisc {
+			r.Why = fmt.Sprintf("passthru %s has nopromisc: it leaves %s's promiscuous mode alone", n.id, n.port)
+		}
+		e.Promisc = append(e.Promisc, r)
+	}
 	return e
 }
 
@@ -484,7 +527,11 @@ func (m *model) outsidePair(a, b node) PairExpectation {
 		return wire("%s talks to the switch's side directly", in.id)
 	case roleChild:
 		if in.kind == KindIPVlan {
-			return wire("an ipvlan leaves through the parent with the parent's MAC")
+			if in.mode != "l2" {
+				// ipvlan_set_port_mode: L3 and L3S slaves have IFF_NOARP.
+				return blocked("an %s ipvlan has no ARP: a station beyond the switch cannot resolve its address", in.mode)
+			}
+			return wire("an L2 ipvlan leaves through the parent with the parent's MAC")
 		}
 		if in.mode == "source" && !listed(in.ep.SourceMACs, out.ep.MAC) {
 			// macvlan_handle_frame: unicast to a source-mode MAC is passed
@@ -522,21 +569,36 @@ func (m *model) siblings(a, b node) PairExpectation {
 	}
 	r := m.reflectsStack(a.stack)
 	switch {
-	case a.mode == "source" || b.mode == "source":
-		// macvlan_handle_frame: a broadcast from a source-mode child that
-		// comes back is "forwarded to the original port" only, and unicast
-		// to a source-mode MAC is passed to the parent; a source child
-		// receives only via macvlan_forward_source (listed sender MACs).
-		if a.mode == "source" {
-			return blocked("a source-mode macvlan's ARP broadcast comes back to itself only, never to a sibling")
-		}
+	case b.mode == "source":
+		// macvlan_handle_frame calls macvlan_forward_source first, for
+		// broadcast and unicast alike: every source-mode child that lists
+		// the frame's source MAC gets a copy (delivered to its stack when
+		// the destination is its own MAC), whatever the sender's mode, even
+		// a source-mode sender whose broadcast the same function then
+		// "forwards to the original port". Nothing reaches a source child
+		// otherwise (macvlan_broadcast never floods to it; unicast to its
+		// MAC is passed to the lower), and the frame must come back from
+		// the switch to enter the lower's receive path at all
+		// (macvlan_queue_xmit short-cuts only to bridge-mode siblings).
+		// Measured on 6.18 (TestModelMatchesKernel, source+source/listed):
+		// two source-mode siblings that list each other talk through a
+		// reflecting switch.
 		if !r {
 			return blocked("a source-mode macvlan only hears a sibling through a reflecting switch, and the switch does not reflect")
 		}
 		if !listed(b.ep.SourceMACs, a.ep.MAC) {
 			return blocked("a source-mode macvlan only receives frames from its listed source MACs, and %s is not listed", a.id)
 		}
+		if a.mode == "source" && !listed(a.ep.SourceMACs, b.ep.MAC) {
+			return blocked("%s is listed by %s, but the replies come back only if %s is listed by %s too (a source-mode macvlan only receives from its listed source MACs)", a.id, b.id, b.id, a.id)
+		}
 		return reach(PathReflected, 1, 1, "the switch reflects the frames and %s is a listed source of %s", a.id, b.id)
+	case a.mode == "source":
+		// macvlan_handle_frame: a broadcast from a source-mode child that
+		// comes back is "forwarded to the original port" only (after the
+		// copies to source-mode children listing it, handled above), so a
+		// sibling of another mode never sees its ARP request.
+		return blocked("a source-mode macvlan's ARP broadcast comes back to itself (and to source-mode macvlans listing it) only, never to a sibling of another mode")
 	case a.mode == "private" || b.mode == "private":
 		// macvlan_handle_frame / macvlan_process_broadcast: a reflected
 		// broadcast from a private child goes back to that child only, and
@@ -597,7 +659,11 @@ func (m *model) stackToChild(a, b node) PairExpectation {
 		// macvlan_handle_frame: a broadcast from an address no child owns
 		// is flooded to every mode but source; the source child gets a copy
 		// only through macvlan_forward_source.
-		if !listed(b.ep.SourceMACs, a.ep.MAC) {
+		mac := a.ep.MAC
+		if len(mac) == 0 {
+			mac = m.t.Parent.MAC // a VLAN link inherits the parent's MAC
+		}
+		if !listed(b.ep.SourceMACs, mac) {
 			return blocked("a source-mode macvlan only receives frames from its listed source MACs, and the parent's MAC is not listed")
 		}
 		return reach(PathReflected, 1, 1, "the switch reflects the parent's frames and the parent's MAC is a listed source")
@@ -610,22 +676,69 @@ func (m *model) stackToChild(a, b node) PairExpectation {
 	return reach(PathReflected, 1, 1, "the switch reflects the parent's frames back, and the kernel delivers them to the macvlan like frames from any outside host")
 }
 
-// ipvlanPair: a pair with an ipvlan end (modelled from drivers/net/ipvlan,
-// verified in the VM only: this machine's kernel has no ipvlan).
+// ipvlanPair: a pair with an ipvlan end (drivers/net/ipvlan, verified in
+// the VM only: this machine's kernel has no ipvlan; TestModelMatchesKernelIPVlan
+// on 6.1 and 6.12). All ipvlans of a parent share its mode (l2, l3, l3s)
+// and flag (bridge, private, vepa). What the kernel taught the model:
+//   - L3 and L3S ipvlans have IFF_NOARP (ipvlan_set_port_mode): nobody can
+//     resolve their addresses, so only siblings reach them, routed inside
+//     the kernel (ipvlan_xmit_mode_l3); the host stack and the outside do
+//     not (no answer to their ARP: arp_rcv drops it on a NOARP device);
+//   - the private flag drops a frame for another slave's address
+//     (ipvlan_xmit_mode_l2/l3: ipvlan_is_private), in every mode;
+//   - the VEPA flag sends even those to the switch (the local lookup is
+//     skipped), so L2 siblings meet only when the switch reflects
+//     (ipvlan_handle_mode_l2 → ipvlan_handle_mode_l3 delivers the
+//     reflected unicast by IP), and L3 ones not at all (their frames are
+//     routed by the parent's namespace, which cannot resolve a NOARP
+//     address);
+//   - an L2 ipvlan and the parent's own stack talk when the switch
+//     reflects: a reflected broadcast from a slave is passed to the parent
+//     (ipvlan_handle_mode_l2: not an "external frame", RX_HANDLER_PASS),
+//     a slave's unicast for a parent address is handed to it directly
+//     (ipvlan_xmit_mode_l2: dev_forward_skb to the parent, unless VEPA),
+//     and the parent's reflected unicast is delivered by IP
+//     (ipvlan_handle_mode_l3). Without reflection ARP never crosses.
 func (m *model) ipvlanPair(a, b node) PairExpectation {
 	if (a.role == roleChild && a.kind != KindIPVlan) || (b.role == roleChild && b.kind != KindIPVlan) {
 		return blocked("a parent carries either macvlan or ipvlan links, never both: this pair cannot exist")
 	}
+	child := a
+	if child.role != roleChild {
+		child = b
+	}
+	flag := strings.ToLower(child.ep.IPVlanFlag)
+	l2 := child.mode == "l2"
 	if a.role == roleChild && b.role == roleChild {
 		if a.port != b.port {
 			return m.viaSwitch(a, b, "the ipvlans sit on different lowers (%s, %s)", a.port, b.port)
 		}
-		if a.mode == "l2" && b.mode == "l2" {
+		switch {
+		case flag == "private":
+			return blocked("private ipvlans never reach each other: the kernel drops a frame for another slave's address (ipvlan_is_private)")
+		case flag == "vepa" && !l2:
+			return blocked("VEPA %s ipvlans send frames for a sibling out through the parent's namespace, which cannot resolve an L3 ipvlan's address (no ARP)", child.mode)
+		case flag == "vepa":
+			if !m.reflectsStack(a.stack) {
+				return blocked("VEPA ipvlans send frames for a sibling to the switch, and the switch does not reflect them")
+			}
+			return reach(PathReflected, 1, 1, "VEPA ipvlans reach each other through the switch, which reflects the frames; the parent delivers them by IP address")
+		case l2:
 			return reach(PathLocal, 0, 0, "ipvlan slaves on one parent reach each other inside the kernel (ipvlan_xmit_mode_l2 finds the destination among the slaves)")
 		}
-		return reach(PathLocal, 0, 0, "ipvlan slaves on one parent are routed to each other inside the kernel (ipvlan_process_outbound looks the destination up among the slaves)")
+		return reach(PathLocal, 0, 0, "%s ipvlan slaves on one parent are routed to each other inside the kernel (ipvlan_xmit_mode_l3 finds the destination among the slaves)", child.mode)
 	}
-	return blocked("ipvlan slaves and their parent's own stack do not talk: the parent's addresses are not among the slaves' (host-to-ipvlan isolation)")
+	// The parent's own stack with one of its ipvlans.
+	if !l2 {
+		return blocked("an %s ipvlan has no ARP: the parent's own stack cannot resolve its address, so their replies never find each other (host-to-ipvlan isolation)", child.mode)
+	}
+	if !m.reflectsStack(a.stack) {
+		return blocked("an L2 ipvlan's ARP broadcast and its parent's leave through the wire, and the switch does not reflect them (host-to-ipvlan isolation)")
+	}
+	if a.role == roleChild && flag != "vepa" {
+		return reach(PathLocal, 0, 1, "the switch reflects the ARP broadcasts, and the kernel hands an L2 ipvlan's unicast for a parent address straight to the parent (ipvlan_xmit_mode_l2)")
+	}
+	return reach(PathReflected, 1, 1, "the switch reflects the frames, and the parent passes a reflected ipvlan broadcast to its own stack and delivers unicast to the ipvlan by IP address")
 }
 
 // sources lists the MACs allowed as sources on the parent's wire.
@@ -654,6 +767,24 @@ func (m *model) sources() []SourceRule {
 		default:
 			add(SourceRule{MAC: mac, Stack: n.stack, Owner: n.id})
 		}
+	}
+	// VLAN links send with the parent's MAC (unless given their own) and
+	// their tag stack: credit those frames to the link, an endpoint or a
+	// mere lower (Topology.VLANLinks).
+	vlanLink := func(ep Endpoint) {
+		mac := MACFrom(ep.MAC)
+		if mac.IsZero() {
+			mac = parent
+		}
+		add(SourceRule{MAC: mac, Stack: stackOfEndpoint(ep), Owner: EndpointID(ep)})
+	}
+	for _, n := range m.nodes {
+		if n.kind == KindVLAN {
+			vlanLink(n.ep)
+		}
+	}
+	for _, l := range m.t.VLANLinks {
+		vlanLink(l)
 	}
 	if !parent.IsZero() {
 		owner := EndpointID(Endpoint{NetNS: m.t.Parent.NetNS, Interface: m.t.Parent.Name})

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -165,6 +166,54 @@ func TestModelSourceListed(t *testing.T) {
 	}
 }
 
+// Two source-mode siblings that list each other talk through a reflecting
+// switch (macvlan_forward_source runs before the "forward to original
+// port" of a source child's broadcast); one-sided lists or no reflection
+// block.
+func TestModelSourceSiblingsListed(t *testing.T) {
+	macA, macB := hw("02:00:00:00:00:0a"), hw("02:00:00:00:00:0b")
+	for _, tc := range []struct {
+		name           string
+		reflects       bool
+		aLists, bLists bool
+		ab, ba         Reach
+	}{
+		{"mutual/reflect", true, true, true, Reachable, Reachable},
+		{"mutual/noreflect", false, true, true, Blocked, Blocked},
+		{"b-lists-a/reflect", true, false, true, Blocked, Blocked},
+		{"none/reflect", true, false, false, Blocked, Blocked},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topo := modelTopo("source", "source", tc.reflects)
+			if tc.aLists {
+				topo.Endpoints[0].SourceMACs = []net.HardwareAddr{macB}
+			}
+			if tc.bLists {
+				topo.Endpoints[1].SourceMACs = []net.HardwareAddr{macA}
+			}
+			e := Model(topo)
+			ab, ba := e.Pair(iA, iB), e.Pair(iB, iA)
+			if ab.Reach != tc.ab || ba.Reach != tc.ba {
+				t.Fatalf("a→b %v (%s), b→a %v (%s); want %v, %v", ab.Reach, ab.Why, ba.Reach, ba.Why, tc.ab, tc.ba)
+			}
+			if ab.Reach == Reachable && (ab.Path != PathReflected || ab.WireOut != 1 || ab.WireIn != 1) {
+				t.Errorf("a→b path %v out %d in %d, want reflected out 1 in 1", ab.Path, ab.WireOut, ab.WireIn)
+			}
+		})
+	}
+	// A bridge child listed by a source sibling reaches it; the source
+	// child's own broadcast never reaches the bridge child.
+	topo := modelTopo("bridge", "source", true)
+	topo.Endpoints[1].SourceMACs = []net.HardwareAddr{macA}
+	e := Model(topo)
+	if p := e.Pair(iA, iB); p.Reach != Reachable {
+		t.Errorf("bridge→source listing it: %v %s", p.Reach, p.Why)
+	}
+	if p := e.Pair(iB, iA); p.Reach != Blocked {
+		t.Errorf("source→bridge: %v %s", p.Reach, p.Why)
+	}
+}
+
 func TestModelVLANs(t *testing.T) {
 	yes := true
 	v10 := []VLANTag{{ID: 10, Protocol: 0x8100}}
@@ -288,6 +337,11 @@ func TestModelWeakHost(t *testing.T) {
 	if p := e.Pair(1, host); p.Reach != Reachable || !strings.Contains(p.Why, "arp_ignore 0") {
 		t.Fatalf("station on VLAN 10 → host address: %v %q", p.Reach, p.Why)
 	}
+	// IPv6 has no weak host for neighbour solicitations (ndisc_recv_ns
+	// answers only for the receiving interface's addresses).
+	if p := e.Pair(1, host); p.IPv6.Reach != Blocked {
+		t.Fatalf("station on VLAN 10 → host address in IPv6: %v %q", p.IPv6.Reach, p.IPv6.Why)
+	}
 	// Without reflection the macvlan reaches neither h0.10 nor, through it,
 	// the host.
 	if p := e.Pair(2, host); p.Reach != Blocked {
@@ -302,5 +356,52 @@ func TestModelWeakHost(t *testing.T) {
 	// The host → station cell is the host's own interface's business.
 	if p := e.Pair(host, 1); p.Reach != Blocked {
 		t.Fatalf("host → station on VLAN 10: %v %q", p.Reach, p.Why)
+	}
+}
+
+// The ipvlan rules the VM taught the model (TestModelMatchesKernelIPVlan):
+// siblings by flag, the host stack only in L2 through a reflecting switch,
+// the outside only in L2 (L3 ipvlans have no ARP).
+func TestModelIPVlan(t *testing.T) {
+	R, B := Reachable, Blocked
+	for _, tc := range []struct {
+		mode, flag           string
+		reflects             bool
+		sib, toHost, fromOut Reach
+	}{
+		{"l2", "bridge", false, R, B, R},
+		{"l2", "bridge", true, R, R, R},
+		{"l2", "private", false, B, B, R},
+		{"l2", "private", true, B, R, R},
+		{"l2", "vepa", false, B, B, R},
+		{"l2", "vepa", true, R, R, R},
+		{"l3", "bridge", true, R, B, B},
+		{"l3", "private", true, B, B, B},
+		{"l3", "vepa", true, B, B, B},
+		{"", "", false, R, B, B}, // the kernel's default: L3, bridge
+	} {
+		t.Run(fmt.Sprintf("%s-%s-%v", tc.mode, tc.flag, tc.reflects), func(t *testing.T) {
+			topo := modelTopo("", "", tc.reflects)
+			for i := range 2 {
+				topo.Endpoints[i].Kind, topo.Endpoints[i].Mode, topo.Endpoints[i].IPVlanFlag = KindIPVlan, tc.mode, tc.flag
+			}
+			e := Model(topo)
+			for _, c := range []struct {
+				name     string
+				from, to int
+				want     Reach
+			}{
+				{"a→b", iA, iB, tc.sib}, {"b→a", iB, iA, tc.sib},
+				{"a→host", iA, iHost, tc.toHost}, {"host→a", iHost, iA, tc.toHost},
+				{"out→a", iOut, iA, tc.fromOut}, {"a→out", iA, iOut, tc.fromOut},
+			} {
+				if p := e.Pair(c.from, c.to); p.Reach != c.want || p.Why == "" {
+					t.Errorf("%s: %v (%s), want %v", c.name, p.Reach, p.Why, c.want)
+				}
+			}
+			if p := e.Pair(iA, iB); tc.flag == "vepa" && p.Reach == Reachable && (p.Path != PathReflected || p.WireOut != 1 || p.WireIn != 1) {
+				t.Errorf("vepa siblings: path %v out %d in %d, want reflected 1/1", p.Path, p.WireOut, p.WireIn)
+			}
+		})
 	}
 }

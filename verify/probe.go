@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,14 +87,19 @@ const maxDrain = 64
 // probeResult is what one probe from one endpoint to another found.
 type probeResult struct {
 	Observed Reach
-	// ARP says whether the target answered our ARP request, and with
-	// which MAC.
+	// Family is the address family probed: 4 or 6 (0: not probed).
+	Family int
+	// ARP says whether the target answered our ARP request (IPv6: our
+	// neighbour solicitation), and with which MAC.
 	ARP    bool
 	ARPMAC net.HardwareAddr
 	// ICMPTried says an echo request was sent; ICMP that a reply came.
 	ICMPTried, ICMP bool
 	ICMPID          uint16
 	Detail          string
+	// V6 is the IPv6 probe of a pair probed in both families (this one
+	// then is the IPv4 probe).
+	V6 *probeResult
 }
 
 // firstIPv4 returns an endpoint's first IPv4 address.
@@ -105,42 +112,114 @@ func firstIPv4(ep Endpoint) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// probePair asks, from inside from's namespace, whether to answers: an ARP
-// request through mdlayher/arp on from's interface (our own packet socket,
-// so the kernel's neighbour cache neither helps nor hides anything), then,
-// when ARP was answered, one ICMP echo through the kernel's stack (which
-// resolves the neighbour itself, exercising the same paths again). A probe
-// waits for each answer as long as pace says; a missing answer is Blocked.
+// firstIPv6 returns an endpoint's first IPv6 address that is not
+// link-local (every interface has one of those; the topology's own
+// addresses are the ones to probe).
+func firstIPv6(ep Endpoint) (netip.Addr, bool) {
+	for _, p := range ep.Addrs {
+		if a := p.Addr(); a.Is6() && !a.Is4In6() && !a.IsLinkLocalUnicast() {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// probePair asks, from inside from's namespace, whether to answers, in
+// every address family both have: IPv4 and IPv6 at once when both have
+// both (the result is the IPv4 probe with the IPv6 one in V6), so a
+// dual-stack pair costs no more time than a single-stack one.
 func probePair(ctx context.Context, from, to Endpoint, icmpID uint16, pace *pacer) probeResult {
-	r := probeResult{ICMPID: icmpID}
-	src, ok := firstIPv4(from)
-	if !ok {
-		r.Observed, r.Detail = NotProbed, fmt.Sprintf("%s has no IPv4 address to probe from", EndpointID(from))
-		return r
+	src4, ok4 := firstIPv4(from)
+	dst4, okd4 := firstIPv4(to)
+	src6, ok6 := firstIPv6(from)
+	dst6, okd6 := firstIPv6(to)
+	has4, has6 := ok4 && okd4, ok6 && okd6
+	switch {
+	case !has4 && !has6:
+		return probeResult{Observed: NotProbed, Detail: fmt.Sprintf("%s (%s) and %s (%s) share no address family to probe in",
+			EndpointID(from), families(ok4, ok6), EndpointID(to), families(okd4, okd6))}
+	case to.Kind == KindMacvtap:
+		return probeResult{Observed: NotProbed, Detail: fmt.Sprintf("%s is a macvtap: its frames go to the tap queue (a VM), not to a stack that could answer", EndpointID(to))}
+	case !has6:
+		return probeFamily(ctx, from, to, src4, dst4, icmpID, pace)
+	case !has4:
+		return probeFamily(ctx, from, to, src6, dst6, icmpID, pace)
 	}
-	dst, ok := firstIPv4(to)
-	if !ok {
-		r.Observed, r.Detail = NotProbed, fmt.Sprintf("%s has no IPv4 address to probe", EndpointID(to))
-		return r
+	var r6 probeResult
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r6 = probeFamily(ctx, from, to, src6, dst6, icmpID, pace)
+	}()
+	r := probeFamily(ctx, from, to, src4, dst4, icmpID, pace)
+	<-done
+	r.V6 = &r6
+	return r
+}
+
+func families(v4, v6 bool) string {
+	switch {
+	case v4 && v6:
+		return "IPv4 and IPv6"
+	case v4:
+		return "IPv4 only"
+	case v6:
+		return "IPv6 only"
 	}
-	if to.Kind == KindMacvtap {
-		r.Observed, r.Detail = NotProbed, fmt.Sprintf("%s is a macvtap: its frames go to the tap queue (a VM), not to a stack that could answer", EndpointID(to))
+	return "no address"
+}
+
+// probeFamily probes one family: an ARP request through mdlayher/arp
+// (IPv6: a neighbour solicitation) on from's interface, from our own
+// packet socket so the kernel's neighbour cache neither helps nor hides
+// anything; then, when it was answered, one ICMP echo through the
+// kernel's stack (which resolves the neighbour itself, exercising the same
+// paths again). A probe waits for each answer as long as pace says; a
+// missing answer is Blocked.
+func probeFamily(ctx context.Context, from, to Endpoint, src, dst netip.Addr, icmpID uint16, pace *pacer) probeResult {
+	r := probeResult{ICMPID: icmpID, Family: 4}
+	resolve, what := arpProbe, "ARP"
+	if src.Is6() {
+		r.Family, resolve, what = 6, ndpProbe, "neighbour advertisement"
+	}
+	if noARP(from) || noARP(to) {
+		// An L3 ipvlan has IFF_NOARP: it neither asks nor answers ARP
+		// (nor NDP), so the echo through the kernel's routing is the
+		// whole probe.
+		err := inNetNS(from.NetNS, func() error {
+			r.ICMPTried = true
+			got, err := echoProbe(ctx, from.Interface, src, dst, icmpID, pace)
+			if err != nil {
+				return err
+			}
+			r.ICMP = got
+			if got {
+				r.Observed, r.Detail = Reachable, fmt.Sprintf("echo reply from %s (no neighbour resolution: an L3 ipvlan end)", dst)
+			} else {
+				r.Observed, r.Detail = Blocked, fmt.Sprintf("no echo reply from %s within %v (no neighbour resolution: an L3 ipvlan end)", dst, pace.budget().Round(time.Millisecond))
+			}
+			return nil
+		})
+		if err != nil {
+			r.Observed, r.Detail = ProbeError, err.Error()
+		}
 		return r
 	}
 	err := inNetNS(from.NetNS, func() error {
-		mac, err := arpProbe(ctx, from.Interface, src, dst, pace)
+		mac, err := resolve(ctx, from.Interface, src, dst, pace)
 		if err != nil {
 			return err
 		}
 		if mac == nil {
-			r.Observed, r.Detail = Blocked, fmt.Sprintf("no ARP reply from %s within %v", dst, pace.budget().Round(time.Millisecond))
+			r.Observed, r.Detail = Blocked, fmt.Sprintf("no %s reply from %s within %v", what, dst, pace.budget().Round(time.Millisecond))
 			return nil
 		}
 		r.ARP, r.ARPMAC = true, mac
 		if from.Kind == KindMacvtap {
 			// The macvtap's own stack never receives: its frames go to the
-			// tap queue. ARP from our packet socket is the whole probe.
-			r.Observed, r.Detail = Reachable, fmt.Sprintf("ARP reply from %s (%s)", dst, mac)
+			// tap queue. Resolution from our packet socket is the whole
+			// probe.
+			r.Observed, r.Detail = Reachable, fmt.Sprintf("%s reply from %s (%s)", what, dst, mac)
 			return nil
 		}
 		r.ICMPTried = true
@@ -150,9 +229,9 @@ func probePair(ctx context.Context, from, to Endpoint, icmpID uint16, pace *pace
 		}
 		r.ICMP = got
 		if got {
-			r.Observed, r.Detail = Reachable, fmt.Sprintf("ARP reply from %s (%s), echo reply", dst, mac)
+			r.Observed, r.Detail = Reachable, fmt.Sprintf("%s reply from %s (%s), echo reply", what, dst, mac)
 		} else {
-			r.Observed, r.Detail = Blocked, fmt.Sprintf("ARP reply from %s (%s) but no echo reply within %v", dst, mac, pace.budget().Round(time.Millisecond))
+			r.Observed, r.Detail = Blocked, fmt.Sprintf("%s reply from %s (%s) but no echo reply within %v", what, dst, mac, pace.budget().Round(time.Millisecond))
 		}
 		return nil
 	})
@@ -160,6 +239,20 @@ func probePair(ctx context.Context, from, to Endpoint, icmpID uint16, pace *pace
 		r.Observed, r.Detail = ProbeError, err.Error()
 	}
 	return r
+}
+
+// noARP reports whether an endpoint's interface has IFF_NOARP: an ipvlan
+// in L3 or L3S mode (ipvlan_set_port_mode sets the flag; L3 is the
+// kernel's default mode).
+func noARP(ep Endpoint) bool {
+	if ep.Kind != KindIPVlan {
+		return false
+	}
+	switch strings.ToLower(ep.Mode) {
+	case "", "l3", "l3s":
+		return true
+	}
+	return false
 }
 
 // arpProbe sends an ARP request for dst from ifname (with source address
@@ -233,6 +326,136 @@ func arpProbe(ctx context.Context, ifname string, src, dst netip.Addr, pace *pac
 
 var ethernetBroadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
+// ndpProbe is arpProbe for IPv6: a neighbour solicitation for dst from
+// ifname (source address src, with our MAC as the source link-layer
+// option) to dst's solicited-node multicast group, from our own packet
+// socket; it returns the MAC of the neighbour advertisement for dst, or
+// nil when none came within the pacer's budget (resent once halfway).
+func ndpProbe(ctx context.Context, ifname string, src, dst netip.Addr, pace *pacer) (net.HardwareAddr, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("ndp probe: find %s: %w", ifname, err)
+	}
+	c, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_IPV6, nil)
+	if err != nil {
+		return nil, fmt.Errorf("ndp probe: open packet socket on %s: %w", ifname, err)
+	}
+	defer c.Close()
+	frame, group := neighborSolicitation(ifi.HardwareAddr, src, dst)
+	start := time.Now()
+	send := func() error {
+		if _, err := c.WriteTo(frame, &packet.Addr{HardwareAddr: group}); err != nil {
+			return fmt.Errorf("ndp probe: send solicitation for %s on %s: %w", dst, ifname, err)
+		}
+		return nil
+	}
+	if err := send(); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 2048)
+	resent, last, drained := false, false, 0
+	for {
+		dl, done, resendNow := pace.next(ctx, start, resent)
+		if done {
+			if drained++; drained > maxDrain {
+				return nil, nil
+			}
+			last, dl = true, time.Now().Add(time.Millisecond)
+		} else if resendNow {
+			resent = true
+			if err := send(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := c.SetReadDeadline(dl); err != nil {
+			return nil, fmt.Errorf("ndp probe: set deadline: %w", err)
+		}
+		n, _, err := c.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if last {
+					return nil, nil
+				}
+				continue
+			}
+			return nil, fmt.Errorf("ndp probe: read on %s: %w", ifname, err)
+		}
+		if mac := neighborAdvertisementFor(buf[:n], dst); mac != nil {
+			pace.answered(time.Since(start))
+			return mac, nil
+		}
+	}
+}
+
+// neighborSolicitation builds the Ethernet frame of a neighbour
+// solicitation (RFC 4861 4.3) for target from src with our MAC, and the
+// multicast MAC it goes to.
+func neighborSolicitation(mac net.HardwareAddr, src, target netip.Addr) (frame []byte, group net.HardwareAddr) {
+	t := target.As16()
+	var dst [16]byte // ff02::1:ffXX:XXXX, the solicited-node group
+	dst[0], dst[1], dst[11], dst[12] = 0xff, 0x02, 0x01, 0xff
+	copy(dst[13:], t[13:])
+	group = net.HardwareAddr{0x33, 0x33, 0xff, t[13], t[14], t[15]}
+
+	msg := make([]byte, 0, 32)
+	msg = append(msg, 135, 0, 0, 0, 0, 0, 0, 0) // type, code, checksum, reserved
+	msg = append(msg, t[:]...)
+	msg = append(msg, 1, 1) // source link-layer address option, 8 bytes
+	msg = append(msg, mac[:6]...)
+	s := src.As16()
+	binary.BigEndian.PutUint16(msg[2:], icmpv6Checksum(s, dst, msg))
+
+	frame = make([]byte, 0, 14+40+len(msg))
+	frame = append(frame, group...)
+	frame = append(frame, mac[:6]...)
+	frame = binary.BigEndian.AppendUint16(frame, unix.ETH_P_IPV6)
+	frame = append(frame, 0x60, 0, 0, 0) // version 6, traffic class 0, flow 0
+	frame = binary.BigEndian.AppendUint16(frame, uint16(len(msg)))
+	frame = append(frame, 58, 255) // next header ICMPv6, hop limit 255 (RFC 4861)
+	frame = append(frame, s[:]...)
+	frame = append(frame, dst[:]...)
+	return append(frame, msg...), group
+}
+
+// icmpv6Checksum is the ICMPv6 checksum over the IPv6 pseudo-header and
+// msg (whose checksum field is zero).
+func icmpv6Checksum(src, dst [16]byte, msg []byte) uint16 {
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(src[:])
+	add(dst[:])
+	var l [8]byte
+	binary.BigEndian.PutUint32(l[:4], uint32(len(msg)))
+	l[7] = 58
+	add(l[:])
+	add(msg)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}
+
+// neighborAdvertisementFor returns the sender MAC of an Ethernet frame
+// that is a neighbour advertisement for target, or nil.
+func neighborAdvertisementFor(f []byte, target netip.Addr) net.HardwareAddr {
+	const eth, ip6 = 14, 40
+	if len(f) < eth+ip6+24 || binary.BigEndian.Uint16(f[12:14]) != unix.ETH_P_IPV6 || f[eth+6] != 58 || f[eth+ip6] != 136 {
+		return nil
+	}
+	if netip.AddrFrom16([16]byte(f[eth+ip6+8:eth+ip6+24])) != target {
+		return nil
+	}
+	return net.HardwareAddr(append([]byte(nil), f[6:12]...))
+}
+
 // echoMagic starts the payload of our echo requests, so a capture can tell
 // them from anybody else's.
 var echoMagic = []byte("vmlink-verify")
@@ -250,14 +473,24 @@ func echoProbe(ctx context.Context, ifname string, src, dst netip.Addr, id uint1
 		}
 		return serr
 	}}
-	conn, err := lc.ListenPacket(ctx, "ip4:icmp", src.String())
+	network, proto := "ip4:icmp", 1
+	var echoReq, echoRep icmp.Type = ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply
+	if dst.Is6() {
+		// The kernel fills in the ICMPv6 checksum of raw ICMPv6 sockets.
+		network, proto = "ip6:ipv6-icmp", 58
+		echoReq, echoRep = ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply
+	}
+	conn, err := lc.ListenPacket(ctx, network, src.String())
 	if err != nil {
+		if errors.Is(err, unix.EADDRNOTAVAIL) && src.Is6() {
+			return false, fmt.Errorf("icmp probe: %s on %s is not usable yet (tentative: duplicate address detection still running, or it failed): %w", src, ifname, err)
+		}
 		return false, fmt.Errorf("icmp probe: open raw socket on %s (%s): %w", ifname, src, err)
 	}
 	defer conn.Close()
 	payload := binary.BigEndian.AppendUint16(append([]byte(nil), echoMagic...), id)
 	send := func(seq int) error {
-		msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: int(id), Seq: seq, Data: payload}}
+		msg := icmp.Message{Type: echoReq, Body: &icmp.Echo{ID: int(id), Seq: seq, Data: payload}}
 		b, err := msg.Marshal(nil)
 		if err != nil {
 			return fmt.Errorf("icmp probe: build echo: %w", err)
@@ -312,8 +545,8 @@ func echoProbe(ctx context.Context, ifname string, src, dst netip.Addr, id uint1
 		if !ok || !ip.IP.Equal(dst.AsSlice()) {
 			continue
 		}
-		m, err := icmp.ParseMessage(1, buf[:n])
-		if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
+		m, err := icmp.ParseMessage(proto, buf[:n])
+		if err != nil || m.Type != echoRep {
 			continue
 		}
 		if e, ok := m.Body.(*icmp.Echo); ok && e.ID == int(id) && bytes.HasPrefix(e.Data, echoMagic) {

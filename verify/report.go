@@ -41,6 +41,13 @@ type PairResult struct {
 	Path     string `json:"path"`     // how a frame travels: local, reflected, wire, beyond, none
 	Probe    string `json:"probe"`    // what the probe saw
 	Evidence string `json:"evidence"` // what the capture on the parent saw
+	// Family is the address family of expected/observed: 4, or 6 for a
+	// pair with IPv6 addresses only (0: not probed).
+	Family int `json:"family,omitempty"`
+	// ExpectedV6 and ObservedV6 are the IPv6 probe of a pair probed in
+	// both families.
+	ExpectedV6 Reach `json:"expected_ipv6,omitempty"`
+	ObservedV6 Reach `json:"observed_ipv6,omitempty"`
 }
 
 // CheckResult is one check; JUnit makes one test case of each.
@@ -201,7 +208,28 @@ type junitSkipped struct {
 // WriteJUnit writes the report as JUnit XML: one test suite for the parent,
 // one test case per check. The reachability case's failure lists the cells
 // that disagree with the model.
-func (r *Report) WriteJUnit(w io.Writer) error {
+func (r *Report) WriteJUnit(w io.Writer) error { return WriteJUnit(w, r) }
+
+// WriteJUnit writes reports as one JUnit XML document: a test suite per
+// report (per parent), one test case per check.
+func WriteJUnit(w io.Writer, reps ...*Report) error {
+	var all junitSuites
+	for _, r := range reps {
+		all.Suites = append(all.Suites, r.junitSuite())
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(all); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+func (r *Report) junitSuite() junitSuite {
 	s := junitSuite{Name: "vmlink verify " + r.Parent, Time: fmt.Sprintf("%.3f", r.Duration.Seconds())}
 	for _, c := range r.Checks {
 		tc := junitCase{Name: c.Name, ClassName: "vmlink.verify", SystemOut: c.Detail}
@@ -216,16 +244,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 		s.Cases = append(s.Cases, tc)
 	}
 	s.Tests = len(s.Cases)
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(junitSuites{Suites: []junitSuite{s}}); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return s
 }
 
 func firstLine(s string) string {

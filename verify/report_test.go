@@ -122,3 +122,71 @@ func TestReachText(t *testing.T) {
 		t.Fatal("symbols not distinct")
 	}
 }
+
+// The issue's JSON contract, key by key: {"ok", "switch_reflects",
+// "pairs": [{"from", "to", "expected", "observed", "why"}], "checks":
+// [{"name", "ok", "detail"}]}, with the host stack as "NETNS/PARENT" and
+// the verdict words reachable, blocked, error. Extra keys are allowed;
+// these must be present with exactly these types and values.
+func TestReportJSONContract(t *testing.T) {
+	// The host stack's ID is NETNS/PARENT.
+	if id := EndpointID(Model(modelTopo("bridge", "bridge", false)).Endpoints[iHost]); id != "p/h0" {
+		t.Errorf("host stack ID %q, want p/h0 (NETNS/PARENT)", id)
+	}
+	rep := sampleReport()
+	rep.Pairs = append(rep.Pairs, PairResult{From: "na/a0", To: "nb/b0", Expected: Blocked, Observed: ProbeError, Why: "private mode"})
+	var b bytes.Buffer
+	if err := rep.WriteJSON(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, b.String())
+	}
+	if v, ok := got["ok"].(bool); !ok || v {
+		t.Errorf(`"ok" = %#v, want false`, got["ok"])
+	}
+	if v, ok := got["switch_reflects"].(bool); !ok || !v {
+		t.Errorf(`"switch_reflects" = %#v, want true`, got["switch_reflects"])
+	}
+	pairs, ok := got["pairs"].([]any)
+	if !ok || len(pairs) != 3 {
+		t.Fatalf(`"pairs" = %#v`, got["pairs"])
+	}
+	want := []map[string]string{
+		{"from": "na/a0", "to": "p/h0", "expected": "reachable", "observed": "blocked", "why": "the switch reflects"},
+		{"from": "p/h0", "to": "na/a0", "expected": "reachable", "observed": "reachable", "why": "the switch reflects"},
+		{"from": "na/a0", "to": "nb/b0", "expected": "blocked", "observed": "error", "why": "private mode"},
+	}
+	for i, p := range pairs {
+		m, ok := p.(map[string]any)
+		if !ok {
+			t.Fatalf("pair %d = %#v", i, p)
+		}
+		for k, v := range want[i] {
+			if s, ok := m[k].(string); !ok || s != v {
+				t.Errorf("pair %d %q = %#v, want %q", i, k, m[k], v)
+			}
+		}
+	}
+	checks, ok := got["checks"].([]any)
+	if !ok || len(checks) != 3 {
+		t.Fatalf(`"checks" = %#v`, got["checks"])
+	}
+	for i, c := range checks {
+		m, ok := c.(map[string]any)
+		if !ok {
+			t.Fatalf("check %d = %#v", i, c)
+		}
+		wantC := rep.Checks[i]
+		if s, ok := m["name"].(string); !ok || s != wantC.Name {
+			t.Errorf("check %d name %#v, want %q", i, m["name"], wantC.Name)
+		}
+		if v, ok := m["ok"].(bool); !ok || v != wantC.OK {
+			t.Errorf("check %d ok %#v, want %v", i, m["ok"], wantC.OK)
+		}
+		if s, ok := m["detail"].(string); !ok || s != wantC.Detail {
+			t.Errorf("check %d detail %#v, want %q", i, m["detail"], wantC.Detail)
+		}
+	}
+}

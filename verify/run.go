@@ -7,8 +7,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/vmlink/vmlink/rtnl"
 )
 
 // ErrEnvironment marks a failure of the environment rather than of the
@@ -171,10 +174,7 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 
 	// Let the last answers' reflected copies reach the capture.
 	if capt != nil {
-		grace := 20 * time.Millisecond
-		if refl.RTT > 0 {
-			grace = max(grace, 4*refl.RTT)
-		}
+		grace := captureGrace(refl.RTT, time.Duration(pace.slowst.Load()))
 		select {
 		case <-time.After(grace):
 		case <-ctx.Done():
@@ -192,6 +192,9 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 	}
 
 	ev := &evidence{exp: exp, frames: frames, spare: refl.MAC, captured: capt != nil}
+	if len(exp.Promisc) > 0 {
+		ev.promisc = readPromisc(ctx, t.Parent.NetNS, exp.Promisc)
+	}
 	rep.Pairs = comparePairs(exp, results, ev)
 	rep.Checks = runChecks(exp, rep.Pairs, results, ev)
 	rep.OK = true
@@ -202,6 +205,24 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 	}
 	rep.Duration = time.Since(started)
 	return rep, nil
+}
+
+// Bounds of the capture's grace after the last probe.
+const (
+	minCaptureGrace = 20 * time.Millisecond
+	maxCaptureGrace = time.Second
+)
+
+// captureGrace is how long the capture keeps running after the last probe
+// ended, so that the reflected copies of the last frames, and the frames
+// still queued on the capture's socket, are counted: four switch round
+// trips (rtt, from the reflection probe; 0 when unknown) or the slowest
+// answer any probe had, whichever is longer, within 20 ms and 1 s. Like the
+// probes' waits it scales with how slow this run's machine and network
+// are: under emulation (the VM tier) a fixed 20 ms missed the reflected
+// echo of a VEPA pair ("out 1 in 0").
+func captureGrace(rtt, slowest time.Duration) time.Duration {
+	return min(max(minCaptureGrace, 4*rtt, slowest), maxCaptureGrace)
 }
 
 // runProbes probes every ordered pair, at most parallel at once.
@@ -231,6 +252,53 @@ func runProbes(ctx context.Context, exp *Expectation, pace *pacer, parallel int)
 	}
 	wg.Wait()
 	return results
+}
+
+// readPromisc reads IFLA_PROMISCUITY of every lower the rules name, in the
+// parent's namespace. Our own capture does not count: it never sets
+// promiscuous mode (CaptureOptions.NoPromisc).
+func readPromisc(ctx context.Context, ns string, rules []PromiscRule) map[string]promiscReading {
+	out := map[string]promiscReading{}
+	fail := func(err error) map[string]promiscReading {
+		for _, r := range rules {
+			out[r.Port] = promiscReading{Err: err}
+		}
+		return out
+	}
+	var (
+		c   *rtnl.Conn
+		err error
+	)
+	if ns == "" {
+		c, err = rtnl.Dial(nil)
+	} else if strings.ContainsRune(ns, '/') {
+		err = inNetNS(ns, func() error {
+			var derr error
+			c, derr = rtnl.Dial(nil)
+			return derr
+		})
+	} else {
+		c, err = rtnl.DialNetNS(ns, nil)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("netlink in namespace %s: %w", nsWord(ns), err))
+	}
+	defer c.Close()
+	for _, r := range rules {
+		if _, done := out[r.Port]; done {
+			continue
+		}
+		m, err := c.GetLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: r.Port}})
+		switch {
+		case err != nil:
+			out[r.Port] = promiscReading{Err: err}
+		case m.Attrs.Promiscuity == nil:
+			out[r.Port] = promiscReading{Err: errors.New("the kernel sent no IFLA_PROMISCUITY")}
+		default:
+			out[r.Port] = promiscReading{Count: *m.Attrs.Promiscuity}
+		}
+	}
+	return out
 }
 
 // interfaceMAC reads an interface's MAC inside a namespace.

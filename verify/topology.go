@@ -16,6 +16,14 @@ type Topology struct {
 	Parent    Parent
 	Switch    Switch
 	Endpoints []Endpoint
+	// VLANLinks are VLAN links stacked on the parent that are no endpoint
+	// of their own (no address: lowers for macvlans, or unused). They take
+	// no part in the reachability matrix, but their own frames (IPv6
+	// router and neighbour solicitations, ARP answers for the host's
+	// addresses) carry the parent's MAC with their tag stack on the wire,
+	// and the MAC checks credit those frames to them. Each has Kind "vlan",
+	// NetNS, Interface, VLANs and, when it differs from the parent's, MAC.
+	VLANLinks []Endpoint
 }
 
 // Parent is the interface every endpoint's frames cross, and where verify
@@ -51,7 +59,10 @@ type Endpoint struct {
 	Kind string
 	// Mode is the macvlan/macvtap mode (bridge, private, vepa, passthru,
 	// source) or the ipvlan mode (l2, l3, l3s); "" for vlan and host.
-	Mode       string
+	Mode string
+	// IPVlanFlag is an ipvlan's port flag: bridge (the default, ""),
+	// private or vepa. It is the parent's: all ipvlans on it share it.
+	IPVlanFlag string
 	NoPromisc  bool               // passthru's nopromisc flag
 	SourceMACs []net.HardwareAddr // source mode's allowed senders
 	// VLANs is the tag stack this endpoint's frames carry on the parent,

@@ -40,8 +40,9 @@ const labHelp = `usage: vmlink [-j [-p]] lab [--keep] [NAME]
             command that removes it
   --down PREFIX  remove a lab kept with --keep (PREFIX as it printed)
   --wait D  how long each probe waits for an answer before it counts as
-            blocked (default: verify's, 250ms here); raise it on slow
-            machines (emulated VMs)
+            blocked; by default the lab derives it from round trips it
+            measures on this machine (250ms on a fast one, longer under
+            emulation) and verify lengthens it when answers come slower
   -j        print what was built and the verification as JSON
 
 A lab builds its topology in namespaces named vmlab-<pid>-…, prints what it
@@ -237,8 +238,12 @@ type labResult struct {
 	Phases  []labPhaseOut      `json:"phases"`
 	Kept    bool               `json:"kept"`
 	Removed *dataplane.Removed `json:"removed,omitempty"`
-	Error   string             `json:"error,omitempty"`
-	err     error
+	// Wait is the probe wait the lab derived from LoopbackRTT (not set
+	// when --wait gave one).
+	Wait        string `json:"wait,omitempty"`
+	LoopbackRTT string `json:"loopback_rtt,omitempty"`
+	Error       string `json:"error,omitempty"`
+	err         error
 }
 
 type labPhaseOut struct {
@@ -296,6 +301,20 @@ func runLabPhases(ctx context.Context, g *globals, lab *dataplane.Lab, prefix st
 		if text {
 			fmt.Fprintf(out, "\n== phase %s: built %d objects in %s\n\n", ph.Name, built.Created, time.Since(started).Round(time.Millisecond))
 			printBuilt(out, built, prefix)
+		}
+		if wait == 0 {
+			// Once, in the lab's own host namespace (its loopback is up).
+			rtt, err := dataplane.LoopbackRTT(ctx, ph.Topology.Host, 20)
+			if err != nil {
+				res.err, res.OK = err, false
+				res.Error = err.Error()
+				return res
+			}
+			wait = dataplane.ProbeWait(rtt)
+			res.Wait, res.LoopbackRTT = wait.String(), rtt.String()
+			if text {
+				fmt.Fprintf(out, "\nprobes wait %s for an answer (from loopback round trips of %s on this machine)\n", wait, rtt.Round(time.Microsecond/10))
+			}
 		}
 		reports, err := verifyAll(ctx, built.VerifyTopologies(), wait)
 		if err != nil {

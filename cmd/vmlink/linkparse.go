@@ -310,7 +310,12 @@ func parseCommon(op string, args []string) (*common, error) {
 				return nil, usagef("link %s: two device names, %q and %q: give one (an option vmlink does not know is taken for a name)", op, c.dev, a)
 			}
 			if err := link.CheckName(a); err != nil {
-				return nil, usagef("link %s: device %q %v", op, a, err)
+				// On add the device named is the new link's name.
+				what := "device"
+				if op == "add" {
+					what = "name"
+				}
+				return nil, usagef("link %s: %s %q %v", op, what, a, err)
 			}
 			c.dev, c.devFromName = a, false
 		}
@@ -439,13 +444,19 @@ func parseSet(args []string) (*linkRequest, error) {
 	if c.nameGiven && c.name != c.dev {
 		ch.Name = c.name
 	}
+	kindErr := func(err error) error {
+		if err == errHelp {
+			return err
+		}
+		return usagef("link set %s: %v", c.dev, err)
+	}
 	if c.typeGiven {
 		ch.Kind = c.kind
 		switch c.kind {
 		case "vlan":
 			o, err := parseVLANOpts(c.kindArgs)
 			if err != nil {
-				return nil, err
+				return nil, kindErr(err)
 			}
 			if o.id != nil {
 				return nil, usagef("link set %s: vlan id cannot change: delete the link and add it with the new id", c.dev)
@@ -459,7 +470,7 @@ func parseSet(args []string) (*linkRequest, error) {
 		case "macvlan", "macvtap":
 			o, err := parseMacvlanOpts(c.kind, c.kindArgs, false)
 			if err != nil {
-				return nil, err
+				return nil, kindErr(err)
 			}
 			if o.touched {
 				mc := &link.MacvlanChange{Mode: o.mode, Flags: o.flags, BCQueueLen: o.bcqueuelen, BCCutoff: o.bclim}
@@ -474,7 +485,7 @@ func parseSet(args []string) (*linkRequest, error) {
 		case "ipvlan":
 			o, err := parseIPVlanOpts(c.kindArgs)
 			if err != nil {
-				return nil, err
+				return nil, kindErr(err)
 			}
 			if o.mode != link.IPVlanModeUnset || o.flag != link.IPVlanFlagUnset {
 				ch.IPVlan = &link.IPVlanChange{Mode: o.mode, Flag: o.flag}

@@ -270,7 +270,7 @@ func netInspect(ctx context.Context, g *globals, nets *dataplane.Networks, args 
 	if len(args) == 0 {
 		return usagef("net inspect: give one or more NETWORK names")
 	}
-	var out []map[string]any
+	var out []dataplane.DockerNetwork
 	for _, name := range args {
 		r, err := nets.Inspect(ctx, name)
 		if err != nil {

@@ -10,7 +10,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -125,7 +127,8 @@ host_shims: [{network: b, name: shim0, addresses: [10.4.0.250/32]}]
 `, prefix)), 0o644)
 	rng := rand.New(rand.NewPCG(7, 7))
 	interrupted := 0
-	for run := range 15 {
+	const runs = 50 // as the fault tests of the topology engine
+	for run := range runs {
 		stopAfter := rng.IntN(16)
 		cmd := exec.Command(exe, "-test.run=^TestVmlinkHelperProcess$")
 		cmd.Env = append(os.Environ(), "VMLINK_HELPER_ARGS="+strings.Join([]string{"up", "-v", "-f", f}, "\x1f"))
@@ -170,7 +173,7 @@ host_shims: [{network: b, name: shim0, addresses: [10.4.0.250/32]}]
 	if interrupted == 0 {
 		t.Fatal("no run was interrupted: the test proves nothing")
 	}
-	t.Logf("%d of 15 runs interrupted mid-way, all rolled back", interrupted)
+	t.Logf("%d of %d runs interrupted mid-way, all rolled back", interrupted, runs)
 }
 
 // TestNetReconcileAfterKill kills `vmlink net connect` with SIGKILL at random
@@ -288,4 +291,199 @@ func TestNetReconcileAfterKill(t *testing.T) {
 		t.Fatalf("left behind: %v", l)
 	}
 	t.Logf("a connect takes %s; %d of 12 killed connects had completed", full.Round(time.Millisecond), len(listed)-1)
+}
+
+// TestNetConcurrentProcesses runs two streams of 10 `vmlink net connect`
+// processes side by side (and `net ls`, which reconciles and rewrites the
+// state, alongside): the exclusive lock on /run/vmlink must serialise them
+// so that no update is lost and no address handed out twice — the state
+// lists all 20 containers, each with its own address, and the kernel has
+// exactly what the state says.
+func TestNetConcurrentProcesses(t *testing.T) {
+	requireLabRoot(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := fmt.Sprintf("vmlt-cc%d-", os.Getpid())
+	host := prefix + "host"
+	network := fmt.Sprintf("ccnet%d", os.Getpid())
+	h, err := netns.Create(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	t.Cleanup(func() {
+		names, _ := netns.List()
+		for _, n := range names {
+			if strings.HasPrefix(n, prefix) && n != host {
+				runLabCLI("-n", host, "net", "disconnect", network, n)
+				netns.Delete(n)
+			}
+		}
+		runLabCLI("-n", host, "net", "rm", network)
+		netns.Delete(host)
+	})
+	c, err := rtnl.DialNetNS(host, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.NewLink(context.Background(), &rtnl.LinkMessage{Flags: 1, Change: 1, Attrs: rtnl.LinkAttrs{Name: "p0", Info: &rtnl.LinkInfo{Kind: "veth",
+		Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "p0peer"}}}}}}, 0x400|0x200); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if code, _, e := runLabCLI("-n", host, "net", "create", "--subnet", "10.45.0.0/24", "-o", "parent=p0", network); code != exitOK {
+		t.Fatalf("create: %s", e)
+	}
+	vmlink := func(args ...string) error {
+		cmd := exec.Command(exe, "-test.run=^TestVmlinkHelperProcess$")
+		cmd.Env = append(os.Environ(), "VMLINK_HELPER_ARGS="+strings.Join(append([]string{"-n", host}, args...), "\x1f"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("vmlink %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	const streams, each = 2, 10
+	errs := make(chan error, streams*each+1)
+	stop, lsDone := make(chan struct{}), make(chan struct{})
+	lsRuns := 0
+	go func() { // net ls alongside, until the connects are done
+		defer close(lsDone)
+		for ; lsRuns < 200 && !closed(stop); lsRuns++ {
+			if err := vmlink("net", "ls"); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for s := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := vmlink("net", "connect", network, fmt.Sprintf("%sc%d-%d", prefix, s, i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-lsDone
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	code, out, e := runLabCLI("-n", host, "net", "inspect", network)
+	if code != exitOK {
+		t.Fatalf("inspect: %s", e)
+	}
+	var insp []struct {
+		Containers map[string]struct{ IPv4Address string }
+	}
+	if err := json.Unmarshal([]byte(out), &insp); err != nil {
+		t.Fatalf("state after the concurrent connects: %v\n%s", err, out)
+	}
+	addrs := map[string]string{}
+	for name, ep := range insp[0].Containers {
+		if other, dup := addrs[ep.IPv4Address]; dup {
+			t.Errorf("%s and %s both got %s", name, other, ep.IPv4Address)
+		}
+		addrs[ep.IPv4Address] = name
+		ec, err := rtnl.DialNetNS(name, nil)
+		if err != nil {
+			t.Fatalf("state lists %s but its namespace is gone: %v", name, err)
+		}
+		m, err := ec.GetLink(context.Background(), &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "eth0"}})
+		var has []string
+		if err == nil {
+			as, _ := ec.Addrs(context.Background(), syscall.AF_INET, uint32(m.Index))
+			for _, a := range as {
+				has = append(has, a.Prefix().String())
+			}
+		}
+		ec.Close()
+		if len(has) != 1 || has[0] != ep.IPv4Address {
+			t.Errorf("%s: state says %s, the kernel has %v on eth0 (%v)", name, ep.IPv4Address, has, err)
+		}
+	}
+	if len(insp[0].Containers) != streams*each {
+		t.Fatalf("state lists %d containers, want %d: updates were lost", len(insp[0].Containers), streams*each)
+	}
+	t.Logf("%d connects in %d processes side by side with %d net ls runs: all recorded, all addresses distinct", streams*each, streams, lsRuns)
+}
+
+func closed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestNetRefusalMessages: what docker would refuse is refused before
+// anything changes, with exit status 2 and one line that names the flag
+// and the fix.
+func TestNetRefusalMessages(t *testing.T) {
+	requireLabRoot(t)
+	prefix := fmt.Sprintf("vmlt-rf%d-", os.Getpid())
+	host := prefix + "host"
+	network := fmt.Sprintf("rfnet%d", os.Getpid())
+	h, err := netns.Create(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	t.Cleanup(func() {
+		runLabCLI("-n", host, "net", "rm", network)
+		netns.Delete(host)
+	})
+	c, err := rtnl.DialNetNS(host, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"p0", "p1"} {
+		if err := c.NewLink(context.Background(), &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: p, Info: &rtnl.LinkInfo{Kind: "veth",
+			Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: p + "peer"}}}}}}, 0x400|0x200); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	if code, _, e := runLabCLI("-n", host, "net", "create", "--subnet", "10.46.0.0/24", "--ip-range", "10.46.0.0/30", "-o", "parent=p0", network); code != exitOK {
+		t.Fatalf("create: %s", e)
+	}
+	for _, r := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"net", "create", "--subnet", "10.47.0.0/24", "-o", "parent=p1", network}, "network with name " + network + " already exists"},
+		{[]string{"net", "create", "--subnet", "10.47.0.0/24", "-o", "parent=lo", "x"}, "-o parent=lo: the loopback cannot be a parent: use an Ethernet interface such as eth0 or eth0.10"},
+		{[]string{"net", "create", "--subnet", "10.46.0.128/25", "-o", "parent=p0", "x"}, "--subnet 10.46.0.128/25 overlaps subnet 10.46.0.0/24 of network " + network + " on the same parent p0"},
+		{[]string{"net", "create", "--subnet", "10.47.0.0/24", "-o", "parent=p1", "-o", "macvlan_mode=passthru", "x"}, ""},
+		{[]string{"net", "create", "--subnet", "10.48.0.0/24", "-o", "parent=p1", "y"}, "-o parent=p1: network x uses it and passthru takes the parent alone"},
+		{[]string{"net", "create", "--subnet", "10.48.0.0/24", "-o", "parent=p0", "-d", "ipvlan", "y"}, "-o parent=p0: network " + network + " uses it and ipvlan takes one network per parent"},
+		{[]string{"net", "create", "--subnet", "fd00:48::/64", "-o", "parent=p1", "y"}, "--subnet fd00:48::/64 is IPv6: add --ipv6"},
+		{[]string{"net", "create", "--subnet", "10.48.0.0/24", "-o", "parent=nope0", "y"}, "-o parent=nope0: no such interface in netns " + host + ": create it first, or use X.N to have VLAN N on X created"},
+		{[]string{"net", "connect", "--ip", "10.99.0.5", network, prefix + "c"}, "--ip 10.99.0.5 is outside the network's subnets (10.46.0.0/24)"},
+		{[]string{"net", "connect", "--ip", "10.46.0.1", network, prefix + "c"}, "--ip 10.46.0.1 is already in use by the gateway"},
+		{[]string{"net", "rm", "x"}, ""},
+	} {
+		code, _, errOut := runLabCLI(append([]string{"-n", host}, r.args...)...)
+		if r.want == "" {
+			if code != exitOK {
+				t.Fatalf("%v: exit %d %s", r.args, code, errOut)
+			}
+			continue
+		}
+		if want := "vmlink: " + r.want + "\n"; code != exitUsage || errOut != want {
+			t.Errorf("%v: exit %d\n%q\nwant exit %d\n%q", r.args, code, errOut, exitUsage, want)
+		}
+	}
+	if names, _ := netns.List(); slices.Contains(names, prefix+"c") {
+		t.Error("a refused connect left its container namespace")
+	}
 }

@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vmlink/vmlink/dataplane"
 	"github.com/vmlink/vmlink/internal/netns"
 )
 
@@ -27,9 +26,9 @@ const netnsHelp = `usage: vmlink [-j] netns list
        vmlink netns exec NAME [--] CMD [ARGS...]
 
 Namespaces live under /run/netns exactly as with 'ip netns': each tool sees
-the other's. exec runs CMD with its network namespace set to NAME (it does
-not remount /sys the way 'ip netns exec' does: /sys/class/net still shows
-the caller's interfaces).
+the other's. exec runs CMD in NAME as 'ip netns exec' does: in a private mount
+namespace where /sys shows NAME's interfaces (/sys/class/net) and each file
+of /etc/netns/NAME is bound over its namesake in /etc.
 Exit status: 0 ok (exec: CMD's own status), 1 failed, 2 the command line is
 wrong, 3 no privileges.
 `
@@ -110,30 +109,19 @@ func runNetns(g *globals, args []string) int {
 	return fail(g, usagef("netns: unknown command %q: use list, add, del or exec", op))
 }
 
-// netnsExec replaces vmlink with cmd inside the namespace. setns applies to
-// the calling thread only, so the thread is locked, moved, and execve'd
-// from: the new program starts in the namespace with no other thread left.
+// netnsExec replaces vmlink with cmd inside the namespace, as `ip netns
+// exec` does (its own /sys and /etc/netns/NAME files; see
+// dataplane.ExecInNetNS). It returns only when that failed.
 func netnsExec(g *globals, name string, cmd []string) int {
 	path, err := exec.LookPath(cmd[0])
 	if err != nil {
-		return fail(g, fmt.Errorf("netns exec: %w", err))
+		return fail(g, fmt.Errorf("netns exec %s: %w", name, err))
 	}
-	h, err := netns.Open(name)
-	if err != nil {
-		return fail(g, err)
+	err = dataplane.ExecInNetNS(name, path, cmd, os.Environ(), func(err error) {
+		fmt.Fprintf(g.Stderr, "vmlink: %v\n", err)
+	})
+	if errors.Is(err, unix.EPERM) {
+		return fail(g, &envError{err})
 	}
-	runtime.LockOSThread()
-	if err := unix.Setns(h.FD(), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		h.Close()
-		if errors.Is(err, unix.EPERM) {
-			return fail(g, &envError{fmt.Errorf("netns exec %s: enter the namespace: %w", name, err)})
-		}
-		return fail(g, fmt.Errorf("netns exec %s: enter the namespace: %w", name, err))
-	}
-	h.Close()
-	err = syscall.Exec(path, cmd, os.Environ())
-	// Only reached when execve failed; this thread stays in the namespace
-	// and locked, and the process exits right away.
-	return fail(g, fmt.Errorf("netns exec %s: %s: %w", name, path, err))
+	return fail(g, err)
 }

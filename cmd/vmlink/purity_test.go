@@ -104,9 +104,9 @@ func TestLinkedModules(t *testing.T) {
 		t.Fatal("no build info in the test binary")
 	}
 	pins := map[string]string{
-		"github.com/mdlayher/netlink":       "v1.11.2",
+		"github.com/mdlayher/netlink":        "v1.11.2",
 		"github.com/jsimonetti/rtnetlink/v2": "v2.2.0",
-		"github.com/mdlayher/packet":        "v1.2.0",
+		"github.com/mdlayher/packet":         "v1.2.0",
 	}
 	seen := map[string]bool{}
 	for _, m := range bi.Deps {

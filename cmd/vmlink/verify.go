@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vmlink/vmlink/dataplane"
 	"github.com/vmlink/vmlink/verify"
 	"golang.org/x/sys/unix"
 )
@@ -25,15 +26,22 @@ func init() {
 }
 
 const verifyHelp = `usage: vmlink [-n NETNS] verify --parent IFACE [OPTIONS]
+       vmlink verify --topology FILE [--parent IFACE] [OPTIONS]
 
 Finds every macvlan, macvtap, ipvlan and VLAN link on IFACE (in NETNS, or
 the current namespace) across all named namespaces in /run/netns, treats
 IFACE's own addresses as the host stack, detects whether the switch on
 IFACE's wire reflects frames, probes every ordered pair of endpoints (ARP,
-ICMP echo) from inside their namespaces while capturing on IFACE, and
-compares what happened with what the macvlan modes and VLANs promise.
+ICMP echo; NDP and ICMPv6 echo where IPv6 addresses exist) from inside their
+namespaces while capturing on IFACE, and compares what happened with what
+the macvlan modes and VLANs promise.
 
-  --parent IFACE    the parent interface (required)
+With --topology, the topology is the file applied with 'vmlink up -f FILE':
+its objects are found by the names the file gives, and every root parent
+of the file is verified in turn (--parent picks one of them). With -j each
+parent's report is one JSON object on a line of its own.
+
+  --parent IFACE    the parent interface (required without --topology)
   --reflects R      yes, no or auto (default): whether the switch sends
                     frames back out of the port they came in on (hairpin)
   --wait D          how long a probe waits for an answer (default: derived
@@ -42,7 +50,7 @@ compares what happened with what the macvlan modes and VLANs promise.
   --no-capture      skip the capture and the wire checks
   -j, --json        print the report as JSON
   --junit FILE      write a JUnit XML report (one test case per check)
-  --topology FILE   a topology file (not available yet: use --parent)
+  --topology FILE   a topology file applied with 'vmlink up -f FILE'
 Exit status: 0 everything matches, 1 a check failed, 2 the command line is
 wrong, 3 the environment prevents the check (no privileges, parent missing).
 `
@@ -81,11 +89,11 @@ func parseVerifyArgs(args []string, g *globals) (*verifyArgs, error) {
 	if fs.NArg() > 0 {
 		return nil, usagef("verify: unexpected argument %q: see 'vmlink verify help'", fs.Arg(0))
 	}
-	if a.topology != "" {
-		return nil, usagef("verify: --topology is not available yet: discover the topology with --parent IFACE")
+	if a.topology != "" && g.NetNS != "" {
+		return nil, usagef("verify: -n does not go with --topology: the file names its host namespace (host: NAME)")
 	}
-	if a.parent == "" {
-		return nil, usagef("verify: --parent IFACE is required: name the interface the macvlan/VLAN links sit on")
+	if a.parent == "" && a.topology == "" {
+		return nil, usagef("verify: --parent IFACE or --topology FILE is required: name the interface the macvlan/VLAN links sit on, or the applied topology file")
 	}
 	switch strings.ToLower(*reflects) {
 	case "auto", "":
@@ -128,34 +136,52 @@ func runVerify(g *globals, args []string) int {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 
-	topo, err := verify.Discover(ctx, g.NetNS, a.parent)
+	topos, err := verifyTopologies(ctx, g, a)
 	if err != nil {
-		return fail(g, verifyError(err))
+		return fail(g, err)
 	}
-	if a.reflects != nil {
-		topo.Switch.Reflects = a.reflects
+	if a.write != "" && len(topos) > 1 {
+		return fail(g, usagef("verify: -w writes one parent's capture, and %s has %d root parents: pick one with --parent", a.topology, len(topos)))
 	}
-	opts := verify.Options{Wait: a.wait, NoCapture: a.noCapture}
-	var pw *verify.PcapngWriter
-	if a.write != "" {
-		f, err := os.Create(a.write)
-		if err != nil {
-			return fail(g, fmt.Errorf("verify: -w: %w", err))
+	var reps []*verify.Report
+	for i, topo := range topos {
+		if a.reflects != nil {
+			topo.Switch.Reflects = a.reflects
 		}
-		defer f.Close()
-		pw, err = verify.NewPcapngWriter(f, verify.PcapngOptions{Iface: a.parent})
-		if err != nil {
-			return fail(g, fmt.Errorf("verify: -w: %w", err))
+		opts := verify.Options{Wait: a.wait, NoCapture: a.noCapture}
+		var pw *verify.PcapngWriter
+		if a.write != "" {
+			f, err := os.Create(a.write)
+			if err != nil {
+				return fail(g, fmt.Errorf("verify: -w: %w", err))
+			}
+			defer f.Close()
+			pw, err = verify.NewPcapngWriter(f, verify.PcapngOptions{Iface: topo.Parent.Name})
+			if err != nil {
+				return fail(g, fmt.Errorf("verify: -w: %w", err))
+			}
+			opts.OnFrame = func(fr *verify.Frame) { _ = pw.WriteFrame(fr, "") }
 		}
-		opts.OnFrame = func(fr *verify.Frame) { _ = pw.WriteFrame(fr, "") }
-	}
-	rep, err := verify.Run(ctx, topo, opts)
-	if err != nil {
-		return fail(g, verifyError(err))
-	}
-	if pw != nil {
-		if err := pw.Flush(); err != nil {
-			return fail(g, fmt.Errorf("verify: -w: %w", err))
+		rep, err := verify.Run(ctx, topo, opts)
+		if err != nil {
+			return fail(g, verifyError(err))
+		}
+		if pw != nil {
+			if err := pw.Flush(); err != nil {
+				return fail(g, fmt.Errorf("verify: -w: %w", err))
+			}
+		}
+		reps = append(reps, rep)
+		if a.json {
+			err = rep.WriteJSON(g.Stdout, g.Pretty)
+		} else {
+			if i > 0 {
+				fmt.Fprintln(g.Stdout)
+			}
+			err = rep.WriteTable(g.Stdout)
+		}
+		if err != nil {
+			return fail(g, fmt.Errorf("verify: write report: %w", err))
 		}
 	}
 	if a.junit != "" {
@@ -163,7 +189,7 @@ func runVerify(g *globals, args []string) int {
 		if err != nil {
 			return fail(g, fmt.Errorf("verify: --junit: %w", err))
 		}
-		werr := rep.WriteJUnit(f)
+		werr := verify.WriteJUnit(f, reps...)
 		if cerr := f.Close(); werr == nil {
 			werr = cerr
 		}
@@ -171,18 +197,46 @@ func runVerify(g *globals, args []string) int {
 			return fail(g, fmt.Errorf("verify: --junit: %w", werr))
 		}
 	}
-	if a.json {
-		err = rep.WriteJSON(g.Stdout, g.Pretty)
-	} else {
-		err = rep.WriteTable(g.Stdout)
-	}
-	if err != nil {
-		return fail(g, fmt.Errorf("verify: write report: %w", err))
-	}
-	if !rep.OK {
-		return exitFailed
+	for _, rep := range reps {
+		if !rep.OK {
+			return exitFailed
+		}
 	}
 	return exitOK
+}
+
+// verifyTopologies is what to verify: the parent discovered live, or the
+// root parents of an applied topology file (only --parent's when given).
+func verifyTopologies(ctx context.Context, g *globals, a *verifyArgs) ([]verify.Topology, error) {
+	if a.topology == "" {
+		topo, err := verify.Discover(ctx, g.NetNS, a.parent)
+		if err != nil {
+			return nil, verifyError(err)
+		}
+		return []verify.Topology{topo}, nil
+	}
+	t, err := dataplane.ParseFile(a.topology)
+	if err != nil {
+		return nil, usagef("verify: %v", err)
+	}
+	all, err := dataplane.AppliedVerifyTopologies(ctx, t)
+	if err != nil {
+		return nil, verifyError(err)
+	}
+	if a.parent == "" {
+		if len(all) == 0 {
+			return nil, usagef("verify: %s has no interfaces on any parent: nothing to verify", a.topology)
+		}
+		return all, nil
+	}
+	var names []string
+	for _, vt := range all {
+		if vt.Parent.Name == a.parent {
+			return []verify.Topology{vt}, nil
+		}
+		names = append(names, vt.Parent.Name)
+	}
+	return nil, usagef("verify: %s has no interfaces on parent %q: its parents are %s", a.topology, a.parent, strings.Join(names, ", "))
 }
 
 // verifyError maps verify's error kinds to the CLI's exit codes.

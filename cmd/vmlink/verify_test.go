@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -13,13 +16,14 @@ func TestVerifyUsage(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"verify"}, exitUsage, "--parent IFACE is required"},
+		{[]string{"verify"}, exitUsage, "--parent IFACE or --topology FILE is required"},
+		{[]string{"-n", "x", "verify", "--topology", "lab.yaml"}, exitUsage, "-n does not go with --topology"},
+		{[]string{"verify", "--topology", "/nonexistent/lab.yaml"}, exitUsage, "open topology"},
 		{[]string{"verify", "--parent", "h0", "extra"}, exitUsage, "unexpected argument"},
 		{[]string{"verify", "--parent", "h0", "--reflects", "maybe"}, exitUsage, "--reflects"},
 		{[]string{"verify", "--parent", "h0", "--wait", "-1s"}, exitUsage, "--wait"},
 		{[]string{"verify", "--parent", "h0", "-w", "-"}, exitUsage, "-w -"},
 		{[]string{"verify", "--parent", "h0", "-w", "x.pcapng", "--no-capture"}, exitUsage, "-w needs the capture"},
-		{[]string{"verify", "--topology", "lab.yaml"}, exitUsage, "--topology is not available"},
 		{[]string{"verify", "--bogus"}, exitUsage, "bogus"},
 		{[]string{"verify", "help"}, exitOK, ""},
 	}
@@ -54,5 +58,83 @@ func TestVerifyMissingParent(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), `no interface "vmlt-nosuch0"`) {
 		t.Fatalf("stderr %q", errOut.String())
+	}
+}
+
+// vmlink verify --topology FILE, end to end: up -f applies a sandboxed
+// parent (a switch with hairpin on) with a VEPA network, two containers and
+// a host address; verify --topology finds the applied objects by the
+// file's names and proves the matrix; down -f removes it all, after which
+// verify --topology says the file is not applied (exit 3).
+func TestVerifyTopologyFile(t *testing.T) {
+	requireLabRoot(t)
+	p := fmt.Sprintf("vmlt-vt%d", os.Getpid())
+	file := filepath.Join(t.TempDir(), "topo.yaml")
+	yaml := fmt.Sprintf(`name: %[1]s
+host: %[1]s-host
+parents:
+  - name: eth0
+    sandbox: {switch: %[1]s-sw, hairpin: true}
+    addresses: [10.91.0.1/24]
+networks:
+  - {name: vepanet, parent: eth0, mode: vepa, subnets: [10.91.0.0/24]}
+endpoints:
+  - {name: %[1]s-a, interfaces: [{network: vepanet, mac: "02:00:00:00:91:0a", addresses: [10.91.0.10/24]}]}
+  - {name: %[1]s-b, interfaces: [{network: vepanet, mac: "02:00:00:00:91:0b", addresses: [10.91.0.11/24]}]}
+`, p)
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runLabCLI("up", "-f", file); code != exitOK {
+		t.Fatalf("up: exit %d\n%s\n%s", code, out, errOut)
+	}
+	downed := false
+	t.Cleanup(func() {
+		if !downed {
+			runLabCLI("down", "-f", file)
+		}
+	})
+
+	junit := filepath.Join(t.TempDir(), "junit.xml")
+	code, out, errOut := runLabCLI("-j", "verify", "--topology", file, "--junit", junit)
+	if code != exitOK {
+		t.Fatalf("verify --topology: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	var rep struct {
+		OK             bool `json:"ok"`
+		SwitchReflects bool `json:"switch_reflects"`
+		Pairs          []struct {
+			From, To, Expected, Observed string
+		} `json:"pairs"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, out)
+	}
+	if !rep.OK || !rep.SwitchReflects {
+		t.Errorf("ok %v switch_reflects %v, want both true:\n%s", rep.OK, rep.SwitchReflects, out)
+	}
+	cells := map[string]string{}
+	for _, c := range rep.Pairs {
+		cells[c.From+"→"+c.To] = c.Observed
+	}
+	a, b, host := p+"-a/eth0", p+"-b/eth0", p+"-host/eth0"
+	for _, k := range []string{a + "→" + b, b + "→" + a, host + "→" + a, a + "→" + host} {
+		if cells[k] != "reachable" {
+			t.Errorf("%s observed %q, want reachable (VEPA through a reflecting switch); pairs %v", k, cells[k], cells)
+		}
+	}
+	if x, err := os.ReadFile(junit); err != nil || !strings.Contains(string(x), "vmlink verify "+host) {
+		t.Errorf("junit: %v\n%s", err, x)
+	}
+	if code, _, errOut := runLabCLI("verify", "--topology", file, "--parent", "nosuch0"); code != exitUsage || !strings.Contains(errOut, `no interfaces on parent "nosuch0"`) {
+		t.Errorf("--parent nosuch0: exit %d, stderr %q", code, errOut)
+	}
+
+	if code, out, errOut := runLabCLI("down", "-f", file); code != exitOK {
+		t.Fatalf("down: exit %d\n%s\n%s", code, out, errOut)
+	}
+	downed = true
+	if code, _, errOut := runLabCLI("verify", "--topology", file); code != exitEnvError || !strings.Contains(errOut, "apply the file first") {
+		t.Errorf("verify after down: exit %d, want %d; stderr %q", code, exitEnvError, errOut)
 	}
 }
