@@ -30,8 +30,12 @@
 // Every change of state happens under an exclusive flock on
 // /run/vmlink/lock, so two vmlink processes never interleave their writes.
 //
+// ExecInNetNS runs a program in a named namespace the way `ip netns exec`
+// does (its own /sys, /etc/netns/NAME files bound over /etc).
+//
 // Labs (Labs, LookupLab) are topologies embedded in the binary that run in
-// throwaway namespaces: `vmlink lab`.
+// throwaway namespaces: `vmlink lab`. ProbeWait derives how long their
+// verification's probes wait from how fast the machine built them.
 //
 // dataplane builds; it never sniffs or judges. What it built is handed to
 // package verify as verify.Topology values (Built.VerifyTopologies).

@@ -273,7 +273,11 @@ func stackOfEndpoint(ep Endpoint) Stack {
 //     (macvlan_forward_source), the parent's MAC, an outside station's and
 //     a sibling's included (a sibling's only through a reflecting switch);
 //   - a namespace answers ARP for all its addresses on every interface
-//     (arp_ignore 0), so the host stack is reachable through its VLAN links.
+//     (arp_ignore 0), so the host stack is reachable through its VLAN links;
+//     IPv6 neighbour solicitations are answered only for the receiving
+//     interface's addresses, so PairExpectation.IPv6 is the link-level
+//     verdict alone;
+//   - ipvlans follow their own rules (see ipvlanPair), measured in the VM.
 func Model(t Topology) *Expectation {
 	e := &Expectation{Endpoints: WithHost(t)}
 	if t.Switch.Reflects != nil {

@@ -145,6 +145,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			mark = "skip"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.FromName, p.ToName, p.Expected, p.Observed, mark, p.Why)
+		if !p.OK && p.ObservedV6 != 0 && p.ObservedV6 != p.ExpectedV6 {
+			fmt.Fprintf(tw, "\t\t\t\t\t  IPv6: expected %s, observed %s\n", p.ExpectedV6, p.ObservedV6)
+		}
 		if !p.OK || p.Observed == NotProbed {
 			fmt.Fprintf(tw, "\t\t\t\t\t  probe: %s\n", p.Probe)
 			if p.Evidence != "" {

@@ -190,3 +190,28 @@ func TestReportJSONContract(t *testing.T) {
 		}
 	}
 }
+
+// A dual-stack cell whose IPv6 probe disagrees shows as a mismatch with
+// the IPv6 verdicts spelled out, and the JSON carries them.
+func TestReportIPv6Mismatch(t *testing.T) {
+	rep := sampleReport()
+	rep.Pairs[1].OK = false
+	rep.Pairs[1].ExpectedV6, rep.Pairs[1].ObservedV6 = Reachable, Blocked
+	var b bytes.Buffer
+	if err := rep.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "IPv6: expected reachable, observed blocked") {
+		t.Errorf("table lacks the IPv6 verdicts:\n%s", b.String())
+	}
+	b.Reset()
+	if err := rep.WriteJSON(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"expected_ipv6":"reachable","observed_ipv6":"blocked"`) {
+		t.Errorf("JSON lacks the IPv6 verdicts: %s", b.String())
+	}
+	if strings.Count(b.String(), "expected_ipv6") != 1 {
+		t.Errorf("single-stack cells carry IPv6 verdicts: %s", b.String())
+	}
+}

@@ -40,9 +40,10 @@ const labHelp = `usage: vmlink [-j [-p]] lab [--keep] [NAME]
             command that removes it
   --down PREFIX  remove a lab kept with --keep (PREFIX as it printed)
   --wait D  how long each probe waits for an answer before it counts as
-            blocked; by default the lab derives it from round trips it
-            measures on this machine (250ms on a fast one, longer under
-            emulation) and verify lengthens it when answers come slower
+            blocked; by default the lab derives it from how fast this
+            machine built the lab — netlink round trips with the kernel —
+            (250ms on a fast one, seconds under emulation), and verify
+            lengthens it when answers come slower still
   -j        print what was built and the verification as JSON
 
 A lab builds its topology in namespaces named vmlab-<pid>-…, prints what it
@@ -238,12 +239,11 @@ type labResult struct {
 	Phases  []labPhaseOut      `json:"phases"`
 	Kept    bool               `json:"kept"`
 	Removed *dataplane.Removed `json:"removed,omitempty"`
-	// Wait is the probe wait the lab derived from LoopbackRTT (not set
+	// Wait is the probe wait the lab derived from its build time (not set
 	// when --wait gave one).
-	Wait        string `json:"wait,omitempty"`
-	LoopbackRTT string `json:"loopback_rtt,omitempty"`
-	Error       string `json:"error,omitempty"`
-	err         error
+	Wait  string `json:"wait,omitempty"`
+	Error string `json:"error,omitempty"`
+	err   error
 }
 
 type labPhaseOut struct {
@@ -292,6 +292,7 @@ func runLabPhases(ctx context.Context, g *globals, lab *dataplane.Lab, prefix st
 	for _, ph := range inst.Phases {
 		started := time.Now()
 		built, err := dataplane.Up(ctx, ph.Topology, opts)
+		took := time.Since(started)
 		if err != nil {
 			res.err, res.OK = err, false
 			res.Error = err.Error()
@@ -299,21 +300,16 @@ func runLabPhases(ctx context.Context, g *globals, lab *dataplane.Lab, prefix st
 		}
 		po := labPhaseOut{Name: ph.Name, Namespaces: built.Namespaces, Parents: built.Parents, Interfaces: built.Interfaces, OK: true}
 		if text {
-			fmt.Fprintf(out, "\n== phase %s: built %d objects in %s\n\n", ph.Name, built.Created, time.Since(started).Round(time.Millisecond))
+			fmt.Fprintf(out, "\n== phase %s: built %d objects in %s\n\n", ph.Name, built.Created, took.Round(time.Millisecond))
 			printBuilt(out, built, prefix)
 		}
 		if wait == 0 {
-			// Once, in the lab's own host namespace (its loopback is up).
-			rtt, err := dataplane.LoopbackRTT(ctx, ph.Topology.Host, 20)
-			if err != nil {
-				res.err, res.OK = err, false
-				res.Error = err.Error()
-				return res
-			}
-			wait = dataplane.ProbeWait(rtt)
-			res.Wait, res.LoopbackRTT = wait.String(), rtt.String()
+			// From the first phase's build: how fast this machine is.
+			wait = dataplane.ProbeWait(took, built.Created)
+			res.Wait = wait.String()
 			if text {
-				fmt.Fprintf(out, "\nprobes wait %s for an answer (from loopback round trips of %s on this machine)\n", wait, rtt.Round(time.Microsecond/10))
+				fmt.Fprintf(out, "\nprobes wait %s for an answer (derived from this machine's build time, %s per object)\n",
+					wait, perObject(took, built.Created))
 			}
 		}
 		reports, err := verifyAll(ctx, built.VerifyTopologies(), wait)
@@ -345,6 +341,13 @@ func runLabPhases(ctx context.Context, g *globals, lab *dataplane.Lab, prefix st
 		}
 	}
 	return res
+}
+
+func perObject(took time.Duration, n int) string {
+	if n <= 0 {
+		return "-"
+	}
+	return (took / time.Duration(n)).Round(100 * time.Microsecond).String()
 }
 
 func yesNo(b bool) string {
