@@ -455,14 +455,6 @@ func reach(p Path, out, in int, why string, a ...any) PairExpectation {
 	return PairExpectation{Reach: Reachable, Path: p, WireOut: out, WireIn: in, Why: fmt.Sprintf(why, a...)}
 }
 
-// wire counts for a frame that leaves the parent and comes back when reflected.
-func (m *model) outBack(s Stack) (int, int) {
-	if m.reflectsStack(s) {
-		return 1, 1
-	}
-	return 1, 0
-}
-
 func (m *model) pair(i, j int) PairExpectation {
 	a, b := m.nodes[i], m.nodes[j]
 	if a.stack != b.stack {
