@@ -205,7 +205,11 @@ func goldenTable() map[string]goldenReq {
 		"macvlan-macaddr-flush":  set(&LinkMessage{Index: gSrc0, Attrs: LinkAttrs{Info: macvlan(&Macvlan{MacaddrMode: maddr(MacaddrFlush)})}}),
 		"macvlan-bcqueuelen":     add(on("mv2", gP0, macvlan(&Macvlan{Mode: mode(MacvlanModePrivate), BcQueueLen: u32(2000)}))),
 		"macvlan-set-bcqueuelen": set(&LinkMessage{Index: gMv2, Attrs: LinkAttrs{Info: macvlan(&Macvlan{BcQueueLen: u32(3000)})}}),
-		"macvlan-set-mode":       set(&LinkMessage{Index: gMvpriv, Attrs: LinkAttrs{Info: macvlan(&Macvlan{Mode: mode(MacvlanModeBridge)})}}),
+		// bclim: captured from an iproute2 7.1 built from source (Debian 12's
+		// ip 6.1 does not know the option), see capture.sh's BCLIM_IP.
+		"macvlan-bclim":     add(on("mv6", gP0, macvlan(&Macvlan{Mode: mode(MacvlanModeBridge), BcQueueLen: u32(500), BcCutoff: i32(8)}))),
+		"macvlan-set-bclim": set(&LinkMessage{Index: gMv2, Attrs: LinkAttrs{Info: macvlan(&Macvlan{BcCutoff: i32(-1)})}}),
+		"macvlan-set-mode":  set(&LinkMessage{Index: gMvpriv, Attrs: LinkAttrs{Info: macvlan(&Macvlan{Mode: mode(MacvlanModeBridge)})}}),
 		"macvlan-set-nodst": set(&LinkMessage{Index: gMvnodst, Attrs: LinkAttrs{Info: macvlan(&Macvlan{Mode: mode(MacvlanModeSource),
 			Flags: mflags(MacvlanFlagNoDst)})}}),
 
@@ -543,3 +547,5 @@ func lineDiff(a, b []string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func i32(v int32) *int32 { return &v }

@@ -122,7 +122,7 @@ req() {
 	shift
 	local rc=0 result
 	strace -f -e trace=sendmsg -e write=all -xx -s 4096 -o "$tmp/trace" \
-		ip -n "$ns" "$@" >/dev/null 2>"$tmp/err" || rc=$?
+		"${IPBIN:-ip}" -n "$ns" "$@" >/dev/null 2>"$tmp/err" || rc=$?
 	if [ "$rc" = 0 ]; then
 		result=ok
 	else
@@ -193,6 +193,15 @@ dump macvlan-source-flushed src0
 req macvlan-bcqueuelen      link add mv2 link p0 type macvlan mode private bcqueuelen 2000
 dump macvlan-bcqueuelen mv2
 req macvlan-set-bcqueuelen  link set mv2 type macvlan bcqueuelen 3000
+# bclim (IFLA_MACVLAN_BC_CUTOFF, kernel 6.4+) is newer than Debian 12's ip
+# (iproute2 6.1). Point BCLIM_IP at an iproute2 >= 6.4 `ip` built from
+# source (not installed) to capture it; without BCLIM_IP the stored files
+# stay as they are.
+if [ -n "${BCLIM_IP:-}" ]; then
+	bclim_origin="$("$BCLIM_IP" -V) (built from source) on Linux $(uname -r)"
+	IPBIN=$BCLIM_IP origin=$bclim_origin req macvlan-bclim link add mv6 link p0 type macvlan mode bridge bcqueuelen 500 bclim 8
+	IPBIN=$BCLIM_IP origin=$bclim_origin req macvlan-set-bclim link set mv2 type macvlan bclim -1
+fi
 req macvlan-set-mode        link set mvpriv type macvlan mode bridge
 req macvlan-set-nodst       link set mvnodst type macvlan mode source flag nodst
 # bclim (IFLA_MACVLAN_BC_CUTOFF) needs iproute2 6.4+: Debian 12's ip 6.1
