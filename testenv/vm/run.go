@@ -36,7 +36,11 @@ const ExpectFeatures = "privileged,macvlan,macvtap,veth,bridge,bridge_vlan,vlan,
 // speculation mitigations (retpolines, return thunks, buffer clearing on
 // every syscall) cost real time in netlink-heavy tests (measured here:
 // rtnl's tests 10-50% faster, boot unchanged within the noise).
-const DefaultAppend = "console=ttyS0 panic=-1 quiet mitigations=off"
+//
+// no_timer_check: under TCG the kernel's IO-APIC timer check can fail on a
+// loaded host ("IO-APIC + timer doesn't work!" panic on 6.1); the check
+// only guards against broken hardware timers, which qemu's are not.
+const DefaultAppend = "console=ttyS0 panic=-1 quiet mitigations=off no_timer_check"
 
 // Options configure one VM run. The zero value of every field has a usable
 // default.
@@ -58,6 +62,16 @@ type Options struct {
 	Checks       []string // paths that must exist in the guest once modules are loaded; default /proc/net/vlan/config when 8021q is loaded
 	Env          []string // KEY=VALUE for the test, overriding the defaults
 	Timeout      time.Duration
+	// BootTimeout bounds the time from qemu's start to the test's start;
+	// default DefaultBootTimeout. A guest that has not started the test
+	// by then is stuck in boot (under TCG the guest's timer interrupts can
+	// stop arriving: RCU stalls, "timer wakeup didn't happen").
+	BootTimeout time.Duration
+	// BootRetries is how many times a run whose test never started (hung
+	// boot, panic before the test) is booted again; default 1, negative
+	// for none. Each retry is announced on Stderr with the failure that
+	// caused it: a retry never hides a failure of the test itself.
+	BootRetries int
 	MemoryMiB    int    // default 1024
 	CPUs         int    // default 2
 	Accel        string // "tcg", "kvm" or "auto" (kvm when /dev/kvm is usable); default "auto"
@@ -76,6 +90,10 @@ type Options struct {
 // DefaultTimeout bounds a run when neither Options.Timeout nor the test's
 // -test.timeout says otherwise.
 const DefaultTimeout = 10 * time.Minute
+
+// DefaultBootTimeout bounds qemu start to test start. Boots take 3-10 s
+// here under TCG and up to 30 s on a loaded machine.
+const DefaultBootTimeout = 2 * time.Minute
 
 // PrepareTimeout bounds what happens before qemu starts: host tools,
 // kernel fetch (a 100 MB download on first use), initramfs and init build.
@@ -105,6 +123,7 @@ const (
 	ReasonNoResult             // qemu exited without the guest reporting a result
 	ReasonQemu                 // qemu could not be started or failed
 	ReasonInterrupted          // the runner was interrupted (signal, context)
+	ReasonBootHung             // the test had not started by the boot timeout
 )
 
 func (r Reason) String() string {
@@ -125,6 +144,8 @@ func (r Reason) String() string {
 		return "qemu failed"
 	case ReasonInterrupted:
 		return "interrupted"
+	case ReasonBootHung:
+		return "guest hung before the test started"
 	}
 	return fmt.Sprintf("Reason(%d)", int(r))
 }
@@ -136,6 +157,9 @@ type VMError struct {
 	Detail  string
 	Console []string // the kernel console's last lines
 	Booted  bool     // qemu was started (so Console means something)
+	// TestStarted says the guest had started the test binary: a failure
+	// after that is the test's and is never retried.
+	TestStarted bool
 	InitLog []string // the guest init's progress lines, if the channel worked
 	Err     error
 }
@@ -197,10 +221,36 @@ func Run(ctx context.Context, opts Options, argv []string, dir string) (*Result,
 	}
 	defer prep.cleanup()
 	res, err := boot(ctx, &opts, prep)
+	for retry := 1; retry <= opts.BootRetries && retryable(err); retry++ {
+		fmt.Fprintf(opts.Stderr, "vmtest: VM run failed before the test started, booting again (retry %d of %d): %v\n",
+			retry, opts.BootRetries, firstLine(err))
+		res, err = boot(ctx, &opts, prep)
+	}
 	if res != nil {
 		res.Prepare = prep.qemuStart.Sub(start)
 	}
 	return res, err
+}
+
+// retryable reports whether err is a VM failure that happened before the
+// test started: a hung boot or a kernel panic during boot. Everything else
+// (the test's own exit status, a timeout of a running test, a missing
+// module, an interrupt) is reported as it is.
+func retryable(err error) bool {
+	var ve *VMError
+	if !errors.As(err, &ve) || ve.TestStarted {
+		return false
+	}
+	switch ve.Reason {
+	case ReasonBootHung, ReasonPanic:
+		return true
+	}
+	return false
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
 }
 
 func withDefaults(o Options, argv []string) Options {
@@ -221,6 +271,15 @@ func withDefaults(o Options, argv []string) Options {
 		if d := TestTimeout(argv); d > 0 && d+30*time.Second > o.Timeout {
 			o.Timeout = d + 30*time.Second
 		}
+	}
+	if o.BootTimeout == 0 {
+		o.BootTimeout = DefaultBootTimeout
+	}
+	if o.BootTimeout > o.Timeout {
+		o.BootTimeout = o.Timeout
+	}
+	if o.BootRetries == 0 {
+		o.BootRetries = 1
 	}
 	if o.MemoryMiB == 0 {
 		o.MemoryMiB = 1024
@@ -671,9 +730,28 @@ func boot(ctx context.Context, o *Options, p *prepared) (*Result, error) {
 
 	timer := time.NewTimer(o.Timeout)
 	defer timer.Stop()
+	// The boot watchdog: ticks until the test has started, and kills a
+	// guest that has not started it by o.BootTimeout.
+	bootTick := time.NewTicker(time.Second)
+	defer bootTick.Stop()
+	bootDeadline := time.Now().Add(o.BootTimeout)
 	var reason Reason
 	var qerr error
+wait:
 	select {
+	case <-bootTick.C:
+		oc.mu.Lock()
+		running := !oc.started.IsZero() || oc.exit != nil
+		oc.mu.Unlock()
+		if running {
+			bootTick.Stop()
+		} else if time.Now().After(bootDeadline) {
+			reason = ReasonBootHung
+			cmd.Process.Kill()
+			qerr = <-exited
+			break
+		}
+		goto wait
 	case qerr = <-exited:
 	case <-oc.final:
 		// Give the guest time to power off after the acknowledgement.
@@ -706,7 +784,7 @@ func boot(ctx context.Context, o *Options, p *prepared) (*Result, error) {
 
 	oc.mu.Lock()
 	defer oc.mu.Unlock()
-	ve := &VMError{Kernel: p.kernel.Version, Console: console.get(), InitLog: oc.initLog, Booted: true}
+	ve := &VMError{Kernel: p.kernel.Version, Console: console.get(), InitLog: oc.initLog, Booted: true, TestStarted: !oc.started.IsZero()}
 	if oc.exit != nil {
 		res := &Result{ExitCode: *oc.exit, Kernel: p.kernel.Version, VM: vmTime}
 		if !oc.started.IsZero() {
@@ -728,6 +806,9 @@ func boot(ctx context.Context, o *Options, p *prepared) (*Result, error) {
 			ve.Reason = ReasonMissingModule
 		}
 		ve.Detail = oc.fatal
+	case reason == ReasonBootHung:
+		ve.Reason = ReasonBootHung
+		ve.Detail = fmt.Sprintf("no test start %v after qemu started (boot normally takes seconds; console below)", o.BootTimeout)
 	case reason == ReasonTimeout:
 		ve.Reason = ReasonTimeout
 		if oc.started.IsZero() {
