@@ -72,12 +72,12 @@ type Options struct {
 	// for none. Each retry is announced on Stderr with the failure that
 	// caused it: a retry never hides a failure of the test itself.
 	BootRetries int
-	MemoryMiB    int    // default 1024
-	CPUs         int    // default 2
-	Accel        string // "tcg", "kvm" or "auto" (kvm when /dev/kvm is usable); default "auto"
-	Append       string // kernel command line; default DefaultAppend
-	Qemu         string // default qemu-system-x86_64
-	CPUModel     string // qemu -cpu; default: qemu's own (qemu64) under TCG, host under KVM
+	MemoryMiB   int    // default 1024
+	CPUs        int    // default 2
+	Accel       string // "tcg", "kvm" or "auto" (kvm when /dev/kvm is usable); default "auto"
+	Append      string // kernel command line; default DefaultAppend
+	Qemu        string // default qemu-system-x86_64
+	CPUModel    string // qemu -cpu; default: qemu's own (qemu64) under TCG, host under KVM
 	// NoTestdata stops the runner from copying DIR/testdata into the guest.
 	NoTestdata bool
 
@@ -160,8 +160,8 @@ type VMError struct {
 	// TestStarted says the guest had started the test binary: a failure
 	// after that is the test's and is never retried.
 	TestStarted bool
-	InitLog []string // the guest init's progress lines, if the channel worked
-	Err     error
+	InitLog     []string // the guest init's progress lines, if the channel worked
+	Err         error
 }
 
 func (e *VMError) Error() string {
