@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+
+	"github.com/vmlink/vmlink/rtnl"
 )
 
 // MacvlanMode is a macvlan or macvtap mode; the values are the kernel's
@@ -24,33 +26,26 @@ const (
 // when none is given. The kernel's own default would be vepa.
 const DefaultMacvlanMode = MacvlanModeBridge
 
-// String returns iproute2's name for the mode.
+// String returns iproute2's name for the mode (rtnl owns the names; the
+// values are the same kernel bits).
 func (m MacvlanMode) String() string {
 	switch m {
 	case MacvlanModeUnset:
 		return "unset"
-	case MacvlanModePrivate:
-		return "private"
-	case MacvlanModeVEPA:
-		return "vepa"
-	case MacvlanModeBridge:
-		return "bridge"
-	case MacvlanModePassthru:
-		return "passthru"
-	case MacvlanModeSource:
-		return "source"
+	case MacvlanModePrivate, MacvlanModeVEPA, MacvlanModeBridge, MacvlanModePassthru, MacvlanModeSource:
+		return rtnl.MacvlanMode(m).String()
 	}
 	return "unknown"
 }
 
 // ParseMacvlanMode parses iproute2's mode names.
 func ParseMacvlanMode(s string) (MacvlanMode, error) {
-	for _, m := range []MacvlanMode{MacvlanModePrivate, MacvlanModeVEPA, MacvlanModeBridge, MacvlanModePassthru, MacvlanModeSource} {
-		if s == m.String() {
-			return m, nil
-		}
+	m, err := rtnl.ParseMacvlanMode(s)
+	if err != nil {
+		// The caller names the field and the value; say only the fix.
+		return 0, fmt.Errorf("unknown macvlan mode: use private, vepa, bridge, passthru or source")
 	}
-	return 0, fmt.Errorf("unknown macvlan mode: use private, vepa, bridge, passthru or source")
+	return MacvlanMode(m), nil
 }
 
 // Macvlan flags (IFLA_MACVLAN_FLAGS bits).
