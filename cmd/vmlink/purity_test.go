@@ -32,11 +32,11 @@ var forbiddenImports = map[string]string{
 	// Written as a sum so that a grep for imports of the package finds
 	// real imports only, not this list.
 	"github.com/jsimonetti/rtnetlink/v2" + "/driver": "its vlan/macvlan codecs are wrong on the wire; rtnl registers its own",
-	"github.com/vishvananda/netlink":            "vmlink speaks rtnetlink itself",
-	"github.com/vishvananda/netns":              "internal/netns does this",
-	"github.com/google/gopacket/afpacket":       "needs cgo; github.com/gopacket/gopacket is the pure-Go one",
-	"github.com/vmlink/vmlink/testenv":          "testenv is for tests only",
-	"github.com/vmlink/vmlink/testenv/vm":       "testenv is for tests only",
+	"github.com/vishvananda/netlink":                 "vmlink speaks rtnetlink itself",
+	"github.com/vishvananda/netns":                   "internal/netns does this",
+	"github.com/google/gopacket/afpacket":            "needs cgo; github.com/gopacket/gopacket is the pure-Go one",
+	"github.com/vmlink/vmlink/testenv":               "testenv is for tests only",
+	"github.com/vmlink/vmlink/testenv/vm":            "testenv is for tests only",
 }
 
 func moduleRoot(t *testing.T) string {
