@@ -81,14 +81,8 @@ func parseCaptureArgs(args []string, g *globals) (*captureArgs, error) {
 	timeout := fs.String("timeout", "", "")
 	snaplen := fs.String("snaplen", "", "")
 	fs.BoolVar(&a.noPromisc, "no-promisc", false, "")
-	if len(args) > 0 && args[0] == "help" {
-		return nil, errCaptureHelp
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, errCaptureHelp
-		}
-		return nil, usagef("capture: %v: see 'vmlink capture help'", err)
+	if err := parseFlags(fs, "capture", args, errCaptureHelp); err != nil {
+		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, usagef("capture: unexpected argument %q: filters are options (--vlan, --mac, --ethertype); see 'vmlink capture help'", fs.Arg(0))

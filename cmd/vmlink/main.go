@@ -148,3 +148,19 @@ global options:
   -p         indent JSON
 Run 'vmlink COMMAND help' for a command's options.`))
 }
+
+// parseFlags parses a command's flags the same way for every command:
+// `help`, -h or --help give errHelp (the caller prints the command's help),
+// a bad flag is a usage error that points at the help.
+func parseFlags(fs *flag.FlagSet, cmd string, args []string, errHelp error) error {
+	if len(args) > 0 && args[0] == "help" {
+		return errHelp
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return usagef("%s: %v: see 'vmlink %s help'", cmd, err, cmd)
+	}
+	return nil
+}

@@ -77,14 +77,8 @@ func parseVerifyArgs(args []string, g *globals) (*verifyArgs, error) {
 	fs.BoolVar(&a.json, "j", a.json, "")
 	fs.BoolVar(&a.json, "json", a.json, "")
 	fs.BoolVar(&a.noCapture, "no-capture", false, "")
-	if len(args) > 0 && args[0] == "help" {
-		return nil, errVerifyHelp
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, errVerifyHelp
-		}
-		return nil, usagef("verify: %v: see 'vmlink verify help'", err)
+	if err := parseFlags(fs, "verify", args, errVerifyHelp); err != nil {
+		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, usagef("verify: unexpected argument %q: see 'vmlink verify help'", fs.Arg(0))
