@@ -84,6 +84,51 @@ func earliest(a, b time.Time) time.Time {
 // maxDrain bounds the reads a probe makes after its budget is spent.
 const maxDrain = 64
 
+// awaitReply is every probe's send-and-wait loop: send once, read until
+// the pacer's budget is spent (sending again once when the pacer says so),
+// then drain what is already queued — an answer that arrived in time may
+// still sit in the socket when this goroutine was slow to run — with at
+// most maxDrain reads, and give up. read reads one frame before deadline
+// and says whether it was the answer; os.ErrDeadlineExceeded from read is
+// a quiet wait, any other error ends the probe. An answer also tells the
+// pacer how long it took.
+func awaitReply(ctx context.Context, pace *pacer, send func(resend bool) error, read func(deadline time.Time) (bool, error)) (bool, error) {
+	start := time.Now()
+	if err := send(false); err != nil {
+		return false, err
+	}
+	resent, last, drained := false, false, 0
+	for {
+		dl, done, resendNow := pace.next(ctx, start, resent)
+		if done {
+			if drained++; drained > maxDrain {
+				return false, nil
+			}
+			last, dl = true, time.Now().Add(time.Millisecond)
+		} else if resendNow {
+			resent = true
+			if err := send(true); err != nil {
+				return false, err
+			}
+			continue
+		}
+		answered, err := read(dl)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if last {
+				return false, nil
+			}
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if answered {
+			pace.answered(time.Since(start))
+			return true, nil
+		}
+	}
+}
+
 // probeResult is what one probe from one endpoint to another found.
 type probeResult struct {
 	Observed Reach
@@ -278,50 +323,42 @@ func arpProbe(ctx context.Context, ifname string, src, dst netip.Addr, pace *pac
 	if err != nil {
 		return nil, fmt.Errorf("arp probe: build request for %s: %w", dst, err)
 	}
-	start := time.Now()
-	if err := c.WriteTo(req, ethernetBroadcast); err != nil {
-		return nil, fmt.Errorf("arp probe: send request for %s on %s: %w", dst, ifname, err)
-	}
-	resent, last, drained := false, false, 0
-	for {
-		dl, done, resendNow := pace.next(ctx, start, resent)
-		if done {
-			// Last looks: an answer that arrived in time may still sit
-			// in the socket when this goroutine was slow to run. Drain
-			// what is queued (bounded), then give up.
-			if drained++; drained > maxDrain {
-				return nil, nil
+	send := func(resend bool) error {
+		if err := c.WriteTo(req, ethernetBroadcast); err != nil {
+			what := "send"
+			if resend {
+				what = "resend"
 			}
-			last, dl = true, time.Now().Add(time.Millisecond)
-		} else if resendNow {
-			resent = true
-			if err := c.WriteTo(req, ethernetBroadcast); err != nil {
-				return nil, fmt.Errorf("arp probe: resend request for %s on %s: %w", dst, ifname, err)
-			}
-			continue
+			return fmt.Errorf("arp probe: %s request for %s on %s: %w", what, dst, ifname, err)
 		}
+		return nil
+	}
+	var answer net.HardwareAddr
+	read := func(dl time.Time) (bool, error) {
 		if err := c.SetReadDeadline(dl); err != nil {
-			return nil, fmt.Errorf("arp probe: set deadline: %w", err)
+			return false, fmt.Errorf("arp probe: set deadline: %w", err)
 		}
 		p, _, err := c.Read()
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				if last {
-					return nil, nil
-				}
-				continue
+				return false, err
 			}
 			var ne net.Error
 			if errors.As(err, &ne) {
-				return nil, fmt.Errorf("arp probe: read on %s: %w", ifname, err)
+				return false, fmt.Errorf("arp probe: read on %s: %w", ifname, err)
 			}
-			continue // a frame that is not Ethernet/IPv4 ARP is not ours
+			return false, nil // a frame that is not Ethernet/IPv4 ARP is not ours
 		}
 		if p.Operation == arp.OperationReply && p.SenderIP == dst && p.TargetIP == src {
-			pace.answered(time.Since(start))
-			return p.SenderHardwareAddr, nil
+			answer = p.SenderHardwareAddr
+			return true, nil
 		}
+		return false, nil
 	}
+	if _, err := awaitReply(ctx, pace, send, read); err != nil {
+		return nil, err
+	}
+	return answer, nil
 }
 
 var ethernetBroadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
@@ -342,50 +379,32 @@ func ndpProbe(ctx context.Context, ifname string, src, dst netip.Addr, pace *pac
 	}
 	defer c.Close()
 	frame, group := neighborSolicitation(ifi.HardwareAddr, src, dst)
-	start := time.Now()
-	send := func() error {
+	send := func(bool) error {
 		if _, err := c.WriteTo(frame, &packet.Addr{HardwareAddr: group}); err != nil {
 			return fmt.Errorf("ndp probe: send solicitation for %s on %s: %w", dst, ifname, err)
 		}
 		return nil
 	}
-	if err := send(); err != nil {
-		return nil, err
-	}
 	buf := make([]byte, 2048)
-	resent, last, drained := false, false, 0
-	for {
-		dl, done, resendNow := pace.next(ctx, start, resent)
-		if done {
-			if drained++; drained > maxDrain {
-				return nil, nil
-			}
-			last, dl = true, time.Now().Add(time.Millisecond)
-		} else if resendNow {
-			resent = true
-			if err := send(); err != nil {
-				return nil, err
-			}
-			continue
-		}
+	var answer net.HardwareAddr
+	read := func(dl time.Time) (bool, error) {
 		if err := c.SetReadDeadline(dl); err != nil {
-			return nil, fmt.Errorf("ndp probe: set deadline: %w", err)
+			return false, fmt.Errorf("ndp probe: set deadline: %w", err)
 		}
 		n, _, err := c.ReadFrom(buf)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				if last {
-					return nil, nil
-				}
-				continue
+				return false, err
 			}
-			return nil, fmt.Errorf("ndp probe: read on %s: %w", ifname, err)
+			return false, fmt.Errorf("ndp probe: read on %s: %w", ifname, err)
 		}
-		if mac := neighborAdvertisementFor(buf[:n], dst); mac != nil {
-			pace.answered(time.Since(start))
-			return mac, nil
-		}
+		answer = neighborAdvertisementFor(buf[:n], dst)
+		return answer != nil, nil
 	}
+	if _, err := awaitReply(ctx, pace, send, read); err != nil {
+		return nil, err
+	}
+	return answer, nil
 }
 
 // neighborSolicitation builds the Ethernet frame of a neighbour
@@ -505,55 +524,42 @@ func echoProbe(ctx context.Context, ifname string, src, dst netip.Addr, id uint1
 		}
 		return nil
 	}
-	start := time.Now()
 	// One echo (sequence 1, the one the wire check counts); a second
 	// (sequence 2) halfway if the first went unanswered, in case the first
 	// waited in the kernel's neighbour queue behind a lost ARP exchange.
-	if err := send(1); err != nil {
-		return false, err
-	}
-	resent, last, drained := false, false, 0
-	buf := make([]byte, 1500)
-	for {
-		dl, done, resendNow := pace.next(ctx, start, resent)
-		if done {
-			if drained++; drained > maxDrain {
-				return false, nil
-			}
-			last, dl = true, time.Now().Add(time.Millisecond)
-		} else if resendNow {
-			resent = true
-			if err := send(2); err != nil {
-				return false, err
-			}
-			continue
+	sendSeq := func(resend bool) error {
+		if resend {
+			return send(2)
 		}
+		return send(1)
+	}
+	buf := make([]byte, 1500)
+	read := func(dl time.Time) (bool, error) {
 		if err := conn.SetReadDeadline(dl); err != nil {
 			return false, fmt.Errorf("icmp probe: set deadline: %w", err)
 		}
 		n, peer, err := conn.ReadFrom(buf)
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && last {
-				return false, nil
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return false, err
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, unix.EHOSTUNREACH) {
-				continue
+			if errors.Is(err, unix.EHOSTUNREACH) {
+				return false, nil
 			}
 			return false, fmt.Errorf("icmp probe: read on %s: %w", ifname, err)
 		}
 		ip, ok := peer.(*net.IPAddr)
 		if !ok || !ip.IP.Equal(dst.AsSlice()) {
-			continue
+			return false, nil
 		}
 		m, err := icmp.ParseMessage(proto, buf[:n])
 		if err != nil || m.Type != echoRep {
-			continue
+			return false, nil
 		}
-		if e, ok := m.Body.(*icmp.Echo); ok && e.ID == int(id) && bytes.HasPrefix(e.Data, echoMagic) {
-			pace.answered(time.Since(start))
-			return true, nil
-		}
+		e, ok := m.Body.(*icmp.Echo)
+		return ok && e.ID == int(id) && bytes.HasPrefix(e.Data, echoMagic), nil
 	}
+	return awaitReply(ctx, pace, sendSeq, read)
 }
 
 // reflectEtherType is IEEE's "local experimental" ethertype: no stack
