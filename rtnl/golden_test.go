@@ -121,7 +121,6 @@ func goldenTable() map[string]goldenReq {
 		}
 		return m
 	}
-	_ = i32
 	add := func(m *LinkMessage) goldenReq {
 		return goldenReq{typ: unix.RTM_NEWLINK, flags: netlink.Create | netlink.Excl, msg: m}
 	}
@@ -548,4 +547,3 @@ func lineDiff(a, b []string) string {
 	return strings.Join(out, "\n")
 }
 
-func i32(v int32) *int32 { return &v }
