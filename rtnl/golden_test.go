@@ -546,4 +546,3 @@ func lineDiff(a, b []string) string {
 	}
 	return strings.Join(out, "\n")
 }
-
