@@ -118,6 +118,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs.Var(&modules, "module", "extra kernel module to load (repeatable, comma-separated)")
 	fs.Var(&bins, "bin", "extra host binary to copy into the guest with its libraries (repeatable)")
 	fs.Var(&env, "env", "KEY=VALUE for the test (repeatable)")
+	fs.BoolVar(&c.opts.FreeNetstamp, "free-netstamp", false, "let the guest switch packet timestamping on and off (crashes 6.12 under TCG with --cpus 2; see the runner's README)")
 	fs.BoolVar(&c.verbose, "v", false, "print the guest console and init log to stderr as they come")
 	fs.StringVar(&c.consoleLog, "console-log", "", "write the whole guest console to this file")
 	fs.StringVar(&c.stats, "stats", "", "append one line of timings to this file (default $VMLINK_VMTEST_STATS)")

@@ -52,6 +52,17 @@ func TestParseArgsDefaultsAndLists(t *testing.T) {
 	}
 }
 
+func TestParseArgsFreeNetstamp(t *testing.T) {
+	c, err := parseArgs([]string{"x.test"}, &bytes.Buffer{})
+	if err != nil || c.opts.FreeNetstamp {
+		t.Fatalf("default: FreeNetstamp %v, %v; the guest must hold timestamping on unless asked", c.opts.FreeNetstamp, err)
+	}
+	c, err = parseArgs([]string{"--free-netstamp", "--", "x.test", "-test.v"}, &bytes.Buffer{})
+	if err != nil || !c.opts.FreeNetstamp || !reflect.DeepEqual(c.argv, []string{"x.test", "-test.v"}) {
+		t.Fatalf("--free-netstamp: %+v, %v", c.opts, err)
+	}
+}
+
 func TestParseArgsFetch(t *testing.T) {
 	c, err := parseArgs([]string{"fetch"}, &bytes.Buffer{})
 	if err != nil || !c.fetch || !reflect.DeepEqual(c.series, vm.DefaultSeries) {

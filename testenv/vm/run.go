@@ -80,6 +80,12 @@ type Options struct {
 	CPUModel    string // qemu -cpu; default: qemu's own (qemu64) under TCG, host under KVM
 	// NoTestdata stops the runner from copying DIR/testdata into the guest.
 	NoTestdata bool
+	// FreeNetstamp lets the guest kernel switch packet timestamping on and
+	// off as sockets come and go, as on real hardware. By default init
+	// keeps it on for the whole run: every switch live-patches kernel code,
+	// and under TCG with more than one CPU a patch can crash the guest
+	// (see the guest package's holdNetstamp). Set it only to show that crash.
+	FreeNetstamp bool
 
 	Stdout, Stderr io.Writer            // the test's output, as it arrives; default os.Stdout, os.Stderr
 	Console        io.Writer            // if set, the whole serial console (for debugging)
@@ -493,6 +499,8 @@ func prepare(ctx context.Context, o *Options, argv []string, dir string) (*prepa
 		MkdirAll: mkdirs,
 		Collect:  collect,
 		Checks:   checks,
+
+		FreeNetstamp: o.FreeNetstamp,
 	}
 	ra := &RunArchive{Init: initBin, Binary: bin, Manifest: m, SkipFiles: base.Files}
 	if td := filepath.Join(dir, "testdata"); !o.NoTestdata {

@@ -47,6 +47,10 @@ type Manifest struct {
 	// Checks are paths that must exist after the modules are loaded, such as
 	// /proc/net/vlan/config; a missing one is an init failure.
 	Checks []string `json:"checks,omitempty"`
+	// FreeNetstamp stops init from holding the kernel's packet timestamp
+	// switch on for the whole run (see guest.holdNetstamp); only the
+	// demonstration of the TCG crash it avoids sets it.
+	FreeNetstamp bool `json:"free_netstamp,omitempty"`
 }
 
 // Kind is the type of a frame on the result channel.
