@@ -578,3 +578,57 @@ func TestIntegrationCreateRollbackInTargetNS(t *testing.T) {
 		t.Errorf("links in the parent's namespace after the refusal: %v", got)
 	}
 }
+
+// TestIntegrationCreateBatchIntoOtherNS: a batch may bind links into
+// another namespace under names taken here (a container's eth0 on the
+// host's eth0). They are created under temporary names and renamed over
+// there, up and with their alias; when the rename is refused, the whole
+// batch is rolled back, temporary names included.
+func TestIntegrationCreateBatchIntoOtherNS(t *testing.T) {
+	n := newNS(t)
+	other := newNS(t)
+	n.veth(t, "eth0", "p1")
+	h := n.handle(t)
+	ctx := testCtx(t)
+	sorted := func(l []string) []string { slices.Sort(l); return l }
+	specs := []Spec{
+		&Macvlan{Common: Common{Name: "eth0", Parent: "eth0", NetNS: &Target{Name: other.name}, Alias: "c1 side", Up: true}, Mode: MacvlanModeBridge},
+		&Macvlan{Common: Common{Name: "mv1", Parent: "eth0"}, Mode: MacvlanModePrivate},
+		&Macvlan{Common: Common{Name: "eth1", Parent: "eth0", NetNS: &Target{Name: other.name}}, Mode: MacvlanModeBridge},
+	}
+	if err := h.CreateBatch(ctx, specs); err != nil {
+		t.Fatalf("batch with eth0 on eth0 into another namespace: %v", err)
+	}
+	if got := sorted(other.links(t)); !slices.Equal(got, []string{"eth0", "eth1", "lo"}) {
+		t.Errorf("links in the target namespace: %v, want eth0 eth1 lo", got)
+	}
+	if got := sorted(n.links(t)); !slices.Equal(got, []string{"eth0", "lo", "mv1", "p1"}) {
+		t.Errorf("links here: %v, want eth0 lo mv1 p1", got)
+	}
+	ipj := other.ipShow(t, "eth0")
+	if ipj["ifalias"] != "c1 side" || !slices.Contains(ipj["flags"].([]any), any("UP")) {
+		t.Errorf("eth0 over there: alias %v flags %v, want the alias and UP", ipj["ifalias"], ipj["flags"])
+	}
+	if mode := ipj["linkinfo"].(map[string]any)["info_data"].(map[string]any)["mode"]; mode != "bridge" {
+		t.Errorf("eth0 over there: mode %v", mode)
+	}
+
+	// The rename refused (eth0 exists over there too): nothing of the
+	// batch is left, on either side, under any name.
+	third := newNS(t)
+	third.veth(t, "eth0", "x1")
+	beforeHere := sorted(n.links(t))
+	err := h.CreateBatch(ctx, []Spec{
+		&Macvlan{Common: Common{Name: "mv2", Parent: "eth0"}, Mode: MacvlanModeBridge},
+		&Macvlan{Common: Common{Name: "eth0", Parent: "eth0", NetNS: &Target{Name: third.name}}, Mode: MacvlanModeBridge},
+	})
+	if !errors.Is(err, unix.EEXIST) || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("eth0 into a namespace that has one: %v, want EEXIST on line 2", err)
+	}
+	if got := sorted(third.links(t)); !slices.Equal(got, []string{"eth0", "lo", "x1"}) {
+		t.Errorf("links in the full namespace after the refusal: %v, want eth0 lo x1", got)
+	}
+	if got := sorted(n.links(t)); !slices.Equal(got, beforeHere) {
+		t.Errorf("links here after the refusal: %v, want %v", got, beforeHere)
+	}
+}

@@ -589,10 +589,10 @@ func (h *Handle) restore(ctx context.Context, cur *Link, ch *Change) {
 // For speed give the links a Group: deleting them with DeleteGroup is one
 // request.
 //
-// Unlike Create, CreateBatch sends each link under its own name: a link
-// going to another namespace under the name of a link of this one (eth0
-// on eth0) is refused with EEXIST by kernels that look the name up here
-// (6.1 does, 6.18 does not); create such links with Create.
+// As Create does, a link going to another namespace under the name of a
+// link of this one (a container's eth0 on the host's eth0) is created under
+// a temporary name and renamed over there after the batch: 6.1 looks the
+// name up in the requesting namespace and would refuse it with EEXIST.
 func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 	if len(specs) == 0 {
 		return nil
@@ -636,6 +636,12 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 			parents[name] = m
 		}
 	}
+	// Names that exist here: a link bound elsewhere under one of them is
+	// created under a temporary name (see Create).
+	here, err := h.namesHere(ctx, specs)
+	if err != nil {
+		return fmt.Errorf("create batch: %w", err)
+	}
 	// Open every target namespace once.
 	targets := map[Target]*target{}
 	defer func() {
@@ -660,7 +666,10 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 		tgtOf[i] = targets[*t]
 	}
 	reqs := make([]rtnl.Request, len(specs))
-	var finish []int // specs needing a second request (alias)
+	// createName is each link's name as sent (a temporary one for those in
+	// here); the rollback deletes by it until the rename has happened.
+	createName := make([]string, len(specs))
+	var finish []int // specs needing a second request (rename, alias)
 	for i, s := range specs {
 		var p *parentInfo
 		if s.needsParent() {
@@ -674,12 +683,19 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 				return fmt.Errorf("create batch: line %d: %w", i+1, err)
 			}
 		}
-		if s.Base().Alias != "" {
-			finish = append(finish, i)
-		}
 		msg, err := newLinkMessage(s, p, tgtOf[i])
 		if err != nil {
 			return fmt.Errorf("create batch: line %d: %w", i+1, err)
+		}
+		createName[i] = s.Base().Name
+		if tgtOf[i].t != nil && here[createName[i]] {
+			createName[i] = tempName()
+			msg.Attrs.Name = createName[i]
+			msg.Flags &^= unix.IFF_UP // up after the rename: the kernel renames only links that are down
+			msg.Change &^= unix.IFF_UP
+		}
+		if s.Base().Alias != "" || createName[i] != s.Base().Name {
+			finish = append(finish, i)
 		}
 		reqs[i] = rtnl.NewLinkRequest(msg, netlink.Create|netlink.Excl)
 	}
@@ -733,19 +749,32 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 				}
 				continue
 			}
-			freqs := make([]rtnl.Request, len(idx))
-			for k, i := range idx {
-				freqs[k] = rtnl.Request{Type: unix.RTM_NEWLINK, Body: aliasMessage(specs[i])}
+			freqs := make([]rtnl.Request, 0, len(idx))
+			sent := make([]int, 0, len(idx))
+			for _, i := range idx {
+				m, err := there.finishMessage(ctx, specs[i], createName[i])
+				if err != nil {
+					fail(i, err)
+					continue
+				}
+				freqs = append(freqs, rtnl.Request{Type: unix.RTM_NEWLINK, Body: m})
+				sent = append(sent, i)
 			}
 			ferrs, fterr := there.c.Batch(ctx, freqs)
 			there.Close()
-			for k, i := range idx {
+			for k, i := range sent {
+				var e error
 				switch {
-				case k < len(ferrs) && ferrs[k] != nil:
-					fail(i, fmt.Errorf("set alias: %w", ferrs[k]))
-				case k >= len(ferrs) && fterr != nil:
-					fail(i, fmt.Errorf("set alias: %w", fterr))
+				case k < len(ferrs):
+					e = ferrs[k]
+				case fterr != nil:
+					e = fterr
 				}
+				if e != nil {
+					fail(i, fmt.Errorf("%s: %w", finishStep(specs[i], createName[i]), e))
+					continue
+				}
+				createName[i] = specs[i].Base().Name
 			}
 		}
 	}
@@ -762,12 +791,80 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 	if failed > 1 {
 		msg += fmt.Sprintf(" (%d of %d lines failed)", failed, len(specs))
 	}
-	if rerr := h.rollbackBatch(ctx, specs, created, tgtOf); rerr != nil {
+	if rerr := h.rollbackBatch(ctx, createName, created, tgtOf); rerr != nil {
 		msg += fmt.Sprintf("; deleting the %d links already created failed too: %v", n, rerr)
 	} else if n > 0 {
 		msg += fmt.Sprintf("; the %d links the batch had created were deleted", n)
 	}
 	return &batchError{msg: msg, err: firstErr}
+}
+
+// namesHere reports which of the names of specs bound for another
+// namespace exist in h's: one dump when there are many, a GETLINK each
+// when few, nothing when no spec leaves.
+func (h *Handle) namesHere(ctx context.Context, specs []Spec) (map[string]bool, error) {
+	var leaving []string
+	for _, s := range specs {
+		if s.Base().NetNS != nil {
+			leaving = append(leaving, s.Base().Name)
+		}
+	}
+	here := map[string]bool{}
+	if len(leaving) > 8 {
+		msgs, err := h.c.Links(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list links: %w", err)
+		}
+		for i := range msgs {
+			here[msgs[i].Attrs.Name] = true
+		}
+		return here, nil
+	}
+	for _, name := range leaving {
+		_, err := h.getMsg(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}})
+		switch {
+		case err == nil:
+			here[name] = true
+		case !errors.Is(err, ErrNotFound):
+			return nil, fmt.Errorf("look for %s here: %w", name, err)
+		}
+	}
+	return here, nil
+}
+
+// finishMessage is the second request of a batch-created link, sent in
+// the namespace where it landed: its alias, and for one created under a
+// temporary name, the rename (by ifindex, read back here) and up.
+func (h *Handle) finishMessage(ctx context.Context, s Spec, createdAs string) (*rtnl.LinkMessage, error) {
+	b := s.Base()
+	if createdAs == b.Name {
+		return aliasMessage(s), nil
+	}
+	cur, err := h.getMsg(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: createdAs}})
+	if err != nil {
+		return nil, fmt.Errorf("%s: read it back: %w", finishStep(s, createdAs), err)
+	}
+	m := &rtnl.LinkMessage{Index: cur.Index, Attrs: rtnl.LinkAttrs{Name: b.Name}}
+	if b.Up {
+		m.Flags, m.Change = unix.IFF_UP, unix.IFF_UP
+	}
+	if b.Alias != "" {
+		alias := b.Alias
+		m.Attrs.Alias = &alias
+	}
+	return m, nil
+}
+
+// finishStep names what finishMessage does, for errors.
+func finishStep(s Spec, createdAs string) string {
+	var step []string
+	if createdAs != s.Base().Name {
+		step = append(step, "rename from the temporary "+createdAs)
+	}
+	if s.Base().Alias != "" {
+		step = append(step, "set alias")
+	}
+	return strings.Join(step, ", ")
 }
 
 // batchError keeps the first refusal reachable (errors.Is/As) under a
@@ -787,19 +884,19 @@ func sameNS(a, b *Target) bool {
 	return *a == *b
 }
 
-// rollbackBatch deletes the links of specs marked created, with a fresh
-// context: the caller's may be what failed.
-func (h *Handle) rollbackBatch(ctx context.Context, specs []Spec, created []bool, tgtOf []*target) error {
+// rollbackBatch deletes the links marked created, by the names they have
+// now, with a fresh context: the caller's may be what failed.
+func (h *Handle) rollbackBatch(ctx context.Context, names []string, created []bool, tgtOf []*target) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*rtnl.DefaultTimeout)
 	defer cancel()
 	byTarget := map[*target][]string{}
-	for i, s := range specs {
+	for i, name := range names {
 		if created[i] {
 			t := tgtOf[i]
 			if t.t == nil {
 				t = nil
 			}
-			byTarget[t] = append(byTarget[t], s.Base().Name)
+			byTarget[t] = append(byTarget[t], name)
 		}
 	}
 	var errs []error

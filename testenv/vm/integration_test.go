@@ -34,6 +34,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// booted records the tests that have booted qemu in this process. Under
+// `go test -count=N` the repetitions are there for the sandbox packages'
+// name uniqueness and cleanup, which two processes exercise against each
+// other; booting the same guests N times adds nothing but minutes (N=20
+// would exceed go test's 10-minute timeout), so each test boots once.
+var (
+	bootedMu sync.Mutex
+	booted   = map[string]bool{}
+)
+
 // requireVM returns the kernel for series, or skips/fails with the reason.
 func requireVM(t *testing.T, series string) *Kernel {
 	t.Helper()
@@ -42,6 +52,13 @@ func requireVM(t *testing.T, series string) *Kernel {
 	}
 	if testing.Short() {
 		t.Skip("boots qemu (seconds per run); run without -short")
+	}
+	bootedMu.Lock()
+	again := booted[t.Name()]
+	booted[t.Name()] = true
+	bootedMu.Unlock()
+	if again {
+		t.Skip("booted qemu for this test earlier in this process (go test -count): once per process is enough")
 	}
 	ci := os.Getenv("CI") == "true"
 	cache := CacheDir()
