@@ -164,3 +164,44 @@ func macStrings(as []net.HardwareAddr) []string {
 	}
 	return out
 }
+
+// hasNewerOptions reports whether s asks for an option ignoredByKernel
+// checks, so that a batch reads back only those links.
+func hasNewerOptions(s Spec) bool {
+	switch v := s.(type) {
+	case *Macvlan:
+		return v.BCCutoff != nil || v.BCQueueLen != nil
+	case *Macvtap:
+		return v.BCCutoff != nil || v.BCQueueLen != nil
+	}
+	return false
+}
+
+// ignoredByKernel finds options of s the kernel accepted without applying:
+// attributes newer than the kernel, which it skips without a word (macvlan
+// parses IFLA_INFO_DATA leniently). ip reports success for them; the link
+// l read back after creation tells. bclim (IFLA_MACVLAN_BC_CUTOFF) came in
+// 6.4: Debian 12's 6.1 creates the link and drops the option.
+func ignoredByKernel(s Spec, l *Link) error {
+	var m *Macvlan
+	switch v := s.(type) {
+	case *Macvlan:
+		m = v
+	case *Macvtap:
+		m = (*Macvlan)(v)
+	default:
+		return nil
+	}
+	if l.Macvlan == nil {
+		return nil
+	}
+	if m.BCCutoff != nil && l.Macvlan.BCCutoff == nil {
+		return fieldErr(s.Kind(), m.Name, "bclim", fmt.Sprint(*m.BCCutoff),
+			"this kernel ignores it (IFLA_MACVLAN_BC_CUTOFF needs Linux 6.4 or newer): leave bclim out here")
+	}
+	if m.BCQueueLen != nil && l.Macvlan.BCQueueLen == nil {
+		return fieldErr(s.Kind(), m.Name, "bcqueuelen", fmt.Sprint(*m.BCQueueLen),
+			"this kernel ignores it (IFLA_MACVLAN_BC_QUEUE_LEN needs Linux 5.11 or newer): leave bcqueuelen out here")
+	}
+	return nil
+}

@@ -277,6 +277,11 @@ func (h *Handle) Create(ctx context.Context, s Spec) (*Link, error) {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	l, err := there.get(ctx, createName)
+	if err == nil {
+		if ierr := ignoredByKernel(s, l); ierr != nil {
+			return nil, fmt.Errorf("%s: %w%s", what, ierr, there.rollback(ctx, s, createName, l))
+		}
+	}
 	if err == nil && h.afterCreate != nil {
 		err = h.afterCreate()
 	}
@@ -775,6 +780,31 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 					continue
 				}
 				createName[i] = specs[i].Base().Name
+			}
+		}
+	}
+	if failed == 0 {
+		// Options older kernels drop without a word (bclim before 6.4):
+		// read back only the links that asked for them.
+		for i, s := range specs {
+			if !hasNewerOptions(s) {
+				continue
+			}
+			there, err := h.in(tgtOf[i])
+			if err != nil {
+				fail(i, fmt.Errorf("read the new link back: %w", err))
+				break
+			}
+			l, err := there.get(ctx, createName[i])
+			there.Close()
+			if err == nil {
+				err = ignoredByKernel(s, l)
+			} else {
+				err = fmt.Errorf("read the new link back: %w", err)
+			}
+			if err != nil {
+				fail(i, err)
+				break
 			}
 		}
 	}

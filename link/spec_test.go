@@ -211,3 +211,42 @@ func TestFieldErrorMessage(t *testing.T) {
 		t.Errorf("got %q\nwant %q", err, want)
 	}
 }
+
+func TestIgnoredByKernel(t *testing.T) {
+	eight, qlen := int32(8), uint32(2000)
+	spec := &Macvlan{Common: Common{Name: "mv0", Parent: "p0"}, BCCutoff: &eight, BCQueueLen: &qlen}
+	for _, tc := range []struct {
+		name              string
+		s                 Spec
+		cutoff, queue     bool // what the read-back link reports
+		report, wantField string
+	}{
+		{"both applied", spec, true, true, "macvlan", ""},
+		{"bclim dropped (6.1)", spec, false, true, "macvlan", "bclim"},
+		{"bcqueuelen dropped (5.10)", spec, true, false, "macvlan", "bcqueuelen"},
+		{"macvtap too", (*Macvtap)(spec), false, true, "macvtap", "bclim"},
+		{"not asked for", &Macvlan{Common: Common{Name: "mv0", Parent: "p0"}}, false, false, "macvlan", ""},
+		{"other kinds", &VLAN{Common: Common{Name: "v", Parent: "p0"}, ID: 10}, false, false, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &Link{}
+			if tc.report != "" {
+				l.Macvlan = &MacvlanInfo{}
+				if tc.cutoff {
+					l.Macvlan.BCCutoff = &eight
+				}
+				if tc.queue {
+					l.Macvlan.BCQueueLen = &qlen
+				}
+			}
+			err := ignoredByKernel(tc.s, l)
+			var fe *FieldError
+			switch {
+			case tc.wantField == "" && err != nil:
+				t.Fatalf("unexpected error %v", err)
+			case tc.wantField != "" && (!errors.As(err, &fe) || fe.Field != tc.wantField || fe.Kind != tc.report || !strings.Contains(err.Error(), "leave "+tc.wantField+" out")):
+				t.Fatalf("error %v, want a %s FieldError on %s saying to leave it out", err, tc.report, tc.wantField)
+			}
+		})
+	}
+}

@@ -43,9 +43,9 @@ Differences from ip: a macvlan/macvtap without mode is created in bridge
 mode (the kernel's default would be vepa); an alias given to add is set
 (ip's is silently dropped by the kernel); a link added to another netns
 under a name this namespace has (eth0 link eth0 netns NS) is created under
-a temporary name and renamed there, which older kernels need; options ip
-would send and the kernel refuse or ignore are refused up front, naming
-the option.
+a temporary name and renamed there, which older kernels need (in batch
+files too); options ip would send and the kernel refuse or ignore are
+refused, naming the option (bclim before Linux 6.4: the link is deleted).
 Exit status: 0 ok, 1 the operation failed, 2 the command line is wrong.
 `
 

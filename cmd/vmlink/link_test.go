@@ -278,10 +278,31 @@ func TestLinkCLIShow(t *testing.T) {
 
 // TestLinkCLIBclim: iproute2 6.1 predates bclim, so the differential
 // corpus cannot cover it; check against the kernel's own report instead.
+// A kernel before 6.4 would create the link and silently drop bclim (ip
+// says nothing): vmlink refuses, names the field, and leaves nothing.
 func TestLinkCLIBclim(t *testing.T) {
 	requireRoot(t)
 	s := newSide(t)
-	if code, _, errs := vmlinkRun("-n", s.ns, "link", "add", "mv2", "link", "p0", "type", "macvlan", "mode", "private", "bcqueuelen", "2000", "bclim", "8"); code != 0 {
+	var u unix.Utsname
+	_ = unix.Uname(&u)
+	rel := unix.ByteSliceToString(u.Release[:])
+	code, _, errs := vmlinkRun("-n", s.ns, "link", "add", "mv2", "link", "p0", "type", "macvlan", "mode", "private", "bcqueuelen", "2000", "bclim", "8")
+	if kernelBefore(rel, 6, 4) {
+		if code != exitUsage {
+			t.Fatalf("add with bclim on %s: exit %d, want %d: %s", rel, code, exitUsage, errs)
+		}
+		checkOneLine(t, errs, "bclim")
+		if !strings.Contains(errs, "6.4") || !strings.Contains(errs, "the link was deleted") {
+			t.Errorf("add with bclim on %s: %q; want the kernel version it needs and that nothing was left", rel, errs)
+		}
+		for _, l := range ipLinks(t, s.ns) {
+			if l["ifname"] == "mv2" {
+				t.Errorf("mv2 left behind on %s after the refusal", rel)
+			}
+		}
+		return
+	}
+	if code != 0 {
 		t.Fatalf("add: exit %d: %s", code, errs)
 	}
 	ip := ipLinks(t, s.ns)
@@ -300,18 +321,8 @@ func TestLinkCLIBclim(t *testing.T) {
 		t.Fatalf("-j link show mv2: exit %d: %s%s", code, out, errs)
 	}
 	od := ours[0]["linkinfo"].(map[string]any)["info_data"].(map[string]any)
-	bclim, ok := od["bclim"]
-	if !ok {
-		var u unix.Utsname
-		_ = unix.Uname(&u)
-		rel := unix.ByteSliceToString(u.Release[:])
-		if kernelBefore(rel, 6, 4) {
-			t.Skipf("kernel %s predates IFLA_MACVLAN_BC_CUTOFF (6.4): it ignores bclim and does not report it; the host tier checks it", rel)
-		}
-		t.Fatalf("kernel %s does not report bclim: info_data %v", rel, od)
-	}
-	if bclim != 8.0 {
-		t.Errorf("bclim %v, want 8", bclim)
+	if bclim, ok := od["bclim"]; !ok || bclim != 8.0 {
+		t.Errorf("kernel %s: bclim %v (reported: %v), want 8", rel, bclim, ok)
 	}
 }
 
