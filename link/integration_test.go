@@ -1,6 +1,7 @@
 package link
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -635,30 +636,56 @@ func TestIntegrationCreateBatchIntoOtherNS(t *testing.T) {
 
 // TestIntegrationBCLimOnThisKernel: bclim is applied where the kernel
 // knows it (6.4+: the host, 6.12) and refused, with nothing left behind,
-// where the kernel would silently drop it (6.1, in the VM tier).
+// where the kernel would silently drop it (6.1, in the VM tier): by
+// Create, and by CreateBatch, which then deletes the whole batch.
 func TestIntegrationBCLimOnThisKernel(t *testing.T) {
-	n := newNS(t)
-	n.veth(t, "p0", "p1")
-	h := n.handle(t)
-	ctx := testCtx(t)
-	before := n.links(t)
-	l, err := h.Create(ctx, &Macvlan{Common: Common{Name: "mv0", Parent: "p0"}, Mode: MacvlanModePrivate, BCCutoff: ptr(int32(8))})
 	release, knows := kernelAtLeast(t, 6, 4)
-	if knows {
-		if err != nil {
-			t.Fatalf("bclim 8 on %s: %v", release, err)
-		}
-		if l.Macvlan == nil || l.Macvlan.BCCutoff == nil || *l.Macvlan.BCCutoff != 8 {
-			t.Fatalf("bclim 8 on %s: read back %+v", release, l.Macvlan)
-		}
-		return
+	bclim := func(name string) *Macvlan {
+		return &Macvlan{Common: Common{Name: name, Parent: "p0"}, Mode: MacvlanModePrivate, BCCutoff: ptr(int32(8))}
 	}
-	var fe *FieldError
-	if !errors.As(err, &fe) || fe.Field != "bclim" || !strings.Contains(err.Error(), "6.4") || !strings.Contains(err.Error(), "the link was deleted") {
-		t.Fatalf("bclim 8 on %s: %v; want a bclim error naming 6.4 and that the link was deleted", release, err)
-	}
-	if got := n.links(t); !slices.Equal(got, before) {
-		t.Errorf("links after the refusal: %v, want %v", got, before)
+	for _, tc := range []struct {
+		name    string
+		create  func(context.Context, *Handle) error
+		refusal []string // in the error on kernels before 6.4
+	}{
+		{"Create", func(ctx context.Context, h *Handle) error {
+			_, err := h.Create(ctx, bclim("mv1"))
+			return err
+		}, []string{"6.4", "the link was deleted"}},
+		{"CreateBatch", func(ctx context.Context, h *Handle) error {
+			return h.CreateBatch(ctx, []Spec{&Macvlan{Common: Common{Name: "mv0", Parent: "p0"}}, bclim("mv1")})
+		}, []string{"6.4", "line 2", "2 links the batch had created were deleted"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNS(t)
+			n.veth(t, "p0", "p1")
+			h := n.handle(t)
+			ctx := testCtx(t)
+			before := n.links(t)
+			err := tc.create(ctx, h)
+			if knows {
+				if err != nil {
+					t.Fatalf("bclim 8 on %s: %v", release, err)
+				}
+				l, err := h.Get(ctx, "mv1")
+				if err != nil || l.Macvlan == nil || l.Macvlan.BCCutoff == nil || *l.Macvlan.BCCutoff != 8 {
+					t.Fatalf("mv1 on %s: %+v, %v; want bclim 8", release, l, err)
+				}
+				return
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != "bclim" {
+				t.Fatalf("bclim 8 on %s: %v; want a FieldError on bclim", release, err)
+			}
+			for _, w := range tc.refusal {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q: %v", w, err)
+				}
+			}
+			if got := n.links(t); !slices.Equal(got, before) {
+				t.Errorf("links after the refusal: %v, want %v", got, before)
+			}
+		})
 	}
 }
 
@@ -676,37 +703,4 @@ func kernelAtLeast(t *testing.T, major, minor int) (string, bool) {
 		t.Fatalf("kernel release %q: %v", release, err)
 	}
 	return release, ma > major || ma == major && mi >= minor
-}
-
-// TestIntegrationBCLimInBatch: the batch reads back the links that ask
-// for options older kernels drop, and on such a kernel (6.1) refuses the
-// whole batch and deletes what it created.
-func TestIntegrationBCLimInBatch(t *testing.T) {
-	n := newNS(t)
-	n.veth(t, "p0", "p1")
-	h := n.handle(t)
-	ctx := testCtx(t)
-	before := n.links(t)
-	err := h.CreateBatch(ctx, []Spec{
-		&Macvlan{Common: Common{Name: "mv0", Parent: "p0"}, Mode: MacvlanModeBridge},
-		&Macvlan{Common: Common{Name: "mv1", Parent: "p0"}, Mode: MacvlanModeBridge, BCCutoff: ptr(int32(4))},
-	})
-	release, knows := kernelAtLeast(t, 6, 4)
-	if knows {
-		if err != nil {
-			t.Fatalf("batch with bclim on %s: %v", release, err)
-		}
-		l, err := h.Get(ctx, "mv1")
-		if err != nil || l.Macvlan == nil || l.Macvlan.BCCutoff == nil || *l.Macvlan.BCCutoff != 4 {
-			t.Fatalf("mv1 on %s: %+v, %v; want bclim 4", release, l, err)
-		}
-		return
-	}
-	var fe *FieldError
-	if !errors.As(err, &fe) || fe.Field != "bclim" || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "2 links the batch had created were deleted") {
-		t.Fatalf("batch with bclim on %s: %v; want a bclim error on line 2 and both links deleted", release, err)
-	}
-	if got := n.links(t); !slices.Equal(got, before) {
-		t.Errorf("links after the refusal: %v, want %v", got, before)
-	}
 }

@@ -120,13 +120,8 @@ func compareKind(s Spec, l *Link) []string {
 	diff := func(field string, have, want any) {
 		d = append(d, fmt.Sprintf("%s: have %v, want %v", field, have, want))
 	}
-	var m *Macvlan
-	switch v := s.(type) {
-	case *Macvlan:
-		m = v
-	case *Macvtap:
-		m = (*Macvlan)(v)
-	default:
+	m := macvlanSpec(s)
+	if m == nil {
 		return compareVLANKind(s, l)
 	}
 	if l.Macvlan == nil {
@@ -168,13 +163,20 @@ func macStrings(as []net.HardwareAddr) []string {
 // hasNewerOptions reports whether s asks for an option ignoredByKernel
 // checks, so that a batch reads back only those links.
 func hasNewerOptions(s Spec) bool {
+	m := macvlanSpec(s)
+	return m != nil && (m.BCCutoff != nil || m.BCQueueLen != nil)
+}
+
+// macvlanSpec is s as a *Macvlan when it is a macvlan or a macvtap (the
+// same options), else nil.
+func macvlanSpec(s Spec) *Macvlan {
 	switch v := s.(type) {
 	case *Macvlan:
-		return v.BCCutoff != nil || v.BCQueueLen != nil
+		return v
 	case *Macvtap:
-		return v.BCCutoff != nil || v.BCQueueLen != nil
+		return (*Macvlan)(v)
 	}
-	return false
+	return nil
 }
 
 // ignoredByKernel finds options of s the kernel accepted without applying:
@@ -183,16 +185,8 @@ func hasNewerOptions(s Spec) bool {
 // l read back after creation tells. bclim (IFLA_MACVLAN_BC_CUTOFF) came in
 // 6.4: Debian 12's 6.1 creates the link and drops the option.
 func ignoredByKernel(s Spec, l *Link) error {
-	var m *Macvlan
-	switch v := s.(type) {
-	case *Macvlan:
-		m = v
-	case *Macvtap:
-		m = (*Macvlan)(v)
-	default:
-		return nil
-	}
-	if l.Macvlan == nil {
+	m := macvlanSpec(s)
+	if m == nil || l.Macvlan == nil {
 		return nil
 	}
 	if m.BCCutoff != nil && l.Macvlan.BCCutoff == nil {
