@@ -593,6 +593,61 @@ func (n *Networks) addShim(ctx context.Context, c *rtnl.Conn, rec *NetworkRecord
 	return nil
 }
 
+// outsideShimRoutes are the container addresses the host shim's routes do
+// not cover: with an --ip-range the shim routes only the range (the usual
+// setup, which leaves the rest of the subnet to hosts outside), so an
+// address given with --ip outside it needs a host route of its own.
+func outsideShimRoutes(rec *NetworkRecord, addrs []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range addrs {
+		for _, c := range rec.IPAM {
+			if c.Subnet.Contains(a.Addr()) && c.IPRange.IsValid() && !c.IPRange.Contains(a.Addr()) {
+				out = append(out, netip.PrefixFrom(a.Addr(), a.Addr().BitLen()))
+			}
+		}
+	}
+	return out
+}
+
+// shimHostRoutes adds (or, on disconnect, removes) the host routes through
+// the network's shim for a container's addresses outside its routes. A
+// route already gone (the shim removed behind our back) is not an error on
+// removal.
+func (n *Networks) shimHostRoutes(ctx context.Context, rec *NetworkRecord, addrs []netip.Prefix, add bool) error {
+	dsts := outsideShimRoutes(rec, addrs)
+	if rec.Shim == nil || len(dsts) == 0 {
+		return nil
+	}
+	c, err := n.connFor(rec)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	m, err := getLink(ctx, c, rec.Shim.Interface)
+	if err == nil && m == nil {
+		err = fmt.Errorf("the link is gone (vmlink net ls repairs the state)")
+	}
+	if err != nil {
+		if add {
+			return fmt.Errorf("host shim %s: %w", rec.Shim.Interface, err)
+		}
+		return nil
+	}
+	for _, dst := range dsts {
+		r := rtnl.Route{Dst: dst, OIF: uint32(m.Index), Metric: 50}
+		if add {
+			if err := ensureRoute(ctx, c, r); err != nil {
+				return fmt.Errorf("host shim: %w", err)
+			}
+			continue
+		}
+		if err := c.DelRoute(ctx, r); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("host shim: delete route %s: %w", dst, err)
+		}
+	}
+	return nil
+}
+
 // ConnectSpec is `vmlink net connect`.
 type ConnectSpec struct {
 	Network   string
@@ -635,6 +690,10 @@ func (n *Networks) Connect(ctx context.Context, spec ConnectSpec) (*Attached, er
 		}
 		a, err := n.attach(ctx, st, rec, spec, addrs)
 		if err != nil {
+			return err
+		}
+		if err := n.shimHostRoutes(ctx, rec, a.Addrs, true); err != nil {
+			_ = n.detach(context.WithoutCancel(ctx), st, rec, spec.Container, a)
 			return err
 		}
 		if rec.Endpoints == nil {
@@ -820,6 +879,9 @@ func (n *Networks) Disconnect(ctx context.Context, network, container string) er
 			return usage("container %s is not connected to network %s", container, network)
 		}
 		if err := n.detach(ctx, st, rec, container, a); err != nil {
+			return err
+		}
+		if err := n.shimHostRoutes(ctx, rec, a.Addrs, false); err != nil {
 			return err
 		}
 		delete(rec.Endpoints, container)

@@ -132,6 +132,14 @@ func TestNetworkLifecycle(t *testing.T) {
 	if err := ping(e.host, addr("10.0.10.129"), 15*time.Second); err != nil {
 		t.Errorf("through the host shim: %v", err)
 	}
+	// c1's --ip 10.0.10.3 is outside the range: it gets a host route of its
+	// own through the shim.
+	if err := ping(e.host, addr("10.0.10.3"), 15*time.Second); err != nil {
+		t.Errorf("through the host shim to an --ip outside the range: %v", err)
+	}
+	if !hostRouteVia(t, e.host, "10.0.10.3/32", rec.Shim.Interface) {
+		t.Errorf("no 10.0.10.3/32 route through the shim %s in the host namespace", rec.Shim.Interface)
+	}
 	if err := ping(c1, addr("10.0.10.200"), 500*time.Millisecond); err == nil {
 		t.Error("ping of an address nobody has got an answer: the ping helper proves nothing")
 	}
@@ -175,6 +183,9 @@ func TestNetworkLifecycle(t *testing.T) {
 	}
 	if netns.Exists(c1) {
 		t.Fatal("disconnect kept the namespace connect created")
+	}
+	if hostRouteVia(t, e.host, "10.0.10.3/32", rec.Shim.Interface) {
+		t.Error("disconnect left c1's host route through the shim")
 	}
 	if err := nets.Remove(ctx, "macvlan10"); err != nil {
 		t.Fatal(err)
@@ -459,4 +470,35 @@ func TestNetworkConnectAnnounces(t *testing.T) {
 	if !sawARP || !sawNA {
 		t.Fatalf("after connect the wire saw gratuitous ARP %v, unsolicited NA %v; want both", sawARP, sawNA)
 	}
+}
+
+// hostRouteVia reports whether namespace ns has a route to dst out of the
+// link named dev.
+func hostRouteVia(t *testing.T, ns, dst, dev string) bool {
+	t.Helper()
+	ctx := context.Background()
+	c, err := rtnl.DialNetNS(ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m, err := getLink(ctx, c, dev)
+	if err != nil || m == nil {
+		t.Fatalf("%s in %s: %v", dev, ns, orNotFound(err))
+	}
+	p := netip.MustParsePrefix(dst)
+	fam := uint8(unix.AF_INET)
+	if p.Addr().Is6() {
+		fam = unix.AF_INET6
+	}
+	routes, err := c.Routes(ctx, fam)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range routes {
+		if int(r.DstLen) == p.Bits() && r.Attrs.Dst == p.Addr() && r.Attrs.OIF != nil && *r.Attrs.OIF == uint32(m.Index) {
+			return true
+		}
+	}
+	return false
 }

@@ -46,8 +46,9 @@ creates it when missing and then removes it with its last network.
 -o parent=eth0.10 creates VLAN 10 on eth0 when missing, and removes it with
 the last network using it; no parent makes an internal network on a dummy
 link. --host-shim gives the host (NETNS with -n) a bridge-mode macvlan on
-the parent, with an address from the network and a route to it: the fix for
-"the host cannot reach its macvlan containers".
+the parent, with an address from the network and a route to it (to the
+--ip-range, plus a host route for each container given an --ip outside it):
+the fix for "the host cannot reach its macvlan containers".
 State: /run/vmlink/state.json (locked); 'net ls' reconciles it with the
 kernel and says what it repaired.
 Exit status: 0 ok, 1 failed, 2 the command line is wrong (or docker would
