@@ -983,6 +983,9 @@ func (n *Networks) List(ctx context.Context) ([]*NetworkRecord, []Finding, error
 				if !netns.Exists(a.NetNS) {
 					found = append(found, Finding(fmt.Sprintf("network %s: container %s is gone (namespace deleted): dropped it", name, cn)))
 					delete(rec.Endpoints, cn)
+					if err := n.shimHostRoutes(ctx, rec, a.Addrs, false); err != nil {
+						return err
+					}
 					continue
 				}
 				ec, err := rtnl.DialNetNS(a.NetNS, nil)
@@ -997,6 +1000,9 @@ func (n *Networks) List(ctx context.Context) ([]*NetworkRecord, []Finding, error
 				if m == nil || !netMark.Owns(linkGroup(m), linkAlias(m)) {
 					found = append(found, Finding(fmt.Sprintf("network %s: container %s has no interface %s any more: dropped it", name, cn, a.Interface)))
 					delete(rec.Endpoints, cn)
+					if err := n.shimHostRoutes(ctx, rec, a.Addrs, false); err != nil {
+						return err
+					}
 				}
 			}
 			c, err := n.connFor(rec)

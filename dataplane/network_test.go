@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -169,14 +170,26 @@ func TestNetworkLifecycle(t *testing.T) {
 		}
 	}
 
-	// Reconcile: a container deleted behind vmlink's back.
+	// Reconcile: a container deleted behind vmlink's back. c3 has an --ip
+	// outside the range: its host route through the shim goes too.
+	c3 := e.prefix + "c3"
+	if _, err := nets.Connect(ctx, ConnectSpec{Network: "macvlan10", Container: c3, IPs: []netip.Addr{addr("10.0.10.4")}}); err != nil {
+		t.Fatal(err)
+	}
+	if !hostRouteVia(t, e.host, "10.0.10.4/32", rec.Shim.Interface) {
+		t.Error("no host route through the shim for c3's 10.0.10.4")
+	}
+	netns.Delete(c3)
 	netns.Delete(c2)
 	recs, found, err := nets.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(found) != 1 || !strings.Contains(string(found[0]), c2+" is gone") || len(recs[0].Endpoints) != 1 {
+	if len(found) != 2 || !strings.Contains(fmt.Sprint(found), c2+" is gone") || !strings.Contains(fmt.Sprint(found), c3+" is gone") || len(recs[0].Endpoints) != 1 {
 		t.Fatalf("reconcile found %v, endpoints %v", found, recs[0].Endpoints)
+	}
+	if hostRouteVia(t, e.host, "10.0.10.4/32", rec.Shim.Interface) {
+		t.Error("reconcile left the vanished c3's host route through the shim")
 	}
 	if err := nets.Disconnect(ctx, "macvlan10", c1); err != nil {
 		t.Fatal(err)
