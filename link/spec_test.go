@@ -226,6 +226,8 @@ func TestIgnoredByKernel(t *testing.T) {
 		{"bcqueuelen dropped (5.10)", spec, true, false, "macvlan", "bcqueuelen"},
 		{"macvtap too", (*Macvtap)(spec), false, true, "macvtap", "bclim"},
 		{"not asked for", &Macvlan{Common: Common{Name: "mv0", Parent: "p0"}}, false, false, "macvlan", ""},
+		{"bclim 1 is the default, which 6.4+ does not report", &Macvlan{Common: Common{Name: "mv0", Parent: "p0"}, BCCutoff: ptr(int32(1))}, false, true, "macvlan", ""},
+		{"bclim 0 dropped", &Macvlan{Common: Common{Name: "mv0", Parent: "p0"}, BCCutoff: ptr(int32(0))}, false, true, "macvlan", "bclim"},
 		{"other kinds", &VLAN{Common: Common{Name: "v", Parent: "p0"}, ID: 10}, false, false, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
