@@ -710,6 +710,34 @@ func TestIntegrationBCLimOnThisKernel(t *testing.T) {
 	}
 }
 
+// TestIntegrationBCLimSet: `link set … type macvlan bclim N` is read back;
+// where the kernel dropped it (6.1) the change is an error, not a silent
+// no-op.
+func TestIntegrationBCLimSet(t *testing.T) {
+	release, knows := kernelAtLeast(t, 6, 4)
+	n := newNS(t)
+	n.veth(t, "p0", "p1")
+	h := n.handle(t)
+	ctx := testCtx(t)
+	if _, err := h.Create(ctx, &Macvlan{Common: Common{Name: "mv1", Parent: "p0"}, Mode: MacvlanModeBridge}); err != nil {
+		t.Fatal(err)
+	}
+	err := h.Set(ctx, "mv1", Change{Kind: "macvlan", Macvlan: &MacvlanChange{BCCutoff: ptr(int32(8))}})
+	if knows {
+		if err != nil {
+			t.Fatalf("set bclim 8 on %s: %v", release, err)
+		}
+		if l, err := h.Get(ctx, "mv1"); err != nil || l.Macvlan.BCCutoff == nil || *l.Macvlan.BCCutoff != 8 {
+			t.Fatalf("mv1 on %s after set bclim 8: %+v, %v", release, l, err)
+		}
+		return
+	}
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "bclim" || !strings.Contains(err.Error(), "6.4") {
+		t.Fatalf("set bclim 8 on %s: %v; want a FieldError on bclim naming 6.4", release, err)
+	}
+}
+
 // kernelAtLeast reports the running kernel's release and whether it is at
 // least major.minor.
 func kernelAtLeast(t *testing.T, major, minor int) (string, bool) {

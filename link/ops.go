@@ -530,7 +530,29 @@ func (h *Handle) Set(ctx context.Context, dev string, ch Change) error {
 		h.restore(ctx, cur, &ch)
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	if err := h.checkApplied(ctx, cur, &ch); err != nil {
+		h.restore(ctx, cur, &ch)
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	return nil
+}
+
+// checkApplied reads the link back after a change that sets an option older
+// kernels accept and drop without a word (see ignoredByKernel).
+func (h *Handle) checkApplied(ctx context.Context, cur *Link, ch *Change) error {
+	m := ch.Macvlan
+	if m == nil || ch.NetNS != nil || (m.BCQueueLen == nil && (m.BCCutoff == nil || *m.BCCutoff == defaultBCCutoff)) {
+		return nil
+	}
+	l, err := h.getIndex(ctx, cur.Index)
+	if err != nil {
+		return fmt.Errorf("read the link back: %w", err)
+	}
+	var s Spec = &Macvlan{Common: Common{Name: l.Name}, BCQueueLen: m.BCQueueLen, BCCutoff: m.BCCutoff}
+	if cur.Kind == "macvtap" {
+		s = (*Macvtap)(s.(*Macvlan))
+	}
+	return ignoredByKernel(s, l)
 }
 
 // checkChange checks ch against the link's current state.
