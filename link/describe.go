@@ -53,6 +53,11 @@ type Link struct {
 	Allmulti    *uint32
 	NumTxQueues *uint32
 	NumRxQueues *uint32
+	// Offload limits (gso_max_size … gro_max_size), as the kernel reports them.
+	GSOMaxSize, GSOMaxSegs, TSOMaxSize, TSOMaxSegs, GROMaxSize *uint32
+	// AddrGenMode is IFLA_INET6_ADDR_GEN_MODE (IN6_ADDR_GEN_MODE_*), nil
+	// when the kernel does not report it (IPv6 disabled).
+	AddrGenMode *uint8
 
 	// Exactly one of these is set for the kinds vmlink knows.
 	VLAN    *VLANInfo
@@ -100,7 +105,7 @@ type IPVlanInfo struct {
 // Description is a link described with the keys and values of
 // `ip -d -j link show`, in iproute2's order, so that scripts written
 // against iproute2's JSON read ours unchanged. Keys iproute2 prints that
-// vmlink does not know (gso_max_size, inet6_addr_gen_mode…) are absent.
+// vmlink does not decode (proto_down, altnames, xdp, parentbus…) are absent.
 type Description struct {
 	IfIndex int32 `json:"ifindex"`
 	// Link is the parent's name (same namespace); LinkIndex replaces it
@@ -125,8 +130,14 @@ type Description struct {
 	MinMTU      *uint32  `json:"min_mtu,omitempty"`
 	MaxMTU      *uint32  `json:"max_mtu,omitempty"`
 	LinkInfo    *Info    `json:"linkinfo,omitempty"`
+	AddrGenMode string   `json:"inet6_addr_gen_mode,omitempty"`
 	NumTxQueues *uint32  `json:"num_tx_queues,omitempty"`
 	NumRxQueues *uint32  `json:"num_rx_queues,omitempty"`
+	GSOMaxSize  *uint32  `json:"gso_max_size,omitempty"`
+	GSOMaxSegs  *uint32  `json:"gso_max_segs,omitempty"`
+	TSOMaxSize  *uint32  `json:"tso_max_size,omitempty"`
+	TSOMaxSegs  *uint32  `json:"tso_max_segs,omitempty"`
+	GROMaxSize  *uint32  `json:"gro_max_size,omitempty"`
 	IfAlias     string   `json:"ifalias,omitempty"`
 
 	// modeNote is appended to the macvlan mode in Text ("vmlink default").
@@ -284,6 +295,12 @@ func (l *Link) Describe() *Description {
 		MaxMTU:      l.MaxMTU,
 		NumTxQueues: l.NumTxQueues,
 		NumRxQueues: l.NumRxQueues,
+		GSOMaxSize:  l.GSOMaxSize,
+		GSOMaxSegs:  l.GSOMaxSegs,
+		TSOMaxSize:  l.TSOMaxSize,
+		TSOMaxSegs:  l.TSOMaxSegs,
+		GROMaxSize:  l.GROMaxSize,
+		AddrGenMode: addrGenModeName(l.AddrGenMode),
 		IfAlias:     l.Alias,
 	}
 	if l.ParentIndex != 0 {
@@ -497,15 +514,45 @@ func (d *Description) Text() string {
 			}
 		}
 	}
+	if d.AddrGenMode != "" {
+		fmt.Fprintf(&b, " addrgenmode %s", d.AddrGenMode)
+	}
 	if d.NumTxQueues != nil {
 		fmt.Fprintf(&b, " numtxqueues %d", *d.NumTxQueues)
 	}
 	if d.NumRxQueues != nil {
 		fmt.Fprintf(&b, " numrxqueues %d", *d.NumRxQueues)
 	}
+	for _, v := range []struct {
+		key string
+		val *uint32
+	}{{"gso_max_size", d.GSOMaxSize}, {"gso_max_segs", d.GSOMaxSegs}, {"tso_max_size", d.TSOMaxSize}, {"tso_max_segs", d.TSOMaxSegs}, {"gro_max_size", d.GROMaxSize}} {
+		if v.val != nil {
+			fmt.Fprintf(&b, " %s %d", v.key, *v.val)
+		}
+	}
 	if d.IfAlias != "" {
 		fmt.Fprintf(&b, "\n    alias %s", d.IfAlias)
 	}
 	b.WriteByte('\n')
 	return b.String()
+}
+
+// addrGenModeName is iproute2's name for an IPv6 address generation mode
+// (IN6_ADDR_GEN_MODE_*); "" for none reported or one it has no name for.
+func addrGenModeName(m *uint8) string {
+	if m == nil {
+		return ""
+	}
+	switch *m {
+	case 0:
+		return "eui64"
+	case 1:
+		return "none"
+	case 2:
+		return "stable_secret"
+	case 3:
+		return "random"
+	}
+	return ""
 }

@@ -46,9 +46,7 @@ func jsonOf(tb testing.TB, d *Description) map[string]any {
 // decode (rtnl has no codec for them): everything else ip prints, vmlink
 // must print too.
 var ipOnlyKeys = map[string]bool{
-	"inet6_addr_gen_mode": true, "gso_max_size": true, "gso_max_segs": true,
-	"tso_max_size": true, "tso_max_segs": true, "gro_max_size": true, "gso_ipv4_max_size": true,
-	"gro_ipv4_max_size": true, "parentbus": true, "parentdev": true, "xdp": true,
+	"gso_ipv4_max_size": true, "gro_ipv4_max_size": true, "parentbus": true, "parentdev": true, "xdp": true,
 	"proto_down": true, "altnames": true, "operstate_index": true,
 }
 

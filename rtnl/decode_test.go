@@ -85,6 +85,19 @@ func compareDump(m *LinkMessage, ref map[string]any) []string {
 	if len(m.Attrs.Address) > 0 {
 		check("address", m.Attrs.Address.String(), ref["address"])
 	}
+	for _, o := range []struct {
+		key string
+		val *uint32
+	}{{"gso_max_size", m.Attrs.GSOMaxSize}, {"gso_max_segs", m.Attrs.GSOMaxSegs}, {"tso_max_size", m.Attrs.TSOMaxSize},
+		{"tso_max_segs", m.Attrs.TSOMaxSegs}, {"gro_max_size", m.Attrs.GROMaxSize}} {
+		ipv, printed := ref[o.key]
+		switch {
+		case printed && o.val == nil:
+			diffs = append(diffs, fmt.Sprintf("%s: we decode none, ip prints %v", o.key, ipv))
+		case printed:
+			check(o.key, *o.val, ipv)
+		}
+	}
 	li, _ := ref["linkinfo"].(map[string]any)
 	if m.Attrs.Info == nil {
 		if li != nil {

@@ -58,6 +58,11 @@ type LinkAttrs struct {
 	AllMulti      *uint32          // IFLA_ALLMULTI (output only)
 	NumTxQueues   *uint32          // IFLA_NUM_TX_QUEUES
 	NumRxQueues   *uint32          // IFLA_NUM_RX_QUEUES
+	GSOMaxSize    *uint32          // IFLA_GSO_MAX_SIZE (output only here)
+	GSOMaxSegs    *uint32          // IFLA_GSO_MAX_SEGS (output only here)
+	TSOMaxSize    *uint32          // IFLA_TSO_MAX_SIZE (output only)
+	TSOMaxSegs    *uint32          // IFLA_TSO_MAX_SEGS (output only)
+	GROMaxSize    *uint32          // IFLA_GRO_MAX_SIZE (output only here)
 	NetNSFD       *uint32          // IFLA_NET_NS_FD: create in / move to this netns
 	NetNSPID      *uint32          // IFLA_NET_NS_PID
 	TargetNetNSID *int32           // IFLA_TARGET_NETNSID
@@ -318,6 +323,16 @@ func (a *LinkAttrs) decode(ad *netlink.AttributeDecoder) error {
 			a.NumTxQueues = u32()
 		case unix.IFLA_NUM_RX_QUEUES:
 			a.NumRxQueues = u32()
+		case unix.IFLA_GSO_MAX_SIZE:
+			a.GSOMaxSize = u32()
+		case unix.IFLA_GSO_MAX_SEGS:
+			a.GSOMaxSegs = u32()
+		case unix.IFLA_TSO_MAX_SIZE:
+			a.TSOMaxSize = u32()
+		case unix.IFLA_TSO_MAX_SEGS:
+			a.TSOMaxSegs = u32()
+		case unix.IFLA_GRO_MAX_SIZE:
+			a.GROMaxSize = u32()
 		case unix.IFLA_NET_NS_FD:
 			a.NetNSFD = u32()
 		case unix.IFLA_NET_NS_PID:

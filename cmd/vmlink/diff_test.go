@@ -404,9 +404,7 @@ func stateDiff(a, b map[string]map[string]any) []string {
 
 // ipOnlyKeys are keys ip prints that vmlink does not decode.
 var ipOnlyKeys = map[string]bool{
-	"inet6_addr_gen_mode": true, "gso_max_size": true, "gso_max_segs": true,
-	"tso_max_size": true, "tso_max_segs": true, "gro_max_size": true, "gso_ipv4_max_size": true,
-	"gro_ipv4_max_size": true, "parentbus": true, "parentdev": true, "xdp": true,
+	"gso_ipv4_max_size": true, "gro_ipv4_max_size": true, "parentbus": true, "parentdev": true, "xdp": true,
 	"proto_down": true, "altnames": true, "operstate_index": true, "permaddr": true,
 }
 
