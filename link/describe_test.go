@@ -260,3 +260,32 @@ func TestAddrGenModeFromKernelDumps(t *testing.T) {
 		t.Error("no dump has an inet6_addr_gen_mode: the test compared nothing")
 	}
 }
+
+// FuzzDecodeLink feeds link messages to decodeLink and Describe: whatever
+// rtnl accepts must decode or fail with an error, never panic. Seeded with
+// the kernel's own dumps.
+func FuzzDecodeLink(f *testing.F) {
+	files, _ := filepath.Glob("../rtnl/testdata/dumps/*.txt")
+	for _, path := range files {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if hexBody, ok := strings.CutPrefix(line, "body "); ok {
+				if body, err := hex.DecodeString(hexBody); err == nil {
+					f.Add(body)
+				}
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m rtnl.LinkMessage
+		if m.UnmarshalBinary(b) != nil {
+			return
+		}
+		if l, err := decodeLink(&m); err == nil {
+			_ = l.Describe().Text()
+		}
+	})
+}
