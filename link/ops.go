@@ -289,23 +289,8 @@ func (h *Handle) Create(ctx context.Context, s Spec) (*Link, error) {
 		return nil, fmt.Errorf("%s: read the new link back: %w%s", what, err, there.rollback(ctx, s, createName, l))
 	}
 	if renamed || b.Alias != "" {
-		set := &rtnl.LinkMessage{Index: l.Index}
-		var step []string
-		if renamed {
-			set.Attrs.Name = b.Name
-			if b.Up {
-				set.Flags |= unix.IFF_UP
-				set.Change |= unix.IFF_UP
-			}
-			step = append(step, fmt.Sprintf("rename from the temporary %s", createName))
-		}
-		if b.Alias != "" {
-			alias := b.Alias
-			set.Attrs.Alias = &alias
-			step = append(step, "set alias")
-		}
-		if err := there.c.SetLink(ctx, set); err != nil {
-			return nil, fmt.Errorf("%s: %s: %w%s", what, strings.Join(step, ", "), err, there.rollback(ctx, s, createName, l))
+		if err := there.c.SetLink(ctx, finishByIndex(l.Index, s, createName)); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w%s", what, finishStep(s, createName), err, there.rollback(ctx, s, createName, l))
 		}
 		if l, err = there.getIndex(ctx, l.Index); err != nil {
 			return nil, fmt.Errorf("%s: read the new link back: %w%s", what, err, there.rollback(ctx, s, b.Name, l))
@@ -896,15 +881,26 @@ func (h *Handle) finishMessage(ctx context.Context, s Spec, createdAs string) (*
 	if err != nil {
 		return nil, fmt.Errorf("%s: read it back: %w", finishStep(s, createdAs), err)
 	}
-	m := &rtnl.LinkMessage{Index: cur.Index, Attrs: rtnl.LinkAttrs{Name: b.Name}}
-	if b.Up {
-		m.Flags, m.Change = unix.IFF_UP, unix.IFF_UP
+	return finishByIndex(cur.Index, s, createdAs), nil
+}
+
+// finishByIndex is the request, by ifindex, that gives a new link created
+// as createdAs what its creation could not: its name and up state when it
+// was created under a temporary name, and its alias.
+func finishByIndex(index int32, s Spec, createdAs string) *rtnl.LinkMessage {
+	b := s.Base()
+	m := &rtnl.LinkMessage{Index: index}
+	if createdAs != b.Name {
+		m.Attrs.Name = b.Name
+		if b.Up {
+			m.Flags, m.Change = unix.IFF_UP, unix.IFF_UP
+		}
 	}
 	if b.Alias != "" {
 		alias := b.Alias
 		m.Attrs.Alias = &alias
 	}
-	return m, nil
+	return m
 }
 
 // finishStep names what finishMessage does, for errors.
