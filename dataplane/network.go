@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/netip"
 	"os"
@@ -23,7 +24,8 @@ import (
 	"github.com/vmlink/vmlink/rtnl"
 )
 
-// netMark marks every link and namespace the docker-style networks create.
+// netMark marks every link and namespace the docker-style networks of the
+// default state directory create (see Networks.mark).
 var netMark = Mark{Topology: "net"}
 
 // NetworkSpec is `vmlink net create` with docker's flags.
@@ -106,6 +108,25 @@ func (n *Networks) dir() string {
 		return DefaultStateDir
 	}
 	return n.StateDir
+}
+
+// mark is the ownership mark of this state directory's networks. The
+// default directory (the CLI's) keeps the plain "net" mark; any other (an
+// API user's, a test's) gets its own, "net@" and a hash of its path, so
+// that reconciling one state never takes another state's links for
+// orphans: `net ls` removes marked links no network of its state claims,
+// in every named namespace. ('@' cannot appear in a topology name.)
+func (n *Networks) mark() Mark {
+	dir := n.dir()
+	if dir == DefaultStateDir {
+		return netMark
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	h := fnv.New32a()
+	h.Write([]byte(dir))
+	return Mark{Topology: fmt.Sprintf("%s@%08x", netMark.Topology, h.Sum32())}
 }
 
 func (n *Networks) statePath() string { return filepath.Join(n.dir(), "state.json") }
@@ -409,7 +430,7 @@ func (n *Networks) ensureParent(ctx context.Context, c *rtnl.Conn, st *netState,
 			}
 		}
 		// A parent vmlink created for another network: share it.
-		rec.ParentCreated = netMark.Owns(l.Group, l.Alias) && l.Group == netMark.Group()
+		rec.ParentCreated = n.mark().Owns(l.Group, l.Alias) && l.Group == n.mark().Group()
 		return nil
 	}
 	if !errors.Is(err, link.ErrNotFound) {
@@ -419,9 +440,9 @@ func (n *Networks) ensureParent(ctx context.Context, c *rtnl.Conn, st *netState,
 	base, id, ok := splitVLANParent(rec.Parent)
 	switch {
 	case strings.HasPrefix(rec.Parent, "dm-") && rec.Internal:
-		spec = &link.Dummy{Common: link.Common{Name: rec.Parent, Group: netMark.Group(), Up: true}}
+		spec = &link.Dummy{Common: link.Common{Name: rec.Parent, Group: n.mark().Group(), Up: true}}
 	case ok:
-		spec = &link.VLAN{Common: link.Common{Name: rec.Parent, Parent: base, Group: netMark.Group(), Up: true}, ID: id}
+		spec = &link.VLAN{Common: link.Common{Name: rec.Parent, Parent: base, Group: n.mark().Group(), Up: true}, ID: id}
 	default:
 		return usage("-o parent=%s: no such interface%s: create it first, or use X.N to have VLAN N on X created", rec.Parent, hostWhere(n.Host))
 	}
@@ -440,7 +461,7 @@ func (n *Networks) ensureParent(ctx context.Context, c *rtnl.Conn, st *netState,
 		}
 		return fmt.Errorf("create parent %s: %w", rec.Parent, err)
 	}
-	if err := setAlias(ctx, c, l.Index, netMark.Alias("parent/"+rec.Parent)); err != nil {
+	if err := setAlias(ctx, c, l.Index, n.mark().Alias("parent/"+rec.Parent)); err != nil {
 		_ = h.Delete(context.WithoutCancel(ctx), rec.Parent)
 		return err
 	}
@@ -470,7 +491,7 @@ func (n *Networks) releaseParent(ctx context.Context, c *rtnl.Conn, st *netState
 	if err != nil || m == nil {
 		return err
 	}
-	if !netMark.Owns(linkGroup(m), linkAlias(m)) {
+	if !n.mark().Owns(linkGroup(m), linkAlias(m)) {
 		return nil
 	}
 	if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
@@ -559,12 +580,12 @@ func (n *Networks) addShim(ctx context.Context, c *rtnl.Conn, rec *NetworkRecord
 		return err
 	}
 	h := link.New(c)
-	l, err := h.Create(ctx, &link.Macvlan{Common: link.Common{Name: name, Parent: rec.Parent, Group: netMark.Group(), Up: true}, Mode: link.MacvlanModeBridge})
+	l, err := h.Create(ctx, &link.Macvlan{Common: link.Common{Name: name, Parent: rec.Parent, Group: n.mark().Group(), Up: true}, Mode: link.MacvlanModeBridge})
 	if err != nil {
 		return fmt.Errorf("host shim: %w", err)
 	}
 	undo := func() { _ = h.Delete(context.WithoutCancel(ctx), name) }
-	if err := setAlias(ctx, c, l.Index, netMark.Alias("shim/"+rec.Name)); err != nil {
+	if err := setAlias(ctx, c, l.Index, n.mark().Alias("shim/"+rec.Name)); err != nil {
 		undo()
 		return err
 	}
@@ -724,12 +745,12 @@ func (n *Networks) attach(ctx context.Context, st *netState, rec *NetworkRecord,
 		if err := writeFileAtomic(n.statePath(), st); err != nil {
 			return nil, err
 		}
-		if err := createNS(ctx, ns, netMark.nsAlias()); err != nil {
+		if err := createNS(ctx, ns, n.mark().nsAlias()); err != nil {
 			netns.Delete(ns)
 			return nil, err
 		}
 		created = true
-	} else if owned, _ := nsOwned(ctx, ns, netMark.nsAlias()); owned {
+	} else if owned, _ := nsOwned(ctx, ns, n.mark().nsAlias()); owned {
 		created = true // created by an earlier connect: still ours
 	}
 	cleanup := func(ifname string) {
@@ -741,7 +762,7 @@ func (n *Networks) attach(ctx context.Context, st *netState, rec *NetworkRecord,
 		}
 		if ifname != "" {
 			if ec, err := rtnl.DialNetNS(ns, nil); err == nil {
-				if m, _ := getLink(cctx, ec, ifname); m != nil && netMark.Owns(linkGroup(m), linkAlias(m)) {
+				if m, _ := getLink(cctx, ec, ifname); m != nil && n.mark().Owns(linkGroup(m), linkAlias(m)) {
 					ec.DelLink(cctx, &rtnl.LinkMessage{Index: m.Index})
 				}
 				ec.Close()
@@ -773,7 +794,7 @@ func (n *Networks) attach(ctx context.Context, st *netState, rec *NetworkRecord,
 	}
 	defer hc.Close()
 	tmp := tempName()
-	common := link.Common{Name: tmp, Parent: rec.Parent, Address: spec.MAC, Group: netMark.Group(), NetNS: &link.Target{Name: ns}}
+	common := link.Common{Name: tmp, Parent: rec.Parent, Address: spec.MAC, Group: n.mark().Group(), NetNS: &link.Target{Name: ns}}
 	var ls link.Spec
 	switch rec.Driver {
 	case "ipvlan":
@@ -811,7 +832,7 @@ func (n *Networks) attach(ctx context.Context, st *netState, rec *NetworkRecord,
 	if m, err = getLink(ctx, ec, ifname); err != nil || m == nil {
 		return fail(orNotFound(err))
 	}
-	if err := setAlias(ctx, ec, m.Index, netMark.Alias("ep/"+rec.Name+"/"+ns)); err != nil {
+	if err := setAlias(ctx, ec, m.Index, n.mark().Alias("ep/"+rec.Name+"/"+ns)); err != nil {
 		return fail(err)
 	}
 	for _, p := range addrs {
@@ -908,7 +929,7 @@ func (n *Networks) detach(ctx context.Context, st *netState, rec *NetworkRecord,
 	if err != nil || m == nil {
 		return err
 	}
-	if !netMark.Owns(linkGroup(m), linkAlias(m)) {
+	if !n.mark().Owns(linkGroup(m), linkAlias(m)) {
 		return nil
 	}
 	if err := ec.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
@@ -940,7 +961,7 @@ func (n *Networks) Remove(ctx context.Context, name string) error {
 		}
 		defer c.Close()
 		if rec.Shim != nil {
-			if m, _ := getLink(ctx, c, rec.Shim.Interface); m != nil && netMark.Owns(linkGroup(m), linkAlias(m)) {
+			if m, _ := getLink(ctx, c, rec.Shim.Interface); m != nil && n.mark().Owns(linkGroup(m), linkAlias(m)) {
 				if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
 					return fmt.Errorf("remove host shim: %w", err)
 				}
@@ -997,7 +1018,7 @@ func (n *Networks) List(ctx context.Context) ([]*NetworkRecord, []Finding, error
 				if err != nil {
 					return err
 				}
-				if m == nil || !netMark.Owns(linkGroup(m), linkAlias(m)) {
+				if m == nil || !n.mark().Owns(linkGroup(m), linkAlias(m)) {
 					found = append(found, Finding(fmt.Sprintf("network %s: container %s has no interface %s any more: dropped it", name, cn, a.Interface)))
 					delete(rec.Endpoints, cn)
 					if err := n.shimHostRoutes(ctx, rec, a.Addrs, false); err != nil {
@@ -1171,14 +1192,14 @@ func (n *Networks) removeOrphans(ctx context.Context, st *netState) ([]Finding, 
 	wantLinks := map[string]bool{} // "NETNS\x00ALIAS"
 	for _, rec := range st.Networks {
 		if rec.ParentCreated {
-			wantLinks[rec.Host+"\x00"+netMark.Alias("parent/"+rec.Parent)] = true
+			wantLinks[rec.Host+"\x00"+n.mark().Alias("parent/"+rec.Parent)] = true
 		}
 		if rec.Shim != nil {
-			wantLinks[rec.Host+"\x00"+netMark.Alias("shim/"+rec.Name)] = true
+			wantLinks[rec.Host+"\x00"+n.mark().Alias("shim/"+rec.Name)] = true
 		}
 		for _, a := range rec.Endpoints {
 			usedNS[a.NetNS] = true
-			wantLinks[a.NetNS+"\x00"+netMark.Alias("ep/"+rec.Name+"/"+a.NetNS)] = true
+			wantLinks[a.NetNS+"\x00"+n.mark().Alias("ep/"+rec.Name+"/"+a.NetNS)] = true
 		}
 	}
 	for _, ns := range st.Pending {
@@ -1223,7 +1244,7 @@ func (n *Networks) removeOrphans(ctx context.Context, st *netState) ([]Finding, 
 		}
 		owned := false
 		for _, m := range links {
-			if m.Attrs.Name == "lo" && linkAlias(&m) == netMark.nsAlias() {
+			if m.Attrs.Name == "lo" && linkAlias(&m) == n.mark().nsAlias() {
 				owned = true
 			}
 		}
@@ -1237,7 +1258,7 @@ func (n *Networks) removeOrphans(ctx context.Context, st *netState) ([]Finding, 
 			continue
 		}
 		for _, m := range links {
-			if linkGroup(&m) != netMark.Group() || m.Attrs.Name == "lo" || !netMark.Owns(linkGroup(&m), linkAlias(&m)) {
+			if linkGroup(&m) != n.mark().Group() || m.Attrs.Name == "lo" || !n.mark().Owns(linkGroup(&m), linkAlias(&m)) {
 				continue
 			}
 			if wantLinks[ns+"\x00"+linkAlias(&m)] {

@@ -515,3 +515,41 @@ func hostRouteVia(t *testing.T, ns, dst, dev string) bool {
 	}
 	return false
 }
+
+// TestNetworkStatesKeepApart: two state directories (two API users, or
+// tests running side by side) each reconcile only their own links. `net
+// ls` of one removes marked links no network of its state claims, in every
+// named namespace; before each directory had its own mark, B's List deleted
+// A's host shim as an orphan.
+func TestNetworkStatesKeepApart(t *testing.T) {
+	e, a := newNetEnv(t)
+	ctx := context.Background()
+	b := &Networks{Host: e.host, StateDir: t.TempDir()}
+	if a.mark() == b.mark() || a.mark() == netMark || (&Networks{}).mark() != netMark {
+		t.Fatalf("marks: a %v, b %v, default %v: want distinct marks for distinct state directories and netMark for the default", a.mark(), b.mark(), (&Networks{}).mark())
+	}
+	rec, err := a.Create(ctx, NetworkSpec{Name: "na", Subnets: []netip.Prefix{pfx("10.0.20.0/24")}, HostShim: true,
+		Options: map[string]string{"parent": "p0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Connect(ctx, ConnectSpec{Network: "na", Container: e.prefix + "ca"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := b.List(ctx); err != nil || len(found) != 0 {
+		t.Fatalf("List of another state directory: found %v, %v; want nothing to repair", found, err)
+	}
+	recs, found, err := a.List(ctx)
+	if err != nil || len(found) != 0 || len(recs) != 1 || len(recs[0].Endpoints) != 1 {
+		t.Fatalf("A after B's List: %d networks, found %v, %v; want its network and endpoint intact", len(recs), found, err)
+	}
+	if !hostRouteVia(t, e.host, "10.0.20.0/24", rec.Shim.Interface) {
+		t.Errorf("A's host shim %s or its route is gone after B's List", rec.Shim.Interface)
+	}
+	if err := a.Disconnect(ctx, "na", e.prefix+"ca"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Remove(ctx, "na"); err != nil {
+		t.Fatal(err)
+	}
+}
