@@ -53,7 +53,13 @@ func (h *Handle) where() string {
 
 // get is Get without the message prefix.
 func (h *Handle) get(ctx context.Context, name string) (*Link, error) {
-	m, err := h.getMsg(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}})
+	return h.getBy(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}})
+}
+
+// getBy gets the link req names (by ifindex or name), decoded, with its
+// parent resolved.
+func (h *Handle) getBy(ctx context.Context, req *rtnl.LinkMessage) (*Link, error) {
+	m, err := h.getMsg(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -308,18 +314,7 @@ func tempName() string {
 
 // getIndex is get by ifindex.
 func (h *Handle) getIndex(ctx context.Context, index int32) (*Link, error) {
-	m, err := h.getMsg(ctx, &rtnl.LinkMessage{Index: index})
-	if err != nil {
-		return nil, err
-	}
-	l, err := decodeLink(m)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.resolveParent(ctx, l); err != nil {
-		return nil, err
-	}
-	return l, nil
+	return h.getBy(ctx, &rtnl.LinkMessage{Index: index})
 }
 
 func modeDefaulted(s Spec) bool {
