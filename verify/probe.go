@@ -300,18 +300,28 @@ func noARP(ep Endpoint) bool {
 	return false
 }
 
+// listenRaw opens a raw packet socket for ethertype proto on the interface
+// named ifname, in the calling thread's namespace.
+func listenRaw(ifname string, proto int) (*net.Interface, *packet.Conn, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, nil, fmt.Errorf("find %s: %w", ifname, err)
+	}
+	c, err := packet.Listen(ifi, packet.Raw, proto, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open packet socket on %s: %w", ifname, err)
+	}
+	return ifi, c, nil
+}
+
 // arpProbe sends an ARP request for dst from ifname (with source address
 // src) and returns the MAC that answered, or nil when nobody did within the
 // pacer's budget. The request is repeated once halfway, in case the first
 // was lost.
 func arpProbe(ctx context.Context, ifname string, src, dst netip.Addr, pace *pacer) (net.HardwareAddr, error) {
-	ifi, err := net.InterfaceByName(ifname)
+	ifi, pc, err := listenRaw(ifname, unix.ETH_P_ARP)
 	if err != nil {
-		return nil, fmt.Errorf("arp probe: find %s: %w", ifname, err)
-	}
-	pc, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ARP, nil)
-	if err != nil {
-		return nil, fmt.Errorf("arp probe: open packet socket on %s: %w", ifname, err)
+		return nil, fmt.Errorf("arp probe: %w", err)
 	}
 	c, err := arp.New(ifi, pc)
 	if err != nil {
@@ -369,13 +379,9 @@ var ethernetBroadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 // socket; it returns the MAC of the neighbour advertisement for dst, or
 // nil when none came within the pacer's budget (resent once halfway).
 func ndpProbe(ctx context.Context, ifname string, src, dst netip.Addr, pace *pacer) (net.HardwareAddr, error) {
-	ifi, err := net.InterfaceByName(ifname)
+	ifi, c, err := listenRaw(ifname, unix.ETH_P_IPV6)
 	if err != nil {
-		return nil, fmt.Errorf("ndp probe: find %s: %w", ifname, err)
-	}
-	c, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_IPV6, nil)
-	if err != nil {
-		return nil, fmt.Errorf("ndp probe: open packet socket on %s: %w", ifname, err)
+		return nil, fmt.Errorf("ndp probe: %w", err)
 	}
 	defer c.Close()
 	frame, group := neighborSolicitation(ifi.HardwareAddr, src, dst)
@@ -593,13 +599,9 @@ type reflection struct {
 func detectReflection(ctx context.Context, netns, parent string, wait time.Duration) (reflection, error) {
 	r := reflection{MAC: spareMAC()}
 	err := inNetNS(netns, func() error {
-		ifi, err := net.InterfaceByName(parent)
+		_, c, err := listenRaw(parent, reflectEtherType)
 		if err != nil {
-			return fmt.Errorf("find %s: %w", parent, err)
-		}
-		c, err := packet.Listen(ifi, packet.Raw, reflectEtherType, nil)
-		if err != nil {
-			return fmt.Errorf("open packet socket on %s: %w", parent, err)
+			return err
 		}
 		defer c.Close()
 		var nonce [8]byte
