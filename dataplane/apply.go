@@ -512,7 +512,21 @@ func (a *applier) ensureParent(ctx context.Context, p *Parent) error {
 			return fmt.Errorf("parent %s: %w", p.Name, err)
 		}
 	}
-	bp := BuiltParent{Name: p.Name, NetNS: a.t.Host, MAC: macOf(m), Sandbox: p.Sandbox != nil}
+	bp := builtParent(p, a.t.Host, m)
+	for _, pfx := range bp.Addrs {
+		if err := a.ensureAddrOn(ctx, a.t.Host, m, pfx, ours); err != nil {
+			return fmt.Errorf("parent %s: %w", p.Name, err)
+		}
+	}
+	a.built.Parents = append(a.built.Parents, bp)
+	return nil
+}
+
+// builtParent describes parent p (link m, in namespace host) as Up reports
+// it: its MAC, sandbox switch, and the addresses the topology gives it and
+// the outside end. The topology is validated, so the prefixes parse.
+func builtParent(p *Parent, host string, m *rtnl.LinkMessage) BuiltParent {
+	bp := BuiltParent{Name: p.Name, NetNS: host, MAC: macOf(m), Sandbox: p.Sandbox != nil}
 	if s := p.Sandbox; s != nil {
 		bp.Switch, bp.Bridge, bp.Hairpin = s.Switch, s.bridge(p.Name), s.Hairpin
 		for _, as := range s.Addresses {
@@ -520,15 +534,11 @@ func (a *applier) ensureParent(ctx context.Context, p *Parent) error {
 			bp.Outside = append(bp.Outside, pfx)
 		}
 	}
-	for _, s := range p.Addresses {
-		pfx, _ := parsePrefix(s)
+	for _, as := range p.Addresses {
+		pfx, _ := parsePrefix(as)
 		bp.Addrs = append(bp.Addrs, pfx)
-		if err := a.ensureAddrOn(ctx, a.t.Host, m, pfx, ours); err != nil {
-			return fmt.Errorf("parent %s: %w", p.Name, err)
-		}
 	}
-	a.built.Parents = append(a.built.Parents, bp)
-	return nil
+	return bp
 }
 
 // ensureAddrOn adds an address; on a link the topology does not own the

@@ -62,19 +62,7 @@ func AppliedVerifyTopologies(ctx context.Context, t *Topology) ([]verify.Topolog
 		if err != nil {
 			return nil, err
 		}
-		bp := BuiltParent{Name: p.Name, NetNS: t.Host, MAC: macOf(m), Sandbox: p.Sandbox != nil}
-		if s := p.Sandbox; s != nil {
-			bp.Switch, bp.Bridge, bp.Hairpin = s.Switch, s.bridge(p.Name), s.Hairpin
-			for _, as := range s.Addresses {
-				pfx, _ := parsePrefix(as)
-				bp.Outside = append(bp.Outside, pfx)
-			}
-		}
-		for _, as := range p.Addresses {
-			pfx, _ := parsePrefix(as)
-			bp.Addrs = append(bp.Addrs, pfx)
-		}
-		b.Parents = append(b.Parents, bp)
+		b.Parents = append(b.Parents, builtParent(&p, t.Host, m))
 	}
 	for _, e := range t.Endpoints {
 		for j, it := range e.Interfaces {
