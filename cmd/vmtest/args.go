@@ -111,7 +111,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.opts.Timeout, "timeout", 0, "bound on the whole VM run (default 10m, or the test's -test.timeout plus 30s if longer)")
 	fs.IntVar(&c.opts.MemoryMiB, "memory", 1024, "guest memory in MiB")
 	fs.IntVar(&c.opts.CPUs, "cpus", 2, "guest CPUs")
-	fs.StringVar(&c.opts.Accel, "accel", "auto", "qemu accelerator: tcg, kvm or auto")
+	fs.StringVar(&c.opts.Accel, "accel", "auto", "qemu accelerator: tcg, kvm or auto (KVM when /dev/kvm opens, TCG when a KVM boot fails)")
 	fs.StringVar(&c.opts.Init, "init", "", "static guest init binary (default: $VMLINK_VM_INIT, vmlink-init next to vmtest, or built with go)")
 	fs.StringVar(&c.opts.Append, "append", "", "kernel command line (default \""+vm.DefaultAppend+"\"; for check \""+vm.CheckAppend+"\")")
 	fs.StringVar(&c.opts.CPUModel, "cpu", "", "qemu CPU model (default: qemu's own under tcg, host under kvm)")

@@ -141,6 +141,9 @@ func BootCheck(ctx context.Context, opts Options, self string) (*CheckResult, er
 		opts.Timeout = 5 * time.Minute
 	}
 	var out strings.Builder
+	if opts.Notices == nil {
+		opts.Notices = os.Stderr // the guest's output is kept for the report; the runner's notices are not the guest's
+	}
 	opts.Stdout, opts.Stderr = &out, &out
 	opts.NoTestdata = true
 	dir, err := os.MkdirTemp("", "vmtest-check-")

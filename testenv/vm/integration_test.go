@@ -298,3 +298,43 @@ func assertVMError(t *testing.T, r vmRun, reason Reason, detail string) {
 	}
 	t.Logf("reported as: %s", strings.SplitN(r.err.Error(), "\n", 2)[0])
 }
+
+// TestIntegrationKVMFallback boots through a qemu that aborts under KVM, as
+// qemu does on machines whose /dev/kvm exists without usable VMX
+// ("kvm_buf_set_msrs: Assertion ... failed"): "auto" must say so once and
+// pass under TCG, and a later run must go straight to TCG.
+func TestIntegrationKVMFallback(t *testing.T) {
+	k := requireVM(t, "6.1")
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	fake := filepath.Join(dir, "qemu")
+	script := `#!/bin/sh
+echo "$*" >> ` + calls + `
+case " $* " in *" -accel kvm "*)
+	echo "qemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion failed." >&2
+	kill -ABRT $$ ;;
+esac
+exec qemu-system-x86_64 "$@"
+`
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer swapKVMProbes(func() bool { return true }, func() string { return filepath.Join(dir, "kvm-failed") })()
+
+	for i, wantCalls := range []int{2, 3} {
+		var notices bytes.Buffer
+		r := runGuest(t, k, Options{Qemu: fake, Notices: &notices}, "", "hello")
+		if r.err != nil || r.res.ExitCode != 0 {
+			t.Fatalf("run %d: err %v, result %+v; want a pass under TCG\nnotices: %s", i+1, r.err, r.res, notices.String())
+		}
+		b, _ := os.ReadFile(calls)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) != wantCalls || !strings.Contains(lines[len(lines)-1], "-accel tcg") {
+			t.Fatalf("run %d: qemu calls %q; want %d, the last under tcg", i+1, lines, wantCalls)
+		}
+		announced := strings.Contains(notices.String(), "qemu failed under KVM") && strings.Contains(notices.String(), "kvm_buf_set_msrs")
+		if announced != (i == 0) {
+			t.Errorf("run %d: notices %q; want the fallback announced (with qemu's assertion) on the first run only", i+1, notices.String())
+		}
+	}
+}

@@ -72,12 +72,17 @@ type Options struct {
 	// for none. Each retry is announced on Stderr with the failure that
 	// caused it: a retry never hides a failure of the test itself.
 	BootRetries int
-	MemoryMiB   int    // default 1024
-	CPUs        int    // default 2
-	Accel       string // "tcg", "kvm" or "auto" (kvm when /dev/kvm is usable); default "auto"
-	Append      string // kernel command line; default DefaultAppend
-	Qemu        string // default qemu-system-x86_64
-	CPUModel    string // qemu -cpu; default: qemu's own (qemu64) under TCG, host under KVM
+	MemoryMiB   int // default 1024
+	CPUs        int // default 2
+	// Accel is "tcg", "kvm" or "auto"; default "auto": KVM when /dev/kvm
+	// opens, and TCG when a KVM boot fails before the test starts (see
+	// bootAccel).
+	Accel     string
+	Append    string // kernel command line; default DefaultAppend
+	Qemu      string // default qemu-system-x86_64
+	CPUModel  string // qemu -cpu; default: qemu's own (qemu64) under TCG, host under KVM
+	autoAccel bool   // Accel was "auto": a failed KVM boot falls back to TCG
+
 	// NoTestdata stops the runner from copying DIR/testdata into the guest.
 	NoTestdata bool
 	// FreeNetstamp lets the guest kernel switch packet timestamping on and
@@ -88,6 +93,7 @@ type Options struct {
 	FreeNetstamp bool
 
 	Stdout, Stderr io.Writer            // the test's output, as it arrives; default os.Stdout, os.Stderr
+	Notices        io.Writer            // the runner's own announcements (a boot retry, the KVM fallback); default Stderr
 	Console        io.Writer            // if set, the whole serial console (for debugging)
 	Log            func(string, ...any) // runner and guest init progress lines; may be nil
 	ConsoleLines   int                  // console lines kept for failure reports; default 30
@@ -226,9 +232,9 @@ func Run(ctx context.Context, opts Options, argv []string, dir string) (*Result,
 		return nil, &VMError{Reason: reason, Kernel: opts.Kernel, Err: err}
 	}
 	defer prep.cleanup()
-	res, err := boot(ctx, &opts, prep)
+	res, err := bootAccel(ctx, &opts, prep)
 	for retry := 1; retry <= opts.BootRetries && retryable(err); retry++ {
-		fmt.Fprintf(opts.Stderr, "vmtest: VM run failed before the test started, booting again (retry %d of %d): %v\n",
+		fmt.Fprintf(opts.Notices, "vmtest: VM run failed before the test started, booting again (retry %d of %d): %v\n",
 			retry, opts.BootRetries, firstLine(err))
 		res, err = boot(ctx, &opts, prep)
 	}
@@ -236,6 +242,99 @@ func Run(ctx context.Context, opts Options, argv []string, dir string) (*Result,
 		res.Prepare = prep.qemuStart.Sub(start)
 	}
 	return res, err
+}
+
+// bootAccel boots once under the accelerator withDefaults chose. Machines
+// differ: on some, /dev/kvm exists but qemu aborts under KVM (no vmx flag,
+// "kvm_buf_set_msrs: Assertion ... failed"). When "auto" chose KVM and the
+// boot failed before the test started, the run boots again under TCG; the
+// first such fallback on this machine is announced on Stderr and recorded
+// (kvmFailure), so later runs go straight to TCG and say nothing more.
+// The fallback is no boot retry: those still apply under TCG.
+func bootAccel(ctx context.Context, o *Options, p *prepared) (*Result, error) {
+	res, err := boot(ctx, o, p)
+	if !o.autoAccel || o.Accel != "kvm" || !kvmBootFailed(err) {
+		return res, err
+	}
+	reason := firstLine(err)
+	var ve *VMError
+	if errors.As(err, &ve) && len(ve.Console) > 0 {
+		reason += ": " + ve.Console[len(ve.Console)-1] // qemu's own last words, e.g. its KVM assertion
+	}
+	if recordKVMFailure(reason) {
+		fmt.Fprintf(o.Notices, "vmtest: qemu failed under KVM (%s); using TCG instead on this machine (--accel tcg skips the KVM attempt)\n", reason)
+	} else {
+		o.logf("qemu failed under KVM (%s); using TCG", reason)
+	}
+	o.Accel = "tcg"
+	return boot(ctx, o, p)
+}
+
+// kvmBootFailed reports whether err is a run that died before its test
+// started in a way KVM can cause: qemu aborted or exited, the guest hung
+// or panicked while booting. A missing module, an init failure or an
+// interrupt would fail the same way under TCG.
+func kvmBootFailed(err error) bool {
+	var ve *VMError
+	if !errors.As(err, &ve) || ve.TestStarted {
+		return false
+	}
+	switch ve.Reason {
+	case ReasonQemu, ReasonNoResult, ReasonBootHung, ReasonPanic:
+		return true
+	}
+	return false
+}
+
+// kvmOpens reports whether /dev/kvm can be opened: the first condition
+// for trying KVM. Tests replace it.
+var kvmOpens = func() bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+// kvmFailurePath is where a failed KVM boot is recorded: one file per
+// host boot (the kernel's boot_id), so it never outlives the machine
+// state it describes. Tests replace it.
+var kvmFailurePath = func() string {
+	id, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(os.TempDir(), "vmtest-kvm-failed-"+strings.TrimSpace(string(id)))
+}
+
+// kvmFailure returns the recorded reason KVM failed on this host boot, or "".
+func kvmFailure() string {
+	path := kvmFailurePath()
+	if path == "" {
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// recordKVMFailure records reason and reports whether this run was the
+// first to do so (concurrent runners race; one of them announces).
+func recordKVMFailure(reason string) bool {
+	path := kvmFailurePath()
+	if path == "" {
+		return true
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return !errors.Is(err, os.ErrExist)
+	}
+	defer f.Close()
+	fmt.Fprintln(f, reason)
+	return true
 }
 
 // retryable reports whether err is a VM failure that happened before the
@@ -297,9 +396,9 @@ func withDefaults(o Options, argv []string) Options {
 		o.Accel = "auto"
 	}
 	if o.Accel == "auto" {
+		o.autoAccel = true
 		o.Accel = "tcg"
-		if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
-			f.Close()
+		if kvmOpens() && kvmFailure() == "" {
 			o.Accel = "kvm"
 		}
 	}
@@ -314,6 +413,9 @@ func withDefaults(o Options, argv []string) Options {
 	}
 	if o.Stderr == nil {
 		o.Stderr = os.Stderr
+	}
+	if o.Notices == nil {
+		o.Notices = o.Stderr
 	}
 	if o.ConsoleLines == 0 {
 		o.ConsoleLines = 30
