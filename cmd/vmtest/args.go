@@ -84,7 +84,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 		c.fetch = true
 		c.series = fs.Args()
 		if len(c.series) == 0 {
-			c.series = vm.DefaultSeries
+			c.series = vm.DefaultSeries()
 		}
 		return c, nil
 	}
@@ -143,7 +143,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("%w: --accel %q: want tcg, kvm or auto (qemu options after a comma)", errUsage, c.opts.Accel)
 	}
 	if len(modules) > 0 {
-		c.opts.Modules = append(append([]string(nil), vm.DefaultModules...), modules...)
+		c.opts.Modules = append(append([]string(nil), vm.DefaultModules()...), modules...)
 	}
 	if len(bins) > 0 {
 		for _, b := range bins {

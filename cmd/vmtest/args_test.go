@@ -39,7 +39,7 @@ func TestParseArgsDefaultsAndLists(t *testing.T) {
 	if c.opts.Kernel != "6.1" || c.opts.CPUs != 2 || c.opts.MemoryMiB != 1024 || c.opts.Accel != "auto" || c.opts.Timeout != 0 {
 		t.Errorf("defaults: %+v", c.opts)
 	}
-	for _, m := range append(slices.Clone(vm.DefaultModules), "vxlan", "tun", "nlmon") {
+	for _, m := range append(vm.DefaultModules(), "vxlan", "tun", "nlmon") {
 		if !slices.Contains(c.opts.Modules, m) {
 			t.Errorf("module %s missing from %v", m, c.opts.Modules)
 		}
@@ -65,7 +65,7 @@ func TestParseArgsFreeNetstamp(t *testing.T) {
 
 func TestParseArgsFetch(t *testing.T) {
 	c, err := parseArgs([]string{"fetch"}, &bytes.Buffer{})
-	if err != nil || !c.fetch || !reflect.DeepEqual(c.series, vm.DefaultSeries) {
+	if err != nil || !c.fetch || !reflect.DeepEqual(c.series, vm.DefaultSeries()) {
 		t.Fatalf("fetch: %+v, %v", c, err)
 	}
 	c, err = parseArgs([]string{"fetch", "--refresh", "6.12"}, &bytes.Buffer{})

@@ -21,11 +21,13 @@ import (
 	"github.com/vmlink/vmlink/testenv/vm/internal/wire"
 )
 
-// DefaultHostBinaries are copied into every guest, with the shared
+// DefaultHostBinaries returns the binaries copied into every guest, with the shared
 // libraries they need, when the host has them: the reference tools tests
 // compare our code against (iproute2's ip, bridge and tc; nsenter to run
 // them inside a namespace; tcpdump). More with Options.HostBinaries.
-var DefaultHostBinaries = []string{"/usr/sbin/ip", "/usr/sbin/bridge", "/usr/sbin/tc", "/usr/bin/nsenter", "/usr/bin/tcpdump"}
+func DefaultHostBinaries() []string {
+	return []string{"/usr/sbin/ip", "/usr/sbin/bridge", "/usr/sbin/tc", "/usr/bin/nsenter", "/usr/bin/tcpdump"}
+}
 
 // Guest paths of what the runner puts into the initramfs.
 const (
@@ -64,7 +66,7 @@ func (o *BaseOptions) params(name string) string {
 	if p, ok := o.ModuleParams[name]; ok {
 		return p
 	}
-	return ModuleParams[name]
+	return defaultModuleParams[name]
 }
 
 // BuildBase returns the cached base archive for k and opts, building it
@@ -185,7 +187,7 @@ func writeFileAtomic(path string, b []byte) error {
 // upgrade of iproute2 rebuilds the archive).
 func baseKey(k *Kernel, opts BaseOptions) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n%q\n%v\n%v\n", baseFormat, k.Version, opts.Modules, ModuleParams, opts.ModuleParams) // fmt sorts map keys
+	fmt.Fprintf(h, "%s\n%s\n%q\n%v\n%v\n", baseFormat, k.Version, opts.Modules, defaultModuleParams, opts.ModuleParams) // fmt sorts map keys
 	for _, list := range [][]string{opts.HostBinaries, {"--"}, opts.OptionalBinaries} {
 		for _, b := range list {
 			fmt.Fprintf(h, "%s", b)

@@ -146,7 +146,7 @@ func runGuest(t *testing.T, k *Kernel, o Options, dir string, args ...string) vm
 // status 0, stdout and stderr come back separately, 8021q and the other
 // link modules are loaded, testdata/ is there, the environment is set.
 func TestIntegrationPass(t *testing.T) {
-	for _, series := range DefaultSeries {
+	for _, series := range DefaultSeries() {
 		t.Run(series, func(t *testing.T) {
 			t.Parallel()
 			k := requireVM(t, series)
@@ -199,7 +199,7 @@ func TestIntegrationPass(t *testing.T) {
 // in every boot measured ("Oops: int3" in __netif_receive_skb_core); with
 // it, the guest must run the whole time and exit 0.
 func TestIntegrationNetstampHeld(t *testing.T) {
-	for _, series := range DefaultSeries {
+	for _, series := range DefaultSeries() {
 		t.Run(series, func(t *testing.T) {
 			t.Parallel()
 			k := requireVM(t, series)

@@ -22,9 +22,9 @@ import (
 // every checkout on the machine.
 const DefaultCacheDir = "/var/cache/vmlink/kernels"
 
-// DefaultSeries are the kernel series the VM tier runs on: Debian 12's
+// DefaultSeries returns the kernel series the VM tier runs on: Debian 12's
 // stable kernel and its backported successor.
-var DefaultSeries = []string{"6.1", "6.12"}
+func DefaultSeries() []string { return []string{"6.1", "6.12"} }
 
 // CacheDir returns $VMLINK_KERNEL_CACHE or DefaultCacheDir.
 func CacheDir() string {

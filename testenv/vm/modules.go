@@ -17,24 +17,26 @@ import (
 	"strings"
 )
 
-// DefaultModules are the modules the guest loads for vmlink's tests: the
+// DefaultModules returns the modules the guest loads for vmlink's tests: the
 // link kinds the host kernel lacks or has (8021q and its GARP/MRP/STP/LLC
 // stack, dummy, ipvlan, macvlan, macvtap with tap, veth, bridge) and the
 // virtio console that carries the result channel. Dependencies the list does
 // not name are added from each module's .modinfo "depends=" field; modules a
 // kernel has built in (virtio_console on Debian's 6.12) are skipped.
-var DefaultModules = []string{
-	// Result channel first: virtio-pci and virtio-serial are modules on
-	// Debian's 6.1 and built in on 6.12.
-	"virtio_pci", "virtio_console",
-	"llc", "stp", "garp", "mrp", "8021q",
-	"dummy", "ipvlan", "macvlan", "tap", "macvtap", "veth", "bridge",
+func DefaultModules() []string {
+	return []string{
+		// Result channel first: virtio-pci and virtio-serial are modules on
+		// Debian's 6.1 and built in on 6.12.
+		"virtio_pci", "virtio_console",
+		"llc", "stp", "garp", "mrp", "8021q",
+		"dummy", "ipvlan", "macvlan", "tap", "macvtap", "veth", "bridge",
+	}
 }
 
-// ModuleParams are the parameters the guest loads modules with. dummy
+// defaultModuleParams are the parameters the guest loads modules with. dummy
 // would otherwise create a dummy0 in the initial namespace on load, which
 // a test creating its own dummy0 would collide with.
-var ModuleParams = map[string]string{"dummy": "numdummies=0"}
+var defaultModuleParams = map[string]string{"dummy": "numdummies=0"}
 
 // ErrModuleNotFound is returned (wrapped) when a requested module is neither
 // in the kernel package nor built in.

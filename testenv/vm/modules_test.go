@@ -233,7 +233,7 @@ func TestResolveDefaultModulesOnDebianKernels(t *testing.T) {
 	if os.Getenv("VMLINK_VM_KERNEL") != "" {
 		t.Skip("inside the VM runner's guest: the kernel cache is on the host")
 	}
-	for _, series := range DefaultSeries {
+	for _, series := range DefaultSeries() {
 		t.Run(series, func(t *testing.T) {
 			k, err := CachedKernel(CacheDir(), series)
 			if err != nil {
@@ -246,7 +246,7 @@ func TestResolveDefaultModulesOnDebianKernels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mods, builtin, err := ix.Resolve(context.Background(), DefaultModules)
+			mods, builtin, err := ix.Resolve(context.Background(), DefaultModules())
 			if err != nil {
 				t.Fatal(err)
 			}

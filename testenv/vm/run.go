@@ -47,7 +47,7 @@ type Options struct {
 	Init    string
 	Modules []string // default DefaultModules
 	// ModuleParams override the parameters modules are loaded with (by
-	// module name; default ModuleParams).
+	// module name; default: dummy without its default devices).
 	ModuleParams map[string]string
 	// HostBinaries are copied with their libraries in addition to
 	// DefaultHostBinaries (which are skipped when the host lacks them;
@@ -267,7 +267,7 @@ func withDefaults(o Options, argv []string) Options {
 		o.CacheDir = CacheDir()
 	}
 	if o.Modules == nil {
-		o.Modules = DefaultModules
+		o.Modules = DefaultModules()
 	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
@@ -351,7 +351,7 @@ func prepare(ctx context.Context, o *Options, argv []string, dir string) (*prepa
 		return nil, err
 	}
 	o.Kernel = k.Version
-	base, err := BuildBase(ctx, k, BaseOptions{Modules: o.Modules, HostBinaries: o.HostBinaries, OptionalBinaries: DefaultHostBinaries, ModuleParams: o.ModuleParams})
+	base, err := BuildBase(ctx, k, BaseOptions{Modules: o.Modules, HostBinaries: o.HostBinaries, OptionalBinaries: DefaultHostBinaries(), ModuleParams: o.ModuleParams})
 	if err != nil {
 		return nil, err
 	}
