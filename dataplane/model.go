@@ -543,17 +543,7 @@ func checkDriverMode(driver, mode string) error {
 }
 
 // splitVLANParent splits docker's "X.N" parent into X and N.
-func splitVLANParent(s string) (base string, id uint16, ok bool) {
-	i := strings.LastIndexByte(s, '.')
-	if i <= 0 || i == len(s)-1 {
-		return "", 0, false
-	}
-	n, err := strconv.ParseUint(s[i+1:], 10, 16)
-	if err != nil || n > link.MaxVLANID {
-		return "", 0, false
-	}
-	return s[:i], uint16(n), true
-}
+func splitVLANParent(s string) (base string, id uint16, ok bool) { return link.SplitVLANName(s) }
 
 func (n *Network) subnets() ([]netip.Prefix, error) {
 	var out []netip.Prefix

@@ -139,19 +139,9 @@ func (n *Networks) with(fn func(st *netState) error) error {
 		return err
 	}
 	defer unlock()
-	st := &netState{Networks: map[string]*NetworkRecord{}}
-	b, err := os.ReadFile(n.statePath())
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return fmt.Errorf("read network state: %w", err)
-	default:
-		if err := json.Unmarshal(b, st); err != nil {
-			return fmt.Errorf("read network state %s: %w", n.statePath(), err)
-		}
-		if st.Networks == nil {
-			st.Networks = map[string]*NetworkRecord{}
-		}
+	st, err := n.load()
+	if err != nil {
+		return err
 	}
 	ferr := fn(st)
 	if ferr != nil && !errors.Is(ferr, errSaveAnyway) {
@@ -164,6 +154,26 @@ func (n *Networks) with(fn func(st *netState) error) error {
 		return errors.Unwrap(ferr)
 	}
 	return nil
+}
+
+// load reads the state file (an empty state when there is none); the
+// caller holds the lock.
+func (n *Networks) load() (*netState, error) {
+	st := &netState{Networks: map[string]*NetworkRecord{}}
+	b, err := os.ReadFile(n.statePath())
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("read network state: %w", err)
+	default:
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, fmt.Errorf("read network state %s: %w", n.statePath(), err)
+		}
+		if st.Networks == nil {
+			st.Networks = map[string]*NetworkRecord{}
+		}
+	}
+	return st, nil
 }
 
 // errSaveAnyway wraps an error after which the state must still be saved

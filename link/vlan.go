@@ -10,6 +10,21 @@ import (
 // the kernel refuses it with ERANGE.
 const MaxVLANID = 4094
 
+// SplitVLANName splits a name in the "X.N" convention (docker's
+// `-o parent=eth0.10`, `ip link add eth0.10 …`) into the lower X and the
+// VLAN id N; ok is false when name does not follow it.
+func SplitVLANName(name string) (lower string, id uint16, ok bool) {
+	i := strings.LastIndexByte(name, '.')
+	if i <= 0 || i == len(name)-1 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(name[i+1:], 10, 16)
+	if err != nil || n > MaxVLANID {
+		return "", 0, false
+	}
+	return name[:i], uint16(n), true
+}
+
 // VLANProtocol is the VLAN tag's TPID. The zero value means "not given":
 // the kernel then uses 802.1Q.
 type VLANProtocol uint16

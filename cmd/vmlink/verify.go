@@ -234,12 +234,16 @@ func verifyTopologies(ctx context.Context, g *globals, a *verifyArgs) ([]verify.
 }
 
 // verifyError maps verify's error kinds to the CLI's exit codes.
-func verifyError(err error) error {
+func verifyError(err error) error { return judgeError("verify", err) }
+
+// judgeError maps the error kinds of package verify (verify, doctor) to
+// the CLI's exit codes, prefixed with the command's name.
+func judgeError(cmd string, err error) error {
 	switch {
 	case errors.Is(err, verify.ErrTopology):
-		return &usageError{msg: "verify: " + err.Error()}
+		return &usageError{msg: cmd + ": " + err.Error()}
 	case errors.Is(err, verify.ErrEnvironment), errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-		return &envError{err: fmt.Errorf("verify: %w", err)}
+		return &envError{err: fmt.Errorf("%s: %w", cmd, err)}
 	}
-	return fmt.Errorf("verify: %w", err)
+	return fmt.Errorf("%s: %w", cmd, err)
 }
