@@ -551,6 +551,10 @@ type addrUse struct {
 	Segment string // the VLAN stack: "" untagged, "10", "100.10"
 	Prefix  netip.Prefix
 	Network string // the vmlink network it belongs to, "" unknown
+	// Iface and Addr are the interface (in NetNS) and its address, for an
+	// interface's use; "" for a network's subnet.
+	Iface string
+	Addr  netip.Prefix
 }
 
 // overlaps returns the pairs of uses that put two overlapping address
@@ -608,7 +612,7 @@ func (d *doctor) checkOverlap(t Topology) {
 	segOf := map[string]string{t.Parent.Name: ""}
 	var uses []addrUse
 	for _, p := range t.Parent.Addrs {
-		uses = append(uses, addrUse{Who: subject(t.Parent.NetNS, t.Parent.Name), NetNS: t.Parent.NetNS, Prefix: p.Masked()})
+		uses = append(uses, addrUse{Who: subject(t.Parent.NetNS, t.Parent.Name), NetNS: t.Parent.NetNS, Prefix: p.Masked(), Iface: t.Parent.Name, Addr: p})
 	}
 	for _, ep := range append(append([]Endpoint(nil), t.VLANLinks...), t.Endpoints...) {
 		seg := segmentOf(ep.VLANs)
@@ -616,7 +620,7 @@ func (d *doctor) checkOverlap(t Topology) {
 			segOf[ep.Interface] = seg
 		}
 		for _, p := range ep.Addrs {
-			uses = append(uses, addrUse{Who: EndpointID(ep), NetNS: ep.NetNS, Segment: seg, Prefix: p.Masked(), Network: netOf[ep.NetNS+"\x00"+ep.Interface]})
+			uses = append(uses, addrUse{Who: EndpointID(ep), NetNS: ep.NetNS, Segment: seg, Prefix: p.Masked(), Network: netOf[ep.NetNS+"\x00"+ep.Interface], Iface: ep.Interface, Addr: p})
 		}
 	}
 	for _, n := range d.o.Networks {
@@ -634,31 +638,34 @@ func (d *doctor) checkOverlap(t Topology) {
 		if a.Segment != "" {
 			wire += " VLAN " + a.Segment
 		}
-		fix := []string{fmt.Sprintf("give everything on %s one address plan: renumber %s into %s, or move it to a subnet (and VLAN) of its own", wire, b.Who, a.Prefix)}
-		if !strings.HasPrefix(b.Who, "network ") && a.Prefix != b.Prefix {
-			ns, ifname, _ := strings.Cut(b.Who, "/")
-			if ifname == "" {
-				ns, ifname = "", ns
-			}
-			for _, ep := range t.Endpoints {
-				if EndpointID(ep) != b.Who {
-					continue
-				}
-				for _, p := range ep.Addrs {
-					if p.Masked() == b.Prefix {
-						fix = append(fix, fmt.Sprintf("%s addr del %s dev %s && %s addr add %s dev %s",
-							tool("ip", ns), p, ifname, tool("ip", ns), netip.PrefixFrom(p.Addr(), a.Prefix.Bits()), ifname))
-					}
-				}
-			}
-		}
 		d.rep.add(Finding{
 			ID: FindOverlap, Severity: SeverityError, Subject: a.Prefix.String() + " and " + b.Prefix.String() + " on " + wire,
 			What: fmt.Sprintf("%s (%s) and %s (%s) use overlapping subnets on one wire", a.Who, a.Prefix, b.Who, b.Prefix),
 			Why:  "two address plans on one segment: each side's addresses can be handed out on the other too (duplicate IPs), and a station whose subnet is the smaller one sends replies to the other plan's addresses through its gateway instead of on the wire (asymmetric, often dropped)",
-			Fix:  fix,
+			Fix:  overlapFix(a, b, wire),
 		})
 	}
+}
+
+// overlapFix widens the narrower of two overlapping interface subnets to
+// the wider one (its address lies inside it, as one of two overlapping
+// prefixes contains the other); a network, or two networks sharing a
+// subnet, must move to a subnet of its own.
+func overlapFix(a, b addrUse, wire string) []string {
+	wide, narrow := a, b
+	if narrow.Prefix.Bits() < wide.Prefix.Bits() {
+		wide, narrow = narrow, wide
+	}
+	if narrow.Iface == "" || narrow.Prefix == wide.Prefix {
+		n := narrow
+		if n.Network == "" {
+			n = wide
+		}
+		return []string{fmt.Sprintf("give %s a subnet of its own on %s: vmlink net rm %s, then vmlink net create … --subnet SUBNET %s with a SUBNET that overlaps nothing on it", n.Who, wire, n.Network, n.Network)}
+	}
+	bits := netip.PrefixFrom(narrow.Addr.Addr(), wide.Prefix.Bits())
+	return []string{fmt.Sprintf("%s addr del %s dev %s && %s addr add %s dev %s",
+		tool("ip", narrow.NetNS), narrow.Addr, narrow.Iface, tool("ip", narrow.NetNS), bits, narrow.Iface)}
 }
 
 // checkDuplicateMACs reports a child MAC that another interface in another
@@ -775,6 +782,9 @@ func (d *doctor) checkChildMACs(ctx context.Context, t Topology, pid string, pac
 		if ep.Mode == "passthru" || ep.Mode == "source" {
 			continue // no MAC of its own on the wire / receives only from listed senders
 		}
+		if _, ok := firstIPv4(ep); !ok {
+			continue // the ARP socket needs an IPv4 address on the interface
+		}
 		if l := d.linkOf(ep.NetNS, ep.Interface); l == nil || l.Flags&unix.IFF_UP == 0 {
 			continue
 		}
@@ -783,6 +793,10 @@ func (d *doctor) checkChildMACs(ctx context.Context, t Topology, pid string, pac
 		}
 	}
 	if len(kids) == 0 {
+		return
+	}
+	if _, ok := firstIPv4(Endpoint{Addrs: t.Parent.Addrs}); !ok {
+		d.rep.skip("child MACs on the wire", pid, "%s has no IPv4 address: the ARP probe from the parent's own MAC, which the children's are compared with, is sent from a socket that needs one", t.Parent.Name)
 		return
 	}
 	targets := d.stations(t, kids, own)

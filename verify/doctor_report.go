@@ -109,6 +109,7 @@ func (r *DoctorReport) WriteJSON(w io.Writer, pretty bool) error {
 		}
 	}
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // fix commands hold "&&"
 	if pretty {
 		enc.SetIndent("", "  ")
 	}
