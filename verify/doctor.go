@@ -557,6 +557,10 @@ type addrUse struct {
 	Addr  netip.Prefix
 }
 
+// hostRoute reports a /32 or /128: an address without a subnet (a shim's,
+// a loopback-style service address), which plans nothing.
+func hostRoute(p netip.Prefix) bool { return p.Bits() == p.Addr().BitLen() }
+
 // overlaps returns the pairs of uses that put two overlapping address
 // plans on one segment: overlapping but different subnets in different
 // namespaces, or two networks sharing any address. Uses of the same
@@ -567,7 +571,7 @@ func overlaps(uses []addrUse) [][2]addrUse {
 	seen := map[string]bool{}
 	for i, a := range uses {
 		for _, b := range uses[i+1:] {
-			if a.Segment != b.Segment || a.NetNS == b.NetNS || !a.Prefix.Overlaps(b.Prefix) {
+			if a.Segment != b.Segment || a.NetNS == b.NetNS || !a.Prefix.Overlaps(b.Prefix) || hostRoute(a.Prefix) || hostRoute(b.Prefix) {
 				continue
 			}
 			twoNets := a.Network != "" && b.Network != "" && a.Network != b.Network
