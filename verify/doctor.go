@@ -917,7 +917,7 @@ func (d *doctor) stations(t Topology, kids []Endpoint, own map[MAC]bool) []netip
 
 type arpEntry struct {
 	addr netip.Addr
-	mac  []byte
+	mac  net.HardwareAddr
 }
 
 // parseProcARP reads /proc/net/arp ("IP address HW type Flags HW address
