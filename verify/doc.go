@@ -6,5 +6,7 @@
 // ICMP), live capture on the parent interface (AF_PACKET with the VLAN tag
 // the kernel moved into aux data put back in place), frame decoding, pcap
 // and pcapng reading and writing, the checks, and the reports (table, JSON,
-// JUnit XML). It never creates links: it only watches and probes.
+// JUnit XML), and the doctor (Doctor: the classic macvlan/VLAN problems
+// diagnosed from kernel state and the same probes, each with its fix). It
+// never creates links: it only watches and probes.
 package verify
