@@ -72,6 +72,24 @@ func (l *doctorLab) kid(t *testing.T, name, mode string, addr netip.Prefix) kid 
 	return kid{Endpoint{NetNS: ns.Name(), Interface: name, MAC: mac, Addrs: []netip.Prefix{addr}}, ns}
 }
 
+// ping sends an echo request from ep's interface (verify's own echo probe:
+// the VM guest has no ping) and fails t unless the reply comes. The
+// kernel resolves the neighbour on the way, as ping would.
+func ping(t *testing.T, from Endpoint, src, dst netip.Addr) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got bool
+	err := inNetNS(from.NetNS, func() error {
+		var err error
+		got, err = echoProbe(ctx, from.Interface, src, dst, 4242, &pacer{floor: 2 * time.Second})
+		return err
+	})
+	if err != nil || !got {
+		t.Fatalf("echo from %s (%s) to %s: answered %v, %v", EndpointID(from), src, dst, got, err)
+	}
+}
+
 func (l *doctorLab) doctor(t *testing.T, o DoctorOptions) *DoctorReport {
 	t.Helper()
 	o.NetNS, o.Parent = l.p.Host.Name(), l.p.Name
@@ -146,7 +164,7 @@ func TestDoctorClean(t *testing.T) {
 	l.p.Host.Run(t, "ip", "link", "add", "shim0", "link", l.p.Name, "type", "macvlan", "mode", "bridge")
 	l.p.Host.Run(t, "ip", "addr", "add", "10.77.0.1/32", "dev", "shim0")
 	l.p.Host.Run(t, "ip", "link", "set", "shim0", "up")
-	a.ns.Run(t, "ping", "-c1", "-W2", l.outAddr.Addr().String())
+	ping(t, a.Endpoint, l.childAddr(1).Addr(), l.outAddr.Addr()) // c1 knows the station
 
 	rep := l.doctor(t, DoctorOptions{})
 	if !rep.OK() {
@@ -177,7 +195,7 @@ func TestDoctorHostIsolation(t *testing.T) {
 		}
 		l.p.Host.Run(t, args[0], args[3:]...) // drop "ip -n NS"
 	}
-	l.p.Host.Run(t, "ping", "-c1", "-W2", "10.77.0.11")
+	ping(t, Endpoint{NetNS: l.p.Host.Name(), Interface: "vmshim0"}, l.hostAddr.Addr(), l.childAddr(1).Addr())
 	wantNone(t, l.doctor(t, DoctorOptions{}), FindHostIsolation)
 }
 
@@ -309,7 +327,7 @@ func TestDoctorVEPAWithoutReflection(t *testing.T) {
 func TestDoctorChildMACUnanswered(t *testing.T) {
 	l := newDoctorLab(t)
 	c := l.kid(t, "c1", "bridge", l.childAddr(1))
-	c.ns.Run(t, "ping", "-c1", "-W2", l.outAddr.Addr().String()) // c1 knows the station
+	ping(t, c.Endpoint, l.childAddr(1).Addr(), l.outAddr.Addr()) // c1 knows the station
 	sw := l.p.Switch.NS
 	sw.Run(t, "ip", "link", "set", "up0", "type", "bridge_slave", "learning", "off")
 	sw.Run(t, "bridge", "link", "set", "dev", "up0", "locked", "on")
