@@ -165,7 +165,8 @@ func (d *doctor) shimFix(ns, lowerName string, hostAddrs []netip.Prefix, kids []
 		if n.Host != ns || n.Parent != lowerName || n.Driver != "macvlan" || n.HostShim {
 			continue
 		}
-		args := []string{"vmlink", "net", "create", "-d", "macvlan"}
+		vm := tool("vmlink", n.Host)
+		args := []string{vm, "net", "create", "-d", "macvlan"}
 		for _, s := range n.Subnets {
 			args = append(args, "--subnet", s.String())
 		}
@@ -180,9 +181,9 @@ func (d *doctor) shimFix(ns, lowerName string, hostAddrs []netip.Prefix, kids []
 			args = append(args, "-o", "macvlan_mode="+n.Mode)
 		}
 		args = append(args, "--host-shim", n.Name)
-		fix := []string{"vmlink net rm " + n.Name + "   (after `vmlink net disconnect " + n.Name + " CONTAINER` for each container)", strings.Join(args, " ")}
+		fix := []string{vm + " net rm " + n.Name + "   (after `" + vm + " net disconnect " + n.Name + " CONTAINER` for each container)", strings.Join(args, " ")}
 		if len(n.Endpoints) > 0 {
-			fix = append(fix, "vmlink net connect "+n.Name+" CONTAINER   (for each container again)")
+			fix = append(fix, vm+" net connect "+n.Name+" CONTAINER   (for each container again)")
 		}
 		return fix
 	}
@@ -374,7 +375,7 @@ func (d *doctor) checkOverlap(t Topology) {
 			ID: FindOverlap, Severity: SeverityError, Subject: a.Prefix.String() + " and " + b.Prefix.String() + " on " + wire,
 			What: fmt.Sprintf("%s (%s) and %s (%s) use overlapping subnets on one wire", a.Who, a.Prefix, b.Who, b.Prefix),
 			Why:  "two address plans on one segment: each side's addresses can be handed out on the other too (duplicate IPs), and a station whose subnet is the smaller one sends replies to the other plan's addresses through its gateway instead of on the wire (asymmetric, often dropped)",
-			Fix:  overlapFix(a, b, wire),
+			Fix:  overlapFix(a, b, wire, t.Parent.NetNS),
 		})
 	}
 }
@@ -383,7 +384,7 @@ func (d *doctor) checkOverlap(t Topology) {
 // the wider one (its address lies inside it, as one of two overlapping
 // prefixes contains the other); a network, or two networks sharing a
 // subnet, must move to a subnet of its own.
-func overlapFix(a, b addrUse, wire string) []string {
+func overlapFix(a, b addrUse, wire, host string) []string {
 	wide, narrow := a, b
 	if narrow.Prefix.Bits() < wide.Prefix.Bits() {
 		wide, narrow = narrow, wide
@@ -393,7 +394,8 @@ func overlapFix(a, b addrUse, wire string) []string {
 		if n.Network == "" {
 			n = wide
 		}
-		return []string{fmt.Sprintf("give %s a subnet of its own on %s: vmlink net rm %s, then vmlink net create … --subnet SUBNET %s with a SUBNET that overlaps nothing on it", n.Who, wire, n.Network, n.Network)}
+		vm := tool("vmlink", host)
+		return []string{fmt.Sprintf("give %s a subnet of its own on %s: %s net rm %s, then %s net create … --subnet SUBNET %s with a SUBNET that overlaps nothing on it", n.Who, wire, vm, n.Network, vm, n.Network)}
 	}
 	bits := netip.PrefixFrom(narrow.Addr.Addr(), wide.Prefix.Bits())
 	return []string{fmt.Sprintf("%s addr del %s dev %s && %s addr add %s dev %s",

@@ -292,7 +292,7 @@ func TestDoctorOverlappingSubnets(t *testing.T) {
 
 	// A vmlink network on h0 with a subnet overlapping the children's.
 	nets := []DoctorNetwork{{Name: "n2", Host: l.p.Host.Name(), Parent: "h0", Driver: "macvlan", Subnets: []netip.Prefix{netip.MustParsePrefix("10.77.0.128/25")}}}
-	want(t, l.doctor(t, DoctorOptions{Networks: nets}), FindOverlap, "network n2 (10.77.0.128/25)", "vmlink net rm n2")
+	want(t, l.doctor(t, DoctorOptions{Networks: nets}), FindOverlap, "network n2 (10.77.0.128/25)", "vmlink -n "+l.p.Host.Name()+" net rm n2")
 }
 
 // An ipvlan may be given an MTU above its parent's (macvlan and VLAN

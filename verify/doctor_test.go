@@ -105,13 +105,13 @@ func TestOverlapFix(t *testing.T) {
 	a := addrUse{Who: "n1/c1", NetNS: "n1", Prefix: p("10.0.0.0/24"), Iface: "c1", Addr: p("10.0.0.5/24")}
 	b := addrUse{Who: "n2/c2", NetNS: "n2", Prefix: p("10.0.0.0/16"), Iface: "c2", Addr: p("10.0.1.5/16")}
 	want := []string{"ip -n n1 addr del 10.0.0.5/24 dev c1 && ip -n n1 addr add 10.0.0.5/16 dev c1"}
-	for _, got := range [][]string{overlapFix(a, b, "h0"), overlapFix(b, a, "h0")} {
+	for _, got := range [][]string{overlapFix(a, b, "h0", ""), overlapFix(b, a, "h0", "")} {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("got %q, want %q", got, want)
 		}
 	}
 	n := addrUse{Who: "network x", NetNS: "network:x", Prefix: p("10.0.0.0/25"), Network: "x"}
-	if got := overlapFix(b, n, "h0"); len(got) != 1 || !strings.Contains(got[0], "vmlink net rm x") {
+	if got := overlapFix(b, n, "h0", "hostns"); len(got) != 1 || !strings.Contains(got[0], "vmlink -n hostns net rm x") {
 		t.Errorf("network fix %q", got)
 	}
 }
@@ -136,5 +136,30 @@ func TestTool(t *testing.T) {
 	}
 	if got := tool("ip", "ns1"); got != "ip -n ns1" {
 		t.Errorf("%q", got)
+	}
+}
+
+func TestShimFix(t *testing.T) {
+	p := netip.MustParsePrefix
+	kids := []Endpoint{{NetNS: "c1", Interface: "eth0", Addrs: []netip.Prefix{p("10.0.10.5/24")}}}
+	d := &doctor{}
+	want := []string{
+		"vmlink -n host link add vmshim0 link eth0 type macvlan mode bridge",
+		"vmlink -n host link set vmshim0 up",
+		"ip -n host addr add 10.0.10.2/32 dev vmshim0",
+		"ip -n host route add 10.0.10.5/32 dev vmshim0",
+	}
+	if got := d.shimFix("host", "eth0", []netip.Prefix{p("10.0.10.2/24")}, kids); !reflect.DeepEqual(got, want) {
+		t.Errorf("shim commands\n got %q\nwant %q", got, want)
+	}
+	// The children's network: its own --host-shim, recreated with the same
+	// definition.
+	d.o.Networks = []DoctorNetwork{{Name: "macvlan10", Host: "host", Parent: "eth0", Driver: "macvlan", Mode: "bridge",
+		Subnets: []netip.Prefix{p("10.0.10.0/24")}, Gateways: []netip.Addr{netip.MustParseAddr("10.0.10.1")}, IPRanges: []netip.Prefix{p("10.0.10.128/25")},
+		Endpoints: []DoctorEndpoint{{NetNS: "c1", Interface: "eth0"}}}}
+	got := d.shimFix("host", "eth0", []netip.Prefix{p("10.0.10.2/24")}, kids)
+	if len(got) != 3 || got[1] != "vmlink -n host net create -d macvlan --subnet 10.0.10.0/24 --gateway 10.0.10.1 --ip-range 10.0.10.128/25 -o parent=eth0 -o macvlan_mode=bridge --host-shim macvlan10" ||
+		!strings.HasPrefix(got[0], "vmlink -n host net rm macvlan10") || !strings.HasPrefix(got[2], "vmlink -n host net connect macvlan10") {
+		t.Errorf("network fix %q", got)
 	}
 }
