@@ -87,13 +87,6 @@ func Doctor(ctx context.Context, o DoctorOptions) (*DoctorReport, error) {
 		return nil, fmt.Errorf("%w: nothing to inspect: no interface of namespace %s has a macvlan, macvtap, ipvlan or VLAN link on it (%d namespaces searched): name one with --parent",
 			ErrEnvironment, nsWord(o.NetNS), len(spaces))
 	}
-	if len(parents) > 0 {
-		owners, err := DiscoverOwners(ctx)
-		if err != nil {
-			d.rep.skip("duplicate MACs", "some namespaces", "%v", err)
-		}
-		d.owners = owners
-	}
 	for _, p := range parents {
 		if err := d.inspect(ctx, p); err != nil {
 			return nil, err
@@ -107,7 +100,6 @@ type doctor struct {
 	o       DoctorOptions
 	spaces  []*space
 	rep     *DoctorReport
-	owners  Owners
 	seenMAC map[MAC]bool
 }
 

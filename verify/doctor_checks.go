@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"os"
@@ -402,14 +403,12 @@ func overlapFix(a, b addrUse, wire, host string) []string {
 		tool("ip", narrow.NetNS), narrow.Addr, narrow.Iface, tool("ip", narrow.NetNS), bits, narrow.Iface)}
 }
 
-// checkDuplicateMACs reports a child MAC that another interface in another
+// checkDuplicateMACs reports a child MAC that an interface in another
 // namespace carries too (the kernel refuses only siblings on the same
-// lower). Interfaces in the child's own namespace are left out: links
-// stacked on the child (a VLAN on it) share its MAC by design.
+// lower), looking through every namespace discovery opened. Interfaces in
+// the child's own namespace are left out: links stacked on the child (a
+// VLAN on it) share its MAC by design.
 func (d *doctor) checkDuplicateMACs(t Topology) {
-	if d.owners == nil {
-		return
-	}
 	for _, ep := range t.Endpoints {
 		if (ep.Kind != KindMacvlan && ep.Kind != KindMacvtap) || ep.Mode == "passthru" || len(ep.MAC) != 6 {
 			continue
@@ -419,12 +418,15 @@ func (d *doctor) checkDuplicateMACs(t Topology) {
 			continue
 		}
 		var others []string
-		for _, o := range strings.Split(d.owners.Owner(m), ",") {
-			ifname, ns, _ := strings.Cut(o, "@")
-			if o == "" || ns == ep.NetNS {
+		for _, s := range d.spaces {
+			if s.name == ep.NetNS {
 				continue
 			}
-			others = append(others, subject(ns, ifname))
+			for _, l := range s.links {
+				if bytes.Equal(l.Attrs.Address, ep.MAC) {
+					others = append(others, subject(s.name, l.Attrs.Name))
+				}
+			}
 		}
 		if len(others) == 0 {
 			continue
