@@ -8,8 +8,6 @@ import (
 	"net/netip"
 
 	"github.com/mdlayher/packet"
-
-	"github.com/vmlink/vmlink/internal/netns"
 )
 
 // announcement is one interface whose addresses the network should learn
@@ -18,7 +16,7 @@ import (
 // and neighbours stop using stale entries (a re-created container keeps its
 // IP but gets a new MAC).
 type announcement struct {
-	NetNS string
+	NetNS Namespace
 	Index int
 	Name  string
 	MAC   net.HardwareAddr
@@ -53,18 +51,9 @@ func (an *announcement) send() error {
 		}
 		return errors.Join(errs...)
 	}
-	var err error
-	if an.NetNS == "" {
-		err = sendAll()
-	} else {
-		var h *netns.NS
-		if h, err = netns.Open(an.NetNS); err == nil {
-			err = h.Do(sendAll)
-			h.Close()
-		}
-	}
+	err := an.NetNS.do(sendAll)
 	if err != nil {
-		return fmt.Errorf("announce %s in %s: %w", an.Name, nsLabel(an.NetNS), err)
+		return fmt.Errorf("announce %s in %s: %w", an.Name, an.NetNS.label(), err)
 	}
 	return nil
 }

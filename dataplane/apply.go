@@ -418,7 +418,7 @@ func (a *applier) ensureBridge(ctx context.Context, p *Parent) error {
 			pfx, _ := parsePrefix(as)
 			addrs = append(addrs, pfx)
 		}
-		a.announces = append(a.announces, announcement{NetNS: s.Switch, Index: int(m.Index), Name: name, MAC: mac, Addrs: addrs})
+		a.announces = append(a.announces, announcement{NetNS: NamedNS(s.Switch), Index: int(m.Index), Name: name, MAC: mac, Addrs: addrs})
 	}
 	return nil
 }
@@ -566,41 +566,24 @@ func (a *applier) ensureAddrOn(ctx context.Context, ns string, m *rtnl.LinkMessa
 }
 
 func (a *applier) ensureVLANParent(ctx context.Context, n *Network) error {
-	base, id, _ := a.lower(n)
-	c, err := a.c.get(a.t.Host)
-	if err != nil {
-		return err
-	}
-	h := link.New(c)
-	if l, err := h.Get(ctx, n.Parent); err == nil {
-		if l.Kind != "vlan" || l.VLAN == nil || l.VLAN.ID != id || l.Parent != base {
-			return fmt.Errorf("network %s: parent %s exists but is not VLAN %d on %s (it is %s): rename the network's parent or remove the link",
-				n.Name, n.Parent, id, base, describeLink(l))
-		}
-		return nil
-	} else if !errors.Is(err, link.ErrNotFound) {
-		return fmt.Errorf("network %s: parent %s: %w", n.Name, n.Parent, err)
-	}
-	a.record(undo{kind: undoLink, ns: a.t.Host, name: n.Parent, local: true})
-	a.built.Created++
-	spec := &link.VLAN{Common: link.Common{Name: n.Parent, Parent: base, Group: a.mark.Group()}, ID: id}
-	l, err := h.Create(ctx, spec)
-	if err != nil {
-		if errors.Is(err, unix.EOPNOTSUPP) {
-			return &FeatureError{Feature: "8021q", Err: err}
+	_, created, err := EnsureVLANParent(ctx, NamedNS(a.t.Host), n.Parent, a.mark)
+	var pm *ParentMismatchError
+	switch {
+	case errors.As(err, &pm):
+		return fmt.Errorf("network %s: parent %s exists but is not VLAN %d on %s (it is %s): rename the network's parent or remove the link",
+			n.Name, n.Parent, pm.ID, pm.Base, pm.Have)
+	case err != nil:
+		var fe *FeatureError
+		if errors.As(err, &fe) {
+			return err
 		}
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
-	if err := setAlias(ctx, c, l.Index, a.mark.Alias("vlan/"+n.Parent)); err != nil {
-		return err
+	if created {
+		a.record(undo{kind: undoLink, ns: a.t.Host, name: n.Parent, local: true})
+		a.built.Created++
 	}
-	// The VLAN link only carries its children's frames: without IPv6 on
-	// it, its own stack sends no DAD or router solicitation onto the trunk
-	// under the parent's MAC.
-	if err := writeSysctl(a.t.Host, "net/ipv6/conf/"+n.Parent+"/disable_ipv6", "1"); err != nil {
-		return err
-	}
-	return setUp(ctx, c, l.Index)
+	return nil
 }
 
 func describeLink(l *link.Link) string {
@@ -629,7 +612,9 @@ func (e *FeatureError) Error() string {
 
 func (e *FeatureError) Unwrap() error { return e.Err }
 
-// leafSpec is the link spec of an interface on network n.
+// leafSpec is the link spec of an interface on network n. An ipvlan
+// without a mode is l2, as Docker's and the CNI plugin's are (the
+// kernel's own default is l3).
 func (a *applier) leafSpec(n *Network, c link.Common, sources []string) (link.Spec, error) {
 	var macs []net.HardwareAddr
 	for _, s := range sources {
@@ -655,24 +640,23 @@ func (a *applier) leafSpec(n *Network, c link.Common, sources []string) (link.Sp
 		}
 		return &mv, nil
 	case "ipvlan":
-		var mode link.IPVlanMode
-		if n.Mode != "" {
-			var err error
-			if mode, err = link.ParseIPVlanMode(n.Mode); err != nil {
-				return nil, err
-			}
+		mode, err := link.ParseIPVlanMode(effectiveMode(n))
+		if err != nil {
+			return nil, err
 		}
 		return &link.IPVlan{Common: c, Mode: mode}, nil
 	}
 	return nil, fmt.Errorf("driver %q is not supported", n.driver())
 }
 
+// effectiveMode is the mode n's interfaces get: the declared one, else
+// bridge for macvlan and macvtap and l2 for ipvlan.
 func effectiveMode(n *Network) string {
 	if n.Mode != "" {
 		return n.Mode
 	}
 	if n.driver() == "ipvlan" {
-		return "l3"
+		return "l2"
 	}
 	return "bridge"
 }
@@ -681,52 +665,13 @@ func (a *applier) ensureInterface(ctx context.Context, e *Endpoint, j int) error
 	it := &e.Interfaces[j]
 	n := a.network(it.Network)
 	ns, ifname := e.netns(), it.name(j)
-	hc, err := a.c.get(a.t.Host)
+	var mac net.HardwareAddr
+	if it.MAC != "" {
+		mac, _ = parseMAC(it.MAC)
+	}
+	spec, err := a.leafSpec(n, link.Common{Name: ifname, Parent: n.Parent, Address: mac}, it.SourceMACs)
 	if err != nil {
 		return err
-	}
-	ec, err := a.c.get(ns)
-	if err != nil {
-		return err
-	}
-	m, err := getLink(ctx, ec, ifname)
-	if err != nil {
-		return fmt.Errorf("%s/%s: %w", ns, ifname, err)
-	}
-	created := false
-	if m != nil {
-		if err := a.claim(m, ns, fmt.Sprintf("the interface of endpoint %s", e.Name)); err != nil {
-			return err
-		}
-	} else {
-		var mac net.HardwareAddr
-		if it.MAC != "" {
-			mac, _ = parseMAC(it.MAC)
-		}
-		tmp := tempName()
-		spec, err := a.leafSpec(n, link.Common{Name: tmp, Parent: n.Parent, Address: mac, Group: a.mark.Group(), NetNS: &link.Target{Name: ns}}, it.SourceMACs)
-		if err != nil {
-			return err
-		}
-		a.record(undo{kind: undoLink, ns: ns, name: tmp})
-		a.record(undo{kind: undoLink, ns: ns, name: ifname})
-		a.built.Created++
-		if _, err := link.New(hc).Create(ctx, spec); err != nil {
-			return a.kernelFeature(n, err)
-		}
-		if m, err = getLink(ctx, ec, tmp); err != nil || m == nil {
-			return fmt.Errorf("read back %s/%s: %w", ns, tmp, orNotFound(err))
-		}
-		if err := renameLink(ctx, ec, m.Index, ifname); err != nil {
-			return fmt.Errorf("%s/%s: %w", ns, tmp, err)
-		}
-		if m, err = getLink(ctx, ec, ifname); err != nil || m == nil {
-			return fmt.Errorf("read back %s/%s: %w", ns, ifname, orNotFound(err))
-		}
-		if err := setAlias(ctx, ec, m.Index, a.mark.Alias("ep/"+e.Name+"/"+ifname)); err != nil {
-			return fmt.Errorf("%s/%s: %w", ns, ifname, err)
-		}
-		created = true
 	}
 	bi := BuiltInterface{Endpoint: e.Name, NetNS: ns, Name: ifname, Network: n.Name, Kind: n.driver(), Mode: effectiveMode(n),
 		Lower: n.Parent, NoPromisc: n.NoPromisc, Sources: it.SourceMACs}
@@ -734,19 +679,8 @@ func (a *applier) ensureInterface(ctx context.Context, e *Endpoint, j int) error
 	for _, s := range it.Addresses {
 		p, _ := parsePrefix(s)
 		bi.Addrs = append(bi.Addrs, p)
-		added, err := ensureAddr(ctx, ec, m.Index, p)
-		if err != nil {
-			return fmt.Errorf("%s/%s: %w", ns, ifname, err)
-		}
-		if added && !created {
-			a.built.Created++
-		}
 	}
-	if m.Flags&unix.IFF_UP == 0 {
-		if err := setUp(ctx, ec, m.Index); err != nil {
-			return fmt.Errorf("%s/%s: %w", ns, ifname, err)
-		}
-	}
+	es := EndpointLinkSpec{Link: spec, Host: NamedNS(a.t.Host), NetNS: NamedNS(ns), Mark: a.mark, Object: "ep/" + e.Name + "/" + ifname, Addrs: bi.Addrs}
 	if !it.NoDefaultRoute {
 		if a.defRoute[e.Name] == nil {
 			a.defRoute[e.Name] = map[bool]bool{}
@@ -758,18 +692,26 @@ func (a *applier) ensureInterface(ctx context.Context, e *Endpoint, j int) error
 				continue
 			}
 			a.defRoute[e.Name][gw.Is4()] = true
-			if err := ensureRoute(ctx, ec, rtnl.Route{Gateway: gw, OIF: uint32(m.Index)}); err != nil {
-				return fmt.Errorf("%s/%s: %w", ns, ifname, err)
-			}
+			es.Routes = append(es.Routes, Route{Gateway: gw})
 		}
 	}
-	if m2, err := getLink(ctx, ec, ifname); err == nil && m2 != nil {
-		bi.MAC = macOf(m2)
+	ep, err := BuildEndpointLink(ctx, es)
+	var fl *ForeignLinkError
+	if errors.As(err, &fl) {
+		return fmt.Errorf("%s exists in %s and is not this topology's (group %d, alias %q): remove or rename it, or rename %s in the topology",
+			ifname, nsLabel(ns), fl.Group, fl.Alias, fmt.Sprintf("the interface of endpoint %s", e.Name))
 	}
+	if err != nil {
+		return err
+	}
+	if ep.Created {
+		a.record(undo{kind: undoLink, ns: ns, name: ifname})
+		a.built.Created++
+		a.announces = append(a.announces, ep.announcement())
+	}
+	a.built.Created += ep.AddedAddrs
+	bi.MAC = ep.MAC
 	a.built.Interfaces = append(a.built.Interfaces, bi)
-	if created {
-		a.announces = append(a.announces, announcement{NetNS: ns, Index: int(m.Index), Name: ifname, MAC: bi.MAC, Addrs: bi.Addrs})
-	}
 	return nil
 }
 
@@ -786,7 +728,7 @@ func (a *applier) ensureEndpointExtras(ctx context.Context, e *Endpoint) error {
 	ns := e.netns()
 	if e.Forwarding {
 		for _, p := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
-			if err := writeSysctl(ns, p, "1"); err != nil {
+			if err := NamedNS(ns).writeSysctl(p, "1"); err != nil {
 				return err
 			}
 		}
@@ -867,7 +809,7 @@ func (a *applier) ensureShim(ctx context.Context, s *HostShim) error {
 	}
 	a.built.Interfaces = append(a.built.Interfaces, bi)
 	if created {
-		a.announces = append(a.announces, announcement{NetNS: a.t.Host, Index: int(m.Index), Name: s.Name, MAC: bi.MAC, Addrs: bi.Addrs})
+		a.announces = append(a.announces, announcement{NetNS: NamedNS(a.t.Host), Index: int(m.Index), Name: s.Name, MAC: bi.MAC, Addrs: bi.Addrs})
 	}
 	return nil
 }
@@ -990,7 +932,7 @@ func (a *applier) waitWires(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("wait for %s in %s: %w", c.name, nsLabel(c.ns), err)
 			}
-			if m != nil && ((c.port && portForwarding(m)) || (!c.port && operUp(m))) {
+			if m != nil && ((c.port && portForwarding(m)) || (!c.port && carriesFrames(m))) {
 				break
 			}
 			select {

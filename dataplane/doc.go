@@ -20,6 +20,12 @@
 //     "vmlink:<topology>:netns", and is listed in a small state file under
 //     /run/vmlink written before the namespace is created.
 //
+// Every container interface — of Up, of `net connect`, of the labs and of
+// a CNI plugin — is built by BuildEndpointLink (the link created inside the
+// container's namespace, named there, marked, addressed, up, routed;
+// announced with EndpointLink.Announce) and removed by RemoveEndpointLink;
+// every X.N VLAN parent by EnsureVLANParent.
+//
 // Networks are docker's `network create/connect/disconnect/rm` on the same
 // machinery: -o parent=X.N creates the VLAN and removes it with the last
 // network using it, addresses come from --ip-range or the subnet around the

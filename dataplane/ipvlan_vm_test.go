@@ -4,12 +4,14 @@ package dataplane
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
 	"github.com/vmlink/vmlink/testenv"
 )
@@ -100,5 +102,50 @@ func TestNetworkIPVlan(t *testing.T) {
 	}
 	if recs, _, err := nets.List(ctx); err != nil || len(recs) != 0 {
 		t.Fatalf("networks left: %v, %v", recs, err)
+	}
+}
+
+// TestUpIPVlanDefaultsToL2: a topology's ipvlan network without a mode
+// gets l2 interfaces, as `net create -d ipvlan`, Docker and the CNI ipvlan
+// plugin make them (the kernel alone would pick l3), and Up reports the
+// mode the kernel has.
+func TestUpIPVlanDefaultsToL2(t *testing.T) {
+	testenv.Require(t, testenv.FeatureIPVlan)
+	e := newTestEnv(t)
+	ctx := context.Background()
+	topo, err := Parse(strings.NewReader(fmt.Sprintf(`
+name: %[1]stopo
+host: %[2]s
+parents:
+  - name: pa
+    sandbox: {switch: %[1]ssw}
+networks:
+  - {name: ni, parent: pa, driver: ipvlan, subnets: [10.8.1.0/24]}
+endpoints:
+  - {name: c1, netns: %[1]sc1, interfaces: [{network: ni}]}
+`, e.prefix, e.host)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := &Options{StateDir: e.stateDir}
+	built, err := Up(ctx, topo, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Down(context.Background(), topo, opts) })
+	h, err := link.Open(e.prefix + "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	l, err := h.Get(ctx, "eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.IPVlan == nil || l.IPVlan.Mode != link.IPVlanModeL2 {
+		t.Fatalf("c1/eth0 ipvlan = %+v, want mode l2", l.IPVlan)
+	}
+	if len(built.Interfaces) != 1 || built.Interfaces[0].Mode != "l2" {
+		t.Fatalf("Up reports %+v, want mode l2", built.Interfaces)
 	}
 }

@@ -2,8 +2,6 @@ package dataplane
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -261,20 +259,12 @@ func nsOwned(ctx context.Context, name, alias string) (bool, error) {
 
 // writeSysctl writes value to /proc/sys/PATH inside the namespace: sysctls
 // under net/ belong to the network namespace of the writing thread.
-func writeSysctl(ns, path, value string) error {
-	write := func() error {
+func (n Namespace) writeSysctl(path, value string) error {
+	err := n.do(func() error {
 		return os.WriteFile("/proc/sys/"+path, []byte(value), 0)
-	}
-	if ns == "" {
-		return write()
-	}
-	h, err := netns.Open(ns)
+	})
 	if err != nil {
-		return err
-	}
-	defer h.Close()
-	if err := h.Do(write); err != nil {
-		return fmt.Errorf("sysctl %s=%s in netns %s: %w", strings.ReplaceAll(path, "/", "."), value, ns, err)
+		return fmt.Errorf("sysctl %s=%s in %s: %w", strings.ReplaceAll(path, "/", "."), value, n.label(), err)
 	}
 	return nil
 }
@@ -335,6 +325,20 @@ func portForwarding(m *rtnl.LinkMessage) bool {
 	return operUp(m)
 }
 
+// carriesFrames reports whether an interface passes frames: operationally
+// up, or — for drivers that never set an operational state, as ipvlan
+// (its links stay "UNKNOWN", measured on 6.1) — up with carrier.
+func carriesFrames(m *rtnl.LinkMessage) bool {
+	if operUp(m) {
+		return true
+	}
+	unknown := m.Attrs.OperState == nil || *m.Attrs.OperState == ifOperUnknown
+	return unknown && m.Flags&unix.IFF_UP != 0 && m.Flags&unix.IFF_LOWER_UP != 0
+}
+
+// ifOperUnknown is IF_OPER_UNKNOWN.
+const ifOperUnknown = 0
+
 func operUp(m *rtnl.LinkMessage) bool {
 	return m.Attrs.OperState != nil && *m.Attrs.OperState == ifOperUp
 }
@@ -345,23 +349,4 @@ func orNotFound(err error) error {
 		return err
 	}
 	return link.ErrNotFound
-}
-
-// tempName is a unique interface name for creating a link in another
-// namespace under a name its parent may also have there ("eth0" on parent
-// "eth0"): the link package refuses a link named like its parent, and its
-// cleanup looks the name up in the parent's namespace first. The link is
-// renamed in its own namespace right after.
-func tempName() string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return "vmt" + hex.EncodeToString(b)
-}
-
-// renameLink renames the (down) link at index in c's namespace.
-func renameLink(ctx context.Context, c *rtnl.Conn, index int32, name string) error {
-	if err := c.SetLink(ctx, &rtnl.LinkMessage{Index: index, Attrs: rtnl.LinkAttrs{Name: name}}); err != nil {
-		return fmt.Errorf("rename to %s: %w", name, err)
-	}
-	return nil
 }

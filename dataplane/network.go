@@ -428,52 +428,48 @@ func poolOf(c *IPAMConfig, taken map[netip.Addr]string) (*Pool, error) {
 // created. Parents vmlink created are shared by refcount: the record says
 // ParentCreated when this network holds a reference.
 func (n *Networks) ensureParent(ctx context.Context, c *rtnl.Conn, st *netState, rec *NetworkRecord) error {
+	if _, _, ok := splitVLANParent(rec.Parent); ok {
+		l, created, err := EnsureVLANParent(ctx, NamedNS(rec.Host), rec.Parent, n.mark())
+		var pm *ParentMismatchError
+		var fe *link.FieldError
+		switch {
+		case errors.As(err, &pm):
+			return usage("-o parent=%s: the link exists but is not VLAN %d on %s (it is %s): rename or remove it", rec.Parent, pm.ID, pm.Base, pm.Have)
+		case errors.As(err, &fe):
+			return usage("-o parent=%s: %v", rec.Parent, err)
+		case err != nil:
+			var feat *FeatureError
+			if errors.As(err, &feat) {
+				return err
+			}
+			return fmt.Errorf("create parent %s: %w", rec.Parent, err)
+		}
+		// A parent vmlink created for another network: share it.
+		rec.ParentCreated = created || (n.mark().Owns(l.Group, l.Alias) && l.Group == n.mark().Group())
+		return nil
+	}
 	h := link.New(c)
 	l, err := h.Get(ctx, rec.Parent)
 	if err == nil {
 		if l.Type == unix.ARPHRD_LOOPBACK {
 			return usage("-o parent=%s: the loopback cannot be a parent", rec.Parent)
 		}
-		if base, id, ok := splitVLANParent(rec.Parent); ok {
-			if l.Kind != "vlan" || l.VLAN == nil || l.VLAN.ID != id || l.Parent != base {
-				return usage("-o parent=%s: the link exists but is not VLAN %d on %s (it is %s): rename or remove it", rec.Parent, id, base, describeLink(l))
-			}
-		}
-		// A parent vmlink created for another network: share it.
 		rec.ParentCreated = n.mark().Owns(l.Group, l.Alias) && l.Group == n.mark().Group()
 		return nil
 	}
 	if !errors.Is(err, link.ErrNotFound) {
 		return fmt.Errorf("parent %s: %w", rec.Parent, err)
 	}
-	var spec link.Spec
-	base, id, ok := splitVLANParent(rec.Parent)
-	switch {
-	case strings.HasPrefix(rec.Parent, "dm-") && rec.Internal:
-		spec = &link.Dummy{Common: link.Common{Name: rec.Parent, Group: n.mark().Group(), Up: true}}
-	case ok:
-		spec = &link.VLAN{Common: link.Common{Name: rec.Parent, Parent: base, Group: n.mark().Group(), Up: true}, ID: id}
-	default:
+	if !strings.HasPrefix(rec.Parent, "dm-") || !rec.Internal {
 		return usage("-o parent=%s: no such interface%s: create it first, or use X.N to have VLAN N on X created", rec.Parent, hostWhere(n.Host))
 	}
-	l, err = h.Create(ctx, spec)
-	if err != nil {
-		var fe *link.FieldError
-		if errors.As(err, &fe) {
-			return usage("-o parent=%s: %v", rec.Parent, err)
-		}
+	// docker: an internal network without a parent sits on a dummy link.
+	spec := &link.Dummy{Common: link.Common{Name: rec.Parent, Group: n.mark().Group(), Alias: n.mark().Alias("parent/" + rec.Parent), Up: true}}
+	if _, err = h.Create(ctx, spec); err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) {
-			feature := "8021q"
-			if spec.Kind() == "dummy" {
-				feature = "dummy"
-			}
-			return &FeatureError{Feature: feature, Err: err}
+			return &FeatureError{Feature: "dummy", Err: err}
 		}
 		return fmt.Errorf("create parent %s: %w", rec.Parent, err)
-	}
-	if err := setAlias(ctx, c, l.Index, n.mark().Alias("parent/"+rec.Parent)); err != nil {
-		_ = h.Delete(context.WithoutCancel(ctx), rec.Parent)
-		return err
 	}
 	rec.ParentCreated = true
 	return nil
@@ -763,31 +759,22 @@ func (n *Networks) attach(ctx context.Context, st *netState, rec *NetworkRecord,
 	} else if owned, _ := nsOwned(ctx, ns, n.mark().nsAlias()); owned {
 		created = true // created by an earlier connect: still ours
 	}
-	cleanup := func(ifname string) {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
+	// cleanup removes a namespace this connect made; the interface is
+	// BuildEndpointLink's to remove when it fails.
+	cleanup := func() {
 		if created && !usedElsewhere(st, rec, ns) {
 			netns.Delete(ns)
-			return
-		}
-		if ifname != "" {
-			if ec, err := rtnl.DialNetNS(ns, nil); err == nil {
-				if m, _ := getLink(cctx, ec, ifname); m != nil && n.mark().Owns(linkGroup(m), linkAlias(m)) {
-					ec.DelLink(cctx, &rtnl.LinkMessage{Index: m.Index})
-				}
-				ec.Close()
-			}
 		}
 	}
 	ec, err := rtnl.DialNetNS(ns, nil)
 	if err != nil {
-		cleanup("")
+		cleanup()
 		return nil, err
 	}
 	defer ec.Close()
 	links, err := ec.Links(ctx)
 	if err != nil {
-		cleanup("")
+		cleanup()
 		return nil, err
 	}
 	ifname := ""
@@ -797,14 +784,7 @@ func (n *Networks) attach(ctx context.Context, st *netState, rec *NetworkRecord,
 			ifname = cand
 		}
 	}
-	hc, err := n.conn()
-	if err != nil {
-		cleanup("")
-		return nil, err
-	}
-	defer hc.Close()
-	tmp := tempName()
-	common := link.Common{Name: tmp, Parent: rec.Parent, Address: spec.MAC, Group: n.mark().Group(), NetNS: &link.Target{Name: ns}}
+	common := link.Common{Name: ifname, Parent: rec.Parent, Address: spec.MAC}
 	var ls link.Spec
 	switch rec.Driver {
 	case "ipvlan":
@@ -820,68 +800,21 @@ func (n *Networks) attach(ctx context.Context, st *netState, rec *NetworkRecord,
 			ls = &mv
 		}
 	}
-	if _, err := link.New(hc).Create(ctx, ls); err != nil {
-		cleanup("")
-		if errors.Is(err, unix.EOPNOTSUPP) {
-			return nil, &FeatureError{Feature: rec.Driver, Err: err}
-		}
-		return nil, fmt.Errorf("connect %s to %s: %w", ns, rec.Name, err)
-	}
-	fail := func(err error) (*Attached, error) {
-		cleanup(tmp)
-		cleanup(ifname)
-		return nil, fmt.Errorf("connect %s to %s: %w", ns, rec.Name, err)
-	}
-	m, err := getLink(ctx, ec, tmp)
-	if err != nil || m == nil {
-		return fail(orNotFound(err))
-	}
-	if err := renameLink(ctx, ec, m.Index, ifname); err != nil {
-		return fail(err)
-	}
-	if m, err = getLink(ctx, ec, ifname); err != nil || m == nil {
-		return fail(orNotFound(err))
-	}
-	if err := setAlias(ctx, ec, m.Index, n.mark().Alias("ep/"+rec.Name+"/"+ns)); err != nil {
-		return fail(err)
-	}
-	for _, p := range addrs {
-		if _, err := ensureAddr(ctx, ec, m.Index, p); err != nil {
-			return fail(err)
-		}
-	}
-	if err := setUp(ctx, ec, m.Index); err != nil {
-		return fail(err)
-	}
+	es := EndpointLinkSpec{Link: ls, Host: NamedNS(n.Host), NetNS: NamedNS(ns), Mark: n.mark(), Object: "ep/" + rec.Name + "/" + ns, Addrs: addrs}
 	if !rec.Internal {
-		routes4, _ := ec.Routes(ctx, unix.AF_INET)
-		routes6, _ := ec.Routes(ctx, unix.AF_INET6)
-		hasDefault := func(rs []rtnl.RouteMessage) bool {
-			for _, r := range rs {
-				if r.DstLen == 0 && r.Table == unix.RT_TABLE_MAIN {
-					return true
-				}
-			}
-			return false
-		}
 		for _, c := range rec.IPAM {
-			if !c.Gateway.IsValid() {
-				continue
-			}
-			if (c.Gateway.Is4() && hasDefault(routes4)) || (c.Gateway.Is6() && hasDefault(routes6)) {
-				continue
-			}
-			if err := ensureRoute(ctx, ec, rtnl.Route{Gateway: c.Gateway, OIF: uint32(m.Index)}); err != nil {
-				return fail(err)
+			if c.Gateway.IsValid() {
+				es.Routes = append(es.Routes, Route{Gateway: c.Gateway, IfNoDefault: true})
 			}
 		}
 	}
-	if m2, _ := getLink(ctx, ec, ifname); m2 != nil {
-		m = m2
+	ep, err := BuildEndpointLink(ctx, es)
+	if err != nil {
+		cleanup()
+		return nil, fmt.Errorf("connect %s to %s: %w", ns, rec.Name, err)
 	}
-	an := announcement{NetNS: ns, Index: int(m.Index), Name: ifname, MAC: macOf(m), Addrs: addrs}
-	_ = an.send()
-	return &Attached{NetNS: ns, Interface: ifname, MAC: macOf(m).String(), Addrs: addrs, EndpointID: newID(), NSCreated: created}, nil
+	_ = ep.Announce()
+	return &Attached{NetNS: ns, Interface: ifname, MAC: ep.MAC.String(), Addrs: addrs, EndpointID: newID(), NSCreated: created}, nil
 }
 
 // usedElsewhere reports whether ns is attached to a network other than rec.
@@ -930,19 +863,7 @@ func (n *Networks) detach(ctx context.Context, st *netState, rec *NetworkRecord,
 		}
 		return nil
 	}
-	ec, err := rtnl.DialNetNS(a.NetNS, nil)
-	if err != nil {
-		return err
-	}
-	defer ec.Close()
-	m, err := getLink(ctx, ec, a.Interface)
-	if err != nil || m == nil {
-		return err
-	}
-	if !n.mark().Owns(linkGroup(m), linkAlias(m)) {
-		return nil
-	}
-	if err := ec.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
+	if err := RemoveEndpointLink(ctx, NamedNS(a.NetNS), a.Interface, n.mark()); err != nil {
 		return fmt.Errorf("disconnect %s: %w", container, err)
 	}
 	return nil

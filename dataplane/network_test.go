@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -342,6 +343,15 @@ func TestNetworkAutoVLANParent(t *testing.T) {
 	}
 	if !has("p0.10") {
 		t.Fatal("p0.10 was not created")
+	}
+	// The one parent builder: a VLAN parent vmlink creates has IPv6 off,
+	// for `net create` as for `up`.
+	var v6off []byte
+	if err := NamedNS(e.host).do(func() (err error) {
+		v6off, err = os.ReadFile("/proc/sys/net/ipv6/conf/p0.10/disable_ipv6")
+		return err
+	}); err != nil || strings.TrimSpace(string(v6off)) != "1" {
+		t.Fatalf("p0.10 disable_ipv6 = %q, %v: want 1", v6off, err)
 	}
 	if err := nets.Remove(ctx, "v10a"); err != nil {
 		t.Fatal(err)
