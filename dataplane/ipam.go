@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // ErrPoolFull is wrapped by Pool.Next when every address is taken.
@@ -209,4 +210,104 @@ func (t *Topology) assignAddresses() error {
 		}
 	}
 	return nil
+}
+
+// poolOf builds the allocation pool of one subnet with the gateway, aux
+// addresses and the taken ones reserved.
+func poolOf(c *IPAMConfig, taken map[netip.Addr]string) (*Pool, error) {
+	p, err := NewPool(c.Subnet, c.IPRange)
+	if err != nil {
+		return nil, err
+	}
+	if c.Gateway.IsValid() {
+		if err := p.Reserve(c.Gateway, gatewayOwner); err != nil {
+			return nil, fmt.Errorf("--gateway %s: %w", c.Gateway, err)
+		}
+	}
+	for k, a := range c.Aux {
+		if err := p.Reserve(a, "aux address "+k); err != nil {
+			return nil, fmt.Errorf("--aux-address %s=%s: %w", k, a, err)
+		}
+	}
+	for a, who := range taken {
+		if c.Subnet.Contains(a) {
+			if err := p.Reserve(a, who); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return p, nil
+}
+
+// takenAddrs lists the addresses of a network's endpoints and shim.
+func takenAddrs(rec *NetworkRecord) map[netip.Addr]string {
+	taken := map[netip.Addr]string{}
+	for name, e := range rec.Endpoints {
+		for _, p := range e.Addrs {
+			taken[p.Addr()] = name
+		}
+	}
+	if rec.Shim != nil {
+		for _, p := range rec.Shim.Addrs {
+			taken[p.Addr()] = "the host shim"
+		}
+	}
+	return taken
+}
+
+// allocate picks the endpoint's addresses: the requested ones (checked),
+// else one per subnet of each family from the pool.
+func allocate(rec *NetworkRecord, who string, want []netip.Addr) ([]netip.Prefix, error) {
+	taken := takenAddrs(rec)
+	var out []netip.Prefix
+	used := map[int]bool{}
+	for _, a := range want {
+		idx := -1
+		for i, c := range rec.IPAM {
+			if c.Subnet.Contains(a) {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			var subnets []string
+			for _, c := range rec.IPAM {
+				subnets = append(subnets, c.Subnet.String())
+			}
+			return nil, usage("--ip %s is outside the network's subnets (%s)", a, strings.Join(subnets, ", "))
+		}
+		p, err := poolOf(&rec.IPAM[idx], taken)
+		if err != nil {
+			return nil, err
+		}
+		if owner, ok := p.Owner(a); ok {
+			return nil, usage("--ip %s is already in use by %s", a, owner)
+		}
+		if err := p.Reserve(a, who); err != nil {
+			return nil, usage("--ip %s: %v", a, err)
+		}
+		used[idx] = true
+		out = append(out, netip.PrefixFrom(a, rec.IPAM[idx].Subnet.Bits()))
+	}
+	fams := map[bool]bool{}
+	for _, p := range out {
+		fams[p.Addr().Is4()] = true
+	}
+	for i := range rec.IPAM {
+		c := &rec.IPAM[i]
+		if used[i] || fams[c.Subnet.Addr().Is4()] {
+			continue
+		}
+		p, err := poolOf(c, taken)
+		if err != nil {
+			return nil, err
+		}
+		a, err := p.Next(who)
+		if err != nil {
+			return nil, fmt.Errorf("network %s: %w", rec.Name, err)
+		}
+		fams[c.Subnet.Addr().Is4()] = true
+		taken[a.Addr()] = who
+		out = append(out, a)
+	}
+	return out, nil
 }
