@@ -273,17 +273,17 @@ func allocate(rec *NetworkRecord, who string, want []netip.Addr) ([]netip.Prefix
 			for _, c := range rec.IPAM {
 				subnets = append(subnets, c.Subnet.String())
 			}
-			return nil, usage("--ip %s is outside the network's subnets (%s)", a, strings.Join(subnets, ", "))
+			return nil, refuse("--ip %s is outside the network's subnets (%s)", a, strings.Join(subnets, ", "))
 		}
 		p, err := poolOf(&rec.IPAM[idx], taken)
 		if err != nil {
 			return nil, err
 		}
 		if owner, ok := p.Owner(a); ok {
-			return nil, usage("--ip %s is already in use by %s", a, owner)
+			return nil, refuse("--ip %s is already in use by %s", a, owner)
 		}
 		if err := p.Reserve(a, who); err != nil {
-			return nil, usage("--ip %s: %v", a, err)
+			return nil, refuse("--ip %s: %v", a, err)
 		}
 		used[idx] = true
 		out = append(out, netip.PrefixFrom(a, rec.IPAM[idx].Subnet.Bits()))

@@ -28,7 +28,7 @@ func TestNetworkIPVlan(t *testing.T) {
 	before := strings.Join(e.links(t), ",")
 	rec, err := nets.Create(ctx, NetworkSpec{Name: "ipv", Driver: "ipvlan", IPv6: true,
 		Subnets: []netip.Prefix{pfx("10.40.0.0/24"), pfx("fd00:40::/64")},
-		Options: map[string]string{"parent": "p0", "ipvlan_mode": "l2"}})
+		Options: netOpts(t, "parent", "p0", "ipvlan_mode", "l2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,12 +36,12 @@ func TestNetworkIPVlan(t *testing.T) {
 		t.Fatalf("record %+v", rec)
 	}
 	// ipvlan takes one network per parent, whichever driver comes second.
-	_, err = nets.Create(ctx, NetworkSpec{Name: "second", Subnets: []netip.Prefix{pfx("10.41.0.0/24")}, Options: map[string]string{"parent": "p0"}})
+	_, err = nets.Create(ctx, NetworkSpec{Name: "second", Subnets: []netip.Prefix{pfx("10.41.0.0/24")}, Options: netOpts(t, "parent", "p0")})
 	wantUsage(t, err, "ipvlan takes one network per parent")
-	if _, err := nets.Create(ctx, NetworkSpec{Name: "mv1", Subnets: []netip.Prefix{pfx("10.42.0.0/24")}, Options: map[string]string{"parent": "p1"}}); err != nil {
+	if _, err := nets.Create(ctx, NetworkSpec{Name: "mv1", Subnets: []netip.Prefix{pfx("10.42.0.0/24")}, Options: netOpts(t, "parent", "p1")}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = nets.Create(ctx, NetworkSpec{Name: "ipv1", Driver: "ipvlan", Subnets: []netip.Prefix{pfx("10.43.0.0/24")}, Options: map[string]string{"parent": "p1"}})
+	_, err = nets.Create(ctx, NetworkSpec{Name: "ipv1", Driver: "ipvlan", Subnets: []netip.Prefix{pfx("10.43.0.0/24")}, Options: netOpts(t, "parent", "p1")})
 	wantUsage(t, err, "ipvlan takes one network per parent")
 	if err := nets.Remove(ctx, "mv1"); err != nil {
 		t.Fatal(err)

@@ -31,23 +31,23 @@ func (n *Networks) Connect(ctx context.Context, spec ConnectSpec) (*Attached, er
 	err := n.with(func(st *netState) error {
 		rec := st.Networks[spec.Network]
 		if rec == nil {
-			return usage("network %s not found", spec.Network)
+			return refuse("network %s not found", spec.Network)
 		}
 		if err := netns.ValidateName(spec.Container); err != nil {
-			return usage("container %q: %v", spec.Container, err)
+			return refuse("container %q: %v", spec.Container, err)
 		}
 		if _, ok := rec.Endpoints[spec.Container]; ok {
-			return usage("endpoint with name %s already exists in network %s", spec.Container, rec.Name)
+			return refuse("endpoint with name %s already exists in network %s", spec.Container, rec.Name)
 		}
 		if rec.Mode == "passthru" && len(rec.Endpoints) > 0 {
-			return usage("network %s is passthru: it takes one container, and %s is attached", rec.Name, firstKey(rec.Endpoints))
+			return refuse("network %s is passthru: it takes one container, and %s is attached", rec.Name, firstKey(rec.Endpoints))
 		}
 		if spec.MAC != nil && rec.Driver == "ipvlan" {
-			return usage("--mac-address %s: ipvlan interfaces share the parent's MAC address: drop --mac-address", spec.MAC)
+			return refuse("--mac-address %s: ipvlan interfaces share the parent's MAC address: drop --mac-address", spec.MAC)
 		}
 		if spec.MAC != nil {
 			if err := link.CheckUnicastMAC(spec.MAC); err != nil {
-				return usage("--mac-address %s: %v", spec.MAC, err)
+				return refuse("--mac-address %s: %v", spec.MAC, err)
 			}
 		}
 		addrs, err := allocate(rec, spec.Container, spec.IPs)
@@ -128,7 +128,8 @@ func (n *Networks) attach(ctx context.Context, st *netState, rec *NetworkRecord,
 	switch rec.Driver {
 	case "ipvlan":
 		mode, _ := link.ParseIPVlanMode(rec.Mode)
-		ls = &link.IPVlan{Common: common, Mode: mode}
+		flag, _ := parseIPVlanFlag(rec.Flag)
+		ls = &link.IPVlan{Common: common, Mode: mode, Flag: flag}
 	default:
 		mode, _ := link.ParseMacvlanMode(rec.Mode)
 		mv := link.Macvlan{Common: common, Mode: mode}
@@ -175,11 +176,11 @@ func (n *Networks) Disconnect(ctx context.Context, network, container string) er
 	return n.with(func(st *netState) error {
 		rec := st.Networks[network]
 		if rec == nil {
-			return usage("network %s not found", network)
+			return refuse("network %s not found", network)
 		}
 		a := rec.Endpoints[container]
 		if a == nil {
-			return usage("container %s is not connected to network %s", container, network)
+			return refuse("container %s is not connected to network %s", container, network)
 		}
 		if err := n.detach(ctx, st, rec, container, a); err != nil {
 			return err

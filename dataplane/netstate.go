@@ -21,12 +21,14 @@ var netMark = Mark{Topology: "net"}
 
 // NetworkRecord is a network as the state file keeps it.
 type NetworkRecord struct {
-	Name     string            `json:"name"`
-	ID       string            `json:"id"`
-	Created  time.Time         `json:"created"`
-	Host     string            `json:"host,omitempty"` // namespace holding the parent
-	Driver   string            `json:"driver"`
-	Mode     string            `json:"mode"`
+	Name    string    `json:"name"`
+	ID      string    `json:"id"`
+	Created time.Time `json:"created"`
+	Host    string    `json:"host,omitempty"` // namespace holding the parent
+	Driver  string    `json:"driver"`
+	Mode    string    `json:"mode"`
+	// Flag is an ipvlan network's ipvlan_flag; "" is the kernel's bridge.
+	Flag     string            `json:"flag,omitempty"`
 	Parent   string            `json:"parent"`
 	Options  map[string]string `json:"options,omitempty"`
 	IPv6     bool              `json:"ipv6"`

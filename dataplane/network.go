@@ -28,11 +28,48 @@ type NetworkSpec struct {
 	Aux      map[string]netip.Addr
 	IPv6     bool
 	Internal bool
-	// Options are -o KEY=VALUE: parent, macvlan_mode, ipvlan_mode, ipvlan_flag.
-	Options map[string]string
+	// Options are the driver's (docker's -o KEY=VALUE).
+	Options NetworkOptions
 	// HostShim gives the host a bridge-mode macvlan on the parent with an
 	// address from the network and routes to it (macvlan only).
 	HostShim bool
+}
+
+// NetworkOptions are a network's driver options, docker's `-o KEY=VALUE`
+// in typed form. Each one given takes effect or the network is refused: an
+// option of another driver is an error, never dropped. The zero value of
+// each means "not given".
+type NetworkOptions struct {
+	// Parent is the link the network's interfaces sit on (`parent`); X.N
+	// is VLAN N on X, created when missing. "" makes an internal network.
+	Parent string
+	// MacvlanMode is macvlan's and macvtap's mode (`macvlan_mode`);
+	// unset is bridge.
+	MacvlanMode link.MacvlanMode
+	// IPVlanMode is ipvlan's mode (`ipvlan_mode`); unset is l2.
+	IPVlanMode link.IPVlanMode
+	// IPVlanFlag is how ipvlan interfaces of the parent reach each other
+	// (`ipvlan_flag`); unset is bridge.
+	IPVlanFlag link.IPVlanFlag
+}
+
+// words are the options as docker prints them in `network inspect`: the
+// ones given, by docker's key.
+func (o NetworkOptions) words() map[string]string {
+	m := map[string]string{}
+	if o.Parent != "" {
+		m["parent"] = o.Parent
+	}
+	if o.MacvlanMode != link.MacvlanModeUnset {
+		m["macvlan_mode"] = o.MacvlanMode.String()
+	}
+	if o.IPVlanMode != link.IPVlanModeUnset {
+		m["ipvlan_mode"] = o.IPVlanMode.String()
+	}
+	if o.IPVlanFlag != link.IPVlanFlagUnset {
+		m["ipvlan_flag"] = o.IPVlanFlag.String()
+	}
+	return m
 }
 
 // Create creates a network. Validation comes first (nothing touches the
@@ -71,86 +108,101 @@ func (n *Networks) Create(ctx context.Context, spec NetworkSpec) (*NetworkRecord
 	return out, err
 }
 
-// UsageError is a network request refused before anything changed.
-type UsageError struct{ Msg string }
+// ErrRefused is wrapped by the error of a network request refused before
+// anything changed: a wrong option, a name in use, an address outside the
+// subnets. The request is the caller's to fix; there is nothing to clean up.
+var ErrRefused = errors.New("network request refused")
 
-func (e *UsageError) Error() string { return e.Msg }
+// refusal is an error that wraps ErrRefused with only its own message.
+type refusal struct{ msg string }
 
-func usage(format string, args ...any) error { return &UsageError{Msg: fmt.Sprintf(format, args...)} }
+func (e *refusal) Error() string        { return e.msg }
+func (e *refusal) Is(target error) bool { return target == ErrRefused }
+
+func refuse(format string, args ...any) error { return &refusal{msg: fmt.Sprintf(format, args...)} }
 
 // plan validates spec against the other networks and returns the record.
 func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) {
 	if spec.Name == "" {
-		return nil, usage("network name missing: vmlink net create [OPTIONS] NAME")
+		return nil, refuse("network name missing: vmlink net create [OPTIONS] NAME")
 	}
 	if err := checkTopoName(spec.Name); err != nil && spec.Name != netMark.Topology {
-		return nil, usage("network name %q: %v", spec.Name, err)
+		return nil, refuse("network name %q: %v", spec.Name, err)
 	}
 	if _, dup := st.Networks[spec.Name]; dup {
-		return nil, usage("network with name %s already exists", spec.Name)
+		return nil, refuse("network with name %s already exists", spec.Name)
 	}
+	o := spec.Options
 	rec := &NetworkRecord{Name: spec.Name, ID: newID(), Created: time.Now().UTC(), Host: n.Host,
-		Driver: orDefault(spec.Driver, "macvlan"), IPv6: spec.IPv6, Internal: spec.Internal, Options: map[string]string{}}
-	for k, v := range spec.Options {
-		rec.Options[k] = v
-	}
+		Driver: orDefault(spec.Driver, "macvlan"), IPv6: spec.IPv6, Internal: spec.Internal, Options: o.words()}
 	switch rec.Driver {
 	case "macvlan", "macvtap":
-		rec.Mode = orDefault(spec.Options["macvlan_mode"], "bridge")
-		if _, err := link.ParseMacvlanMode(rec.Mode); err != nil {
-			return nil, usage("-o macvlan_mode=%s: use bridge, private, vepa, passthru or source", rec.Mode)
+		switch {
+		case o.IPVlanMode != link.IPVlanModeUnset:
+			return nil, refuse("-o ipvlan_mode: not an option of the %s driver (use parent, macvlan_mode)", rec.Driver)
+		case o.IPVlanFlag != link.IPVlanFlagUnset:
+			return nil, refuse("-o ipvlan_flag: not an option of the %s driver (use parent, macvlan_mode)", rec.Driver)
+		case o.MacvlanMode == link.MacvlanModeUnset:
+			rec.Mode = link.MacvlanModeBridge.String()
+		default:
+			rec.Mode = o.MacvlanMode.String()
 		}
-		for k := range spec.Options {
-			if k != "parent" && k != "macvlan_mode" {
-				return nil, usage("-o %s: not an option of the %s driver (use parent, macvlan_mode)", k, rec.Driver)
-			}
+		if _, err := link.ParseMacvlanMode(rec.Mode); err != nil {
+			return nil, refuse("-o macvlan_mode=%s: use bridge, private, vepa, passthru or source", rec.Mode)
 		}
 	case "ipvlan":
-		rec.Mode = orDefault(spec.Options["ipvlan_mode"], "l2")
-		if _, err := link.ParseIPVlanMode(rec.Mode); err != nil {
-			return nil, usage("-o ipvlan_mode=%s: use l2, l3 or l3s", rec.Mode)
+		if o.MacvlanMode != link.MacvlanModeUnset {
+			return nil, refuse("-o macvlan_mode: not an option of the ipvlan driver (use parent, ipvlan_mode, ipvlan_flag)")
 		}
-		for k := range spec.Options {
-			if k != "parent" && k != "ipvlan_mode" && k != "ipvlan_flag" {
-				return nil, usage("-o %s: not an option of the ipvlan driver (use parent, ipvlan_mode, ipvlan_flag)", k)
+		rec.Mode = link.IPVlanModeL2.String()
+		if o.IPVlanMode != link.IPVlanModeUnset {
+			rec.Mode = o.IPVlanMode.String()
+		}
+		if _, err := link.ParseIPVlanMode(rec.Mode); err != nil {
+			return nil, refuse("-o ipvlan_mode=%s: use l2, l3 or l3s", rec.Mode)
+		}
+		if o.IPVlanFlag != link.IPVlanFlagUnset {
+			rec.Flag = o.IPVlanFlag.String()
+			if _, err := parseIPVlanFlag(rec.Flag); err != nil {
+				return nil, refuse("-o ipvlan_flag=%s: use bridge, private or vepa", rec.Flag)
 			}
 		}
 	default:
-		return nil, usage("-d %s: driver not supported: use macvlan, macvtap or ipvlan", rec.Driver)
+		return nil, refuse("-d %s: driver not supported: use macvlan, macvtap or ipvlan", rec.Driver)
 	}
 	if spec.HostShim && rec.Driver != "macvlan" {
-		return nil, usage("--host-shim: the shim is a bridge-mode macvlan; network %s uses %s", rec.Name, rec.Driver)
+		return nil, refuse("--host-shim: the shim is a bridge-mode macvlan; network %s uses %s", rec.Name, rec.Driver)
 	}
 	if spec.HostShim && rec.Mode == "passthru" {
-		return nil, usage("--host-shim: passthru takes the parent alone: no shim can join it")
+		return nil, refuse("--host-shim: passthru takes the parent alone: no shim can join it")
 	}
-	rec.Parent = spec.Options["parent"]
+	rec.Parent = o.Parent
 	switch {
 	case rec.Parent == "":
 		// docker: no parent makes an internal network on a dummy link.
 		rec.Internal = true
 		rec.Parent = "dm-" + shortID(rec.ID)
 	case rec.Parent == "lo" || strings.HasPrefix(rec.Parent, "lo."):
-		return nil, usage("-o parent=%s: the loopback cannot be a parent: use an Ethernet interface such as eth0 or eth0.10", rec.Parent)
+		return nil, refuse("-o parent=%s: the loopback cannot be a parent: use an Ethernet interface such as eth0 or eth0.10", rec.Parent)
 	default:
 		if err := link.CheckName(rec.Parent); err != nil {
-			return nil, usage("-o parent=%s: %v", rec.Parent, err)
+			return nil, refuse("-o parent=%s: %v", rec.Parent, err)
 		}
 	}
 	// Subnets, gateways, ranges.
 	if len(spec.Subnets) == 0 {
-		return nil, usage("--subnet missing: give the network at least one subnet (e.g. --subnet 10.0.10.0/24)")
+		return nil, refuse("--subnet missing: give the network at least one subnet (e.g. --subnet 10.0.10.0/24)")
 	}
 	for i, s := range spec.Subnets {
 		if s != s.Masked() {
-			return nil, usage("--subnet %s has host bits set: use %s", s, s.Masked())
+			return nil, refuse("--subnet %s has host bits set: use %s", s, s.Masked())
 		}
 		if s.Addr().Is6() && !spec.IPv6 {
-			return nil, usage("--subnet %s is IPv6: add --ipv6", s)
+			return nil, refuse("--subnet %s is IPv6: add --ipv6", s)
 		}
 		for _, t := range spec.Subnets[:i] {
 			if t.Overlaps(s) {
-				return nil, usage("--subnet %s overlaps --subnet %s", s, t)
+				return nil, refuse("--subnet %s overlaps --subnet %s", s, t)
 			}
 		}
 		rec.IPAM = append(rec.IPAM, IPAMConfig{Subnet: s})
@@ -166,17 +218,17 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 	for _, g := range spec.Gateways {
 		i := find(g)
 		if i < 0 {
-			return nil, usage("--gateway %s is outside every --subnet", g)
+			return nil, refuse("--gateway %s is outside every --subnet", g)
 		}
 		if rec.IPAM[i].Gateway.IsValid() {
-			return nil, usage("--gateway %s: subnet %s has gateway %s already", g, rec.IPAM[i].Subnet, rec.IPAM[i].Gateway)
+			return nil, refuse("--gateway %s: subnet %s has gateway %s already", g, rec.IPAM[i].Subnet, rec.IPAM[i].Gateway)
 		}
 		rec.IPAM[i].Gateway = g
 	}
 	for _, r := range spec.IPRanges {
 		i := find(r.Masked().Addr())
 		if i < 0 || r.Bits() < rec.IPAM[i].Subnet.Bits() {
-			return nil, usage("--ip-range %s is not inside any --subnet", r)
+			return nil, refuse("--ip-range %s is not inside any --subnet", r)
 		}
 		rec.IPAM[i].IPRange = r.Masked()
 	}
@@ -189,7 +241,7 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 		a := spec.Aux[k]
 		i := find(a)
 		if i < 0 {
-			return nil, usage("--aux-address %s=%s is outside every --subnet", k, a)
+			return nil, refuse("--aux-address %s=%s is outside every --subnet", k, a)
 		}
 		if rec.IPAM[i].Aux == nil {
 			rec.IPAM[i].Aux = map[string]netip.Addr{}
@@ -204,7 +256,7 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 		}
 		// The pool must accept the gateway and aux addresses.
 		if _, err := poolOf(c, nil); err != nil {
-			return nil, usage("%v", err)
+			return nil, refuse("%v", err)
 		}
 	}
 	// Rules across networks on the same parent.
@@ -214,14 +266,14 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 		}
 		switch {
 		case rec.Mode == "passthru" || o.Mode == "passthru":
-			return nil, usage("-o parent=%s: network %s uses it and passthru takes the parent alone", rec.Parent, o.Name)
+			return nil, refuse("-o parent=%s: network %s uses it and passthru takes the parent alone", rec.Parent, o.Name)
 		case rec.Driver == "ipvlan" || o.Driver == "ipvlan":
-			return nil, usage("-o parent=%s: network %s uses it and ipvlan takes one network per parent", rec.Parent, o.Name)
+			return nil, refuse("-o parent=%s: network %s uses it and ipvlan takes one network per parent", rec.Parent, o.Name)
 		}
 		for _, c := range rec.IPAM {
 			for _, oc := range o.IPAM {
 				if c.Subnet.Overlaps(oc.Subnet) {
-					return nil, usage("--subnet %s overlaps subnet %s of network %s on the same parent %s", c.Subnet, oc.Subnet, o.Name, rec.Parent)
+					return nil, refuse("--subnet %s overlaps subnet %s of network %s on the same parent %s", c.Subnet, oc.Subnet, o.Name, rec.Parent)
 				}
 			}
 		}
@@ -240,9 +292,9 @@ func (n *Networks) ensureParent(ctx context.Context, c *rtnl.Conn, st *netState,
 		var fe *link.FieldError
 		switch {
 		case errors.As(err, &pm):
-			return usage("-o parent=%s: the link exists but is not VLAN %d on %s (it is %s): rename or remove it", rec.Parent, pm.ID, pm.Base, pm.Have)
+			return refuse("-o parent=%s: the link exists but is not VLAN %d on %s (it is %s): rename or remove it", rec.Parent, pm.ID, pm.Base, pm.Have)
 		case errors.As(err, &fe):
-			return usage("-o parent=%s: %v", rec.Parent, err)
+			return refuse("-o parent=%s: %v", rec.Parent, err)
 		case err != nil:
 			var feat *FeatureError
 			if errors.As(err, &feat) {
@@ -258,7 +310,7 @@ func (n *Networks) ensureParent(ctx context.Context, c *rtnl.Conn, st *netState,
 	l, err := h.Get(ctx, rec.Parent)
 	if err == nil {
 		if l.Type == unix.ARPHRD_LOOPBACK {
-			return usage("-o parent=%s: the loopback cannot be a parent", rec.Parent)
+			return refuse("-o parent=%s: the loopback cannot be a parent", rec.Parent)
 		}
 		rec.ParentCreated = n.mark().Owns(l.Group, l.Alias) && l.Group == n.mark().Group()
 		return nil
@@ -267,7 +319,7 @@ func (n *Networks) ensureParent(ctx context.Context, c *rtnl.Conn, st *netState,
 		return fmt.Errorf("parent %s: %w", rec.Parent, err)
 	}
 	if !strings.HasPrefix(rec.Parent, "dm-") || !rec.Internal {
-		return usage("-o parent=%s: no such interface%s: create it first, or use X.N to have VLAN N on X created", rec.Parent, hostWhere(n.Host))
+		return refuse("-o parent=%s: no such interface%s: create it first, or use X.N to have VLAN N on X created", rec.Parent, hostWhere(n.Host))
 	}
 	// docker: an internal network without a parent sits on a dummy link.
 	spec := &link.Dummy{Common: link.Common{Name: rec.Parent, Group: n.mark().Group(), Alias: n.mark().Alias("parent/" + rec.Parent), Up: true}}
@@ -319,7 +371,7 @@ func (n *Networks) Remove(ctx context.Context, name string) error {
 	return n.with(func(st *netState) error {
 		rec := st.Networks[name]
 		if rec == nil {
-			return usage("network %s not found", name)
+			return refuse("network %s not found", name)
 		}
 		if len(rec.Endpoints) > 0 {
 			var names []string
@@ -327,7 +379,7 @@ func (n *Networks) Remove(ctx context.Context, name string) error {
 				names = append(names, k)
 			}
 			sort.Strings(names)
-			return usage("error while removing network: network %s has active endpoints (%s): disconnect them first", name, strings.Join(names, ", "))
+			return refuse("error while removing network: network %s has active endpoints (%s): disconnect them first", name, strings.Join(names, ", "))
 		}
 		c, err := n.connFor(rec)
 		if err != nil {
@@ -360,5 +412,43 @@ func (n *Networks) Inspect(ctx context.Context, name string) (*NetworkRecord, er
 			return r, nil
 		}
 	}
-	return nil, usage("network %s not found", name)
+	return nil, refuse("network %s not found", name)
+}
+
+// Set sets the option docker calls key (`-o key=value`); an unknown key or
+// a value the option does not take is an error naming both.
+func (o *NetworkOptions) Set(key, value string) error {
+	var err error
+	switch key {
+	case "parent":
+		o.Parent = value
+	case "macvlan_mode":
+		if o.MacvlanMode, err = link.ParseMacvlanMode(value); err != nil {
+			return fmt.Errorf("-o macvlan_mode=%s: use bridge, private, vepa, passthru or source", value)
+		}
+	case "ipvlan_mode":
+		if o.IPVlanMode, err = link.ParseIPVlanMode(value); err != nil {
+			return fmt.Errorf("-o ipvlan_mode=%s: use l2, l3 or l3s", value)
+		}
+	case "ipvlan_flag":
+		if o.IPVlanFlag, err = parseIPVlanFlag(value); err != nil || value == "" {
+			return fmt.Errorf("-o ipvlan_flag=%s: use bridge, private or vepa", value)
+		}
+	default:
+		return fmt.Errorf("-o %s: unknown option: use parent, macvlan_mode, ipvlan_mode or ipvlan_flag", key)
+	}
+	return nil
+}
+
+// parseIPVlanFlag parses a recorded ipvlan flag; "" is unset.
+func parseIPVlanFlag(s string) (link.IPVlanFlag, error) {
+	if s == "" {
+		return link.IPVlanFlagUnset, nil
+	}
+	for _, f := range []link.IPVlanFlag{link.IPVlanFlagBridge, link.IPVlanFlagPrivate, link.IPVlanFlagVEPA} {
+		if s == f.String() {
+			return f, nil
+		}
+	}
+	return link.IPVlanFlagUnset, fmt.Errorf("unknown ipvlan flag %q: use bridge, private or vepa", s)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -56,9 +55,8 @@ func addr(s string) netip.Addr  { return netip.MustParseAddr(s) }
 
 func wantUsage(t *testing.T, err error, substr string) {
 	t.Helper()
-	var ue *UsageError
-	if !errors.As(err, &ue) || !strings.Contains(err.Error(), substr) {
-		t.Fatalf("err = %v, want a UsageError containing %q", err, substr)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), substr) {
+		t.Fatalf("err = %v, want a refusal (ErrRefused) containing %q", err, substr)
 	}
 }
 
@@ -69,7 +67,7 @@ func TestNetworkLifecycle(t *testing.T) {
 	rec, err := nets.Create(ctx, NetworkSpec{Name: "macvlan10", Subnets: []netip.Prefix{pfx("10.0.10.0/24"), pfx("2001:db8:babe:10::/64")},
 		Gateways: []netip.Addr{addr("10.0.10.1"), addr("2001:db8:babe:10::1")}, IPRanges: []netip.Prefix{pfx("10.0.10.128/25")},
 		Aux: map[string]netip.Addr{"router": addr("10.0.10.254")}, IPv6: true, HostShim: true,
-		Options: map[string]string{"parent": "p0", "macvlan_mode": "bridge"}})
+		Options: netOpts(t, "parent", "p0", "macvlan_mode", "bridge")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,13 +160,11 @@ func TestNetworkLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := json.Marshal([]any{got.DockerInspect()})
-	for _, want := range []string{`"Name":"macvlan10"`, `"Driver":"macvlan"`, `"EnableIPv6":true`, `"Subnet":"10.0.10.0/24"`,
-		`"IPRange":"10.0.10.128/25"`, `"Gateway":"10.0.10.1"`, `"AuxiliaryAddresses":{"router":"10.0.10.254"}`,
-		`"IPv4Address":"10.0.10.3/24"`, `"Options":{"macvlan_mode":"bridge","parent":"p0"}`, `"Scope":"local"`} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("inspect lacks %s:\n%s", want, b)
-		}
+	c := got.IPAM[0]
+	if got.Name != "macvlan10" || got.Driver != "macvlan" || !got.IPv6 || c.Subnet != pfx("10.0.10.0/24") || c.IPRange != pfx("10.0.10.128/25") ||
+		c.Gateway != addr("10.0.10.1") || c.Aux["router"] != addr("10.0.10.254") || got.Endpoints[c1].Addrs[0] != pfx("10.0.10.3/24") ||
+		len(got.Options) != 2 || got.Options["macvlan_mode"] != "bridge" || got.Options["parent"] != "p0" {
+		t.Errorf("inspect = %+v", got)
 	}
 
 	// Reconcile: a container deleted behind vmlink's back. c3 has an --ip
@@ -219,7 +215,7 @@ func TestNetworkMultiNetworkEndpointAndExistingNamespace(t *testing.T) {
 	}
 	h.Close()
 	for i, p := range []string{"p0", "p1"} {
-		if _, err := nets.Create(ctx, NetworkSpec{Name: "n" + p, Subnets: []netip.Prefix{pfx("10.5." + string(rune('0'+i)) + ".0/24")}, Options: map[string]string{"parent": p}}); err != nil {
+		if _, err := nets.Create(ctx, NetworkSpec{Name: "n" + p, Subnets: []netip.Prefix{pfx("10.5." + string(rune('0'+i)) + ".0/24")}, Options: netOpts(t, "parent", p)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -263,13 +259,53 @@ func TestNetworkMultiNetworkEndpointAndExistingNamespace(t *testing.T) {
 	}
 }
 
+// netOpts is the options docker's `-o KEY=VALUE` words give.
+func netOpts(t *testing.T, kv ...string) NetworkOptions {
+	t.Helper()
+	var o NetworkOptions
+	for i := 0; i+1 < len(kv); i += 2 {
+		if err := o.Set(kv[i], kv[i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return o
+}
+
+// TestNetworkOptionsSet: every docker option word is parsed into its
+// typed field or refused with a message naming the option.
+func TestNetworkOptionsSet(t *testing.T) {
+	o := netOpts(t, "parent", "eth0.10", "macvlan_mode", "vepa", "ipvlan_mode", "l3s", "ipvlan_flag", "private")
+	want := NetworkOptions{Parent: "eth0.10", MacvlanMode: link.MacvlanModeVEPA, IPVlanMode: link.IPVlanModeL3S, IPVlanFlag: link.IPVlanFlagPrivate}
+	if o != want {
+		t.Fatalf("options = %+v, want %+v", o, want)
+	}
+	if w := o.words(); len(w) != 4 || w["ipvlan_flag"] != "private" || w["macvlan_mode"] != "vepa" {
+		t.Fatalf("words = %v", w)
+	}
+	for _, c := range []struct{ key, value, want string }{
+		{"ipvlan_flag", "bogus", "-o ipvlan_flag=bogus: use bridge, private or vepa"},
+		{"ipvlan_flag", "", "-o ipvlan_flag=: use bridge, private or vepa"},
+		{"ipvlan_mode", "l4", "-o ipvlan_mode=l4: use l2, l3 or l3s"},
+		{"macvlan_mode", "bogus", "-o macvlan_mode=bogus: use bridge"},
+		{"mtu", "9000", "-o mtu: unknown option"},
+	} {
+		var o NetworkOptions
+		err := o.Set(c.key, c.value)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("Set(%s, %q) = %v, want one line starting %q", c.key, c.value, err, c.want)
+		}
+	}
+}
+
 func TestNetworkRefusals(t *testing.T) {
 	_, nets := newNetEnv(t)
 	ctx := context.Background()
 	spec := func(name, parent string, subnet string, opts ...string) NetworkSpec {
-		s := NetworkSpec{Name: name, Subnets: []netip.Prefix{pfx(subnet)}, Options: map[string]string{"parent": parent}}
+		s := NetworkSpec{Name: name, Subnets: []netip.Prefix{pfx(subnet)}, Options: netOpts(t, "parent", parent)}
 		for i := 0; i+1 < len(opts); i += 2 {
-			s.Options[opts[i]] = opts[i+1]
+			if err := s.Options.Set(opts[i], opts[i+1]); err != nil {
+				t.Fatal(err)
+			}
 		}
 		return s
 	}
@@ -299,16 +335,21 @@ func TestNetworkRefusals(t *testing.T) {
 	wantUsage(t, err, "passthru: it takes one container")
 	// ipvlan takes one network per parent: refused before the kernel is
 	// asked, so this holds on kernels without ipvlan too.
-	_, err = nets.Create(ctx, NetworkSpec{Name: "ipv", Driver: "ipvlan", Subnets: []netip.Prefix{pfx("10.9.0.0/24")}, Options: map[string]string{"parent": "p0", "ipvlan_mode": "l2"}})
+	_, err = nets.Create(ctx, NetworkSpec{Name: "ipv", Driver: "ipvlan", Subnets: []netip.Prefix{pfx("10.9.0.0/24")}, Options: netOpts(t, "parent", "p0", "ipvlan_mode", "l2")})
 	wantUsage(t, err, "-o parent=p0: network a uses it and ipvlan takes one network per parent")
-	_, err = nets.Create(ctx, NetworkSpec{Name: "g", Subnets: []netip.Prefix{pfx("10.4.0.0/24")}, Gateways: []netip.Addr{addr("10.5.0.1")}, Options: map[string]string{"parent": "p0"}})
+	_, err = nets.Create(ctx, NetworkSpec{Name: "g", Subnets: []netip.Prefix{pfx("10.4.0.0/24")}, Gateways: []netip.Addr{addr("10.5.0.1")}, Options: netOpts(t, "parent", "p0")})
 	wantUsage(t, err, "outside every --subnet")
-	_, err = nets.Create(ctx, NetworkSpec{Name: "g", Subnets: []netip.Prefix{pfx("2001:db8::/64")}, Options: map[string]string{"parent": "p0"}})
+	_, err = nets.Create(ctx, NetworkSpec{Name: "g", Subnets: []netip.Prefix{pfx("2001:db8::/64")}, Options: netOpts(t, "parent", "p0")})
 	wantUsage(t, err, "add --ipv6")
-	_, err = nets.Create(ctx, NetworkSpec{Name: "g", Subnets: []netip.Prefix{pfx("10.6.0.0/24")}, Options: map[string]string{"parent": "p0", "macvlan_mode": "bogus"}})
-	wantUsage(t, err, "macvlan_mode=bogus")
+	// Options of another driver are refused, not dropped.
+	_, err = nets.Create(ctx, spec("g", "p0", "10.6.0.0/24", "ipvlan_flag", "private"))
+	wantUsage(t, err, "-o ipvlan_flag: not an option of the macvlan driver")
+	_, err = nets.Create(ctx, spec("g", "p0", "10.6.0.0/24", "ipvlan_mode", "l3"))
+	wantUsage(t, err, "-o ipvlan_mode: not an option of the macvlan driver")
+	_, err = nets.Create(ctx, NetworkSpec{Name: "g", Driver: "ipvlan", Subnets: []netip.Prefix{pfx("10.6.0.0/24")}, Options: netOpts(t, "parent", "p1", "macvlan_mode", "vepa")})
+	wantUsage(t, err, "-o macvlan_mode: not an option of the ipvlan driver")
 	// A full range.
-	if _, err := nets.Create(ctx, NetworkSpec{Name: "tiny", Subnets: []netip.Prefix{pfx("10.7.0.0/30")}, Options: map[string]string{"parent": "p0"}}); err != nil {
+	if _, err := nets.Create(ctx, NetworkSpec{Name: "tiny", Subnets: []netip.Prefix{pfx("10.7.0.0/30")}, Options: netOpts(t, "parent", "p0")}); err != nil {
 		t.Fatal(err)
 	}
 	c := "vmlt-tiny-" + t.Name()
@@ -329,7 +370,7 @@ func TestNetworkAutoVLANParent(t *testing.T) {
 	e, nets := newNetEnv(t)
 	ctx := context.Background()
 	for i, name := range []string{"v10a", "v10b"} {
-		if _, err := nets.Create(ctx, NetworkSpec{Name: name, Subnets: []netip.Prefix{pfx("10.10." + string(rune('0'+i)) + ".0/24")}, Options: map[string]string{"parent": "p0.10"}}); err != nil {
+		if _, err := nets.Create(ctx, NetworkSpec{Name: name, Subnets: []netip.Prefix{pfx("10.10." + string(rune('0'+i)) + ".0/24")}, Options: netOpts(t, "parent", "p0.10")}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -372,7 +413,7 @@ func TestNetworkAutoVLANParent(t *testing.T) {
 	if _, err := link.New(c).Create(ctx, &link.VLAN{Common: link.Common{Name: "p1.30", Parent: "p1", Up: true}, ID: 30}); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := nets.Create(ctx, NetworkSpec{Name: "v30", Subnets: []netip.Prefix{pfx("10.30.0.0/24")}, Options: map[string]string{"parent": "p1.30"}})
+	rec, err := nets.Create(ctx, NetworkSpec{Name: "v30", Subnets: []netip.Prefix{pfx("10.30.0.0/24")}, Options: netOpts(t, "parent", "p1.30")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +430,7 @@ func TestNetworkAutoVLANParent(t *testing.T) {
 	if err := c.NewLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "p1.20", Info: &rtnl.LinkInfo{Kind: "bridge"}}}, 0x400|0x200); err != nil {
 		t.Fatal(err)
 	}
-	_, err = nets.Create(ctx, NetworkSpec{Name: "v20", Subnets: []netip.Prefix{pfx("10.20.0.0/24")}, Options: map[string]string{"parent": "p1.20"}})
+	_, err = nets.Create(ctx, NetworkSpec{Name: "v20", Subnets: []netip.Prefix{pfx("10.20.0.0/24")}, Options: netOpts(t, "parent", "p1.20")})
 	wantUsage(t, err, "is not VLAN 20 on p1")
 }
 
@@ -436,7 +477,7 @@ func TestNetworkConnectAnnounces(t *testing.T) {
 	e, nets := newNetEnv(t)
 	ctx := context.Background()
 	if _, err := nets.Create(ctx, NetworkSpec{Name: "ann", IPv6: true, Subnets: []netip.Prefix{pfx("10.0.12.0/24"), pfx("fd00:12::/64")},
-		Options: map[string]string{"parent": "p0"}}); err != nil {
+		Options: netOpts(t, "parent", "p0")}); err != nil {
 		t.Fatal(err)
 	}
 	h, err := netns.Open(e.host)
@@ -539,7 +580,7 @@ func TestNetworkStatesKeepApart(t *testing.T) {
 		t.Fatalf("marks: a %v, b %v, default %v: want distinct marks for distinct state directories and netMark for the default", a.mark(), b.mark(), (&Networks{}).mark())
 	}
 	rec, err := a.Create(ctx, NetworkSpec{Name: "na", Subnets: []netip.Prefix{pfx("10.0.20.0/24")}, HostShim: true,
-		Options: map[string]string{"parent": "p0"}})
+		Options: netOpts(t, "parent", "p0")})
 	if err != nil {
 		t.Fatal(err)
 	}

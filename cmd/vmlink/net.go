@@ -33,7 +33,8 @@ const netHelp = `usage: vmlink [-n NETNS] net COMMAND
   net create [-d macvlan|macvtap|ipvlan] --subnet CIDR [--gateway IP]
              [--ip-range CIDR] [--aux-address NAME=IP] [--ipv6] [--internal]
              [-o parent=IFACE|IFACE.VLAN] [-o macvlan_mode=MODE]
-             [-o ipvlan_mode=l2|l3|l3s] [--host-shim] NAME
+             [-o ipvlan_mode=l2|l3|l3s] [-o ipvlan_flag=bridge|private|vepa]
+             [--host-shim] NAME
   net connect [--ip IP] [--ip6 IP] [--mac-address MAC] NETWORK CONTAINER
   net disconnect NETWORK CONTAINER
   net ls [-q]
@@ -97,8 +98,7 @@ func runNet(g *globals, args []string) int {
 }
 
 func netFail(g *globals, err error) int {
-	var ue *dataplane.UsageError
-	if errors.As(err, &ue) {
+	if errors.Is(err, dataplane.ErrRefused) {
 		return fail(g, usagef("%v", err))
 	}
 	var fe *dataplane.FeatureError
@@ -137,7 +137,7 @@ func netCreate(ctx context.Context, g *globals, nets *dataplane.Networks, args [
 		return usagef("net create: give exactly one network NAME (got %d)", len(pos))
 	}
 	spec := dataplane.NetworkSpec{Name: pos[0], Driver: *driver, IPv6: *ipv6, Internal: *internal, HostShim: *shim,
-		Options: map[string]string{}, Aux: map[string]netip.Addr{}}
+		Aux: map[string]netip.Addr{}}
 	for _, s := range subnets {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
@@ -172,7 +172,9 @@ func netCreate(ctx context.Context, g *globals, nets *dataplane.Networks, args [
 		if !ok || k == "" {
 			return usagef("net create: -o %q: write KEY=VALUE, e.g. parent=eth0.10", s)
 		}
-		spec.Options[k] = v
+		if err := spec.Options.Set(k, v); err != nil {
+			return usagef("net create: %v", err)
+		}
 	}
 	rec, err := nets.Create(ctx, spec)
 	if err != nil {
@@ -271,13 +273,13 @@ func netInspect(ctx context.Context, g *globals, nets *dataplane.Networks, args 
 	if len(args) == 0 {
 		return usagef("net inspect: give one or more NETWORK names")
 	}
-	var out []dataplane.DockerNetwork
+	var out []dockerNetwork
 	for _, name := range args {
 		r, err := nets.Inspect(ctx, name)
 		if err != nil {
 			return err
 		}
-		out = append(out, r.DockerInspect())
+		out = append(out, dockerInspect(r))
 	}
 	// docker prints inspect indented, always.
 	b, err := json.MarshalIndent(out, "", "    ")

@@ -81,3 +81,64 @@ func TestNetIPVlanCLI(t *testing.T) {
 		t.Fatalf("rm: exit %d %s", code, e)
 	}
 }
+
+// TestNetIPVlanFlagCLI: `-o ipvlan_flag=F` on `net create -d ipvlan`
+// takes effect: the container's interface has the flag, as `vmlink -j link
+// show` (iproute2's keys) reports it from the kernel. Needs ipvlan: the VM
+// tier.
+func TestNetIPVlanFlagCLI(t *testing.T) {
+	testenv.Require(t, testenv.FeaturePrivileged, testenv.FeatureVeth, testenv.FeatureIPVlan)
+	prefix := fmt.Sprintf("vmlt-if%d-", os.Getpid())
+	host, ctr := prefix+"host", prefix+"c1"
+	network := fmt.Sprintf("ipf%d", os.Getpid())
+	h, err := netns.Create(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	t.Cleanup(func() {
+		runLabCLI("-n", host, "net", "disconnect", network, ctr)
+		runLabCLI("-n", host, "net", "rm", network)
+		netns.Delete(ctr)
+		netns.Delete(host)
+	})
+	c, err := rtnl.DialNetNS(host, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.NewLink(context.Background(), &rtnl.LinkMessage{Flags: 1, Change: 1, Attrs: rtnl.LinkAttrs{Name: "p0", Info: &rtnl.LinkInfo{Kind: "veth",
+		Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "p0peer"}}}}}}, 0x400|0x200); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	for _, flag := range []string{"private", "vepa", "bridge"} {
+		if code, _, e := runLabCLI("-n", host, "net", "create", "-d", "ipvlan", "-o", "parent=p0", "-o", "ipvlan_flag="+flag, "--subnet", "10.48.0.0/24", network); code != exitOK {
+			t.Fatalf("create with ipvlan_flag=%s: exit %d %s", flag, code, e)
+		}
+		if code, _, e := runLabCLI("-n", host, "net", "connect", network, ctr); code != exitOK {
+			t.Fatalf("connect: exit %d %s", code, e)
+		}
+		code, out, e := runLabCLI("-n", ctr, "-j", "link", "show", "eth0")
+		if code != exitOK {
+			t.Fatalf("link show: exit %d %s", code, e)
+		}
+		var links []struct {
+			LinkInfo struct {
+				Kind string                     `json:"info_kind"`
+				Data map[string]json.RawMessage `json:"info_data"`
+			} `json:"linkinfo"`
+		}
+		if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
+			t.Fatalf("link show printed %s: %v", out, err)
+		}
+		d := links[0].LinkInfo
+		if d.Kind != "ipvlan" || string(d.Data[flag]) != "true" || string(d.Data["mode"]) != `"l2"` {
+			t.Errorf("ipvlan_flag=%s: the kernel has %s", flag, out)
+		}
+		for _, cmd := range [][]string{{"net", "disconnect", network, ctr}, {"net", "rm", network}} {
+			if code, _, e := runLabCLI(append([]string{"-n", host}, cmd...)...); code != exitOK {
+				t.Fatalf("%v: exit %d %s", cmd, code, e)
+			}
+		}
+	}
+}

@@ -32,6 +32,8 @@ func TestNetUsage(t *testing.T) {
 		{[]string{"net", "create", "--gateway", "nope", "x"}, "--gateway"},
 		{[]string{"net", "create", "--aux-address", "10.0.0.5", "x"}, "NAME=IP"},
 		{[]string{"net", "create", "-o", "parent", "x"}, "KEY=VALUE"},
+		{[]string{"net", "create", "-d", "ipvlan", "-o", "ipvlan_flag=bogus", "--subnet", "10.0.0.0/24", "x"}, "net create: -o ipvlan_flag=bogus: use bridge, private or vepa\n"},
+		{[]string{"net", "create", "-o", "com.docker.network.bridge.name=x", "--subnet", "10.0.0.0/24", "x"}, "net create: -o com.docker.network.bridge.name: unknown option"},
 		{[]string{"net", "connect", "onlyone"}, "NETWORK and CONTAINER"},
 		{[]string{"net", "connect", "--ip", "2001:db8::1", "n", "c"}, "not an IPv4 address"},
 		{[]string{"net", "connect", "--mac-address", "zz", "n", "c"}, "not a MAC"},

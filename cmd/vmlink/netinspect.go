@@ -1,58 +1,60 @@
-package dataplane
+package main
 
 import (
 	"net/netip"
 	"time"
+
+	"github.com/vmlink/vmlink/dataplane"
 )
 
-// DockerNetwork is a network in the shape `docker network inspect` prints
+// dockerNetwork is a network in the shape `docker network inspect` prints
 // it (docker's NetworkResource: the same keys, in the same order), so
 // scripts written against docker read vmlink's output unchanged. Containers
 // are keyed by their namespace name (a namespace has no other id).
 // HostShim is vmlink's own addition, present only when the network has one.
-type DockerNetwork struct {
+type dockerNetwork struct {
 	Name       string                    `json:"Name"`
 	ID         string                    `json:"Id"`
 	Created    time.Time                 `json:"Created"`
 	Scope      string                    `json:"Scope"`
 	Driver     string                    `json:"Driver"`
 	EnableIPv6 bool                      `json:"EnableIPv6"`
-	IPAM       DockerIPAM                `json:"IPAM"`
+	IPAM       dockerIPAM                `json:"IPAM"`
 	Internal   bool                      `json:"Internal"`
 	Attachable bool                      `json:"Attachable"`
 	Ingress    bool                      `json:"Ingress"`
-	ConfigFrom DockerConfigFrom          `json:"ConfigFrom"`
+	ConfigFrom dockerConfigFrom          `json:"ConfigFrom"`
 	ConfigOnly bool                      `json:"ConfigOnly"`
-	Containers map[string]DockerEndpoint `json:"Containers"`
+	Containers map[string]dockerEndpoint `json:"Containers"`
 	Options    map[string]string         `json:"Options"`
 	Labels     map[string]string         `json:"Labels"`
-	HostShim   *DockerHostShim           `json:"HostShim,omitempty"`
+	HostShim   *dockerHostShim           `json:"HostShim,omitempty"`
 }
 
-// DockerIPAM is docker's IPAM block: the default driver, no options.
-type DockerIPAM struct {
+// dockerIPAM is docker's IPAM block: the default driver, no options.
+type dockerIPAM struct {
 	Driver  string             `json:"Driver"`
 	Options map[string]string  `json:"Options"`
-	Config  []DockerIPAMConfig `json:"Config"`
+	Config  []dockerIPAMConfig `json:"Config"`
 }
 
-// DockerIPAMConfig is one subnet; docker leaves out what was not given.
-type DockerIPAMConfig struct {
+// dockerIPAMConfig is one subnet; docker leaves out what was not given.
+type dockerIPAMConfig struct {
 	Subnet             string            `json:"Subnet"`
 	IPRange            string            `json:"IPRange,omitempty"`
 	Gateway            string            `json:"Gateway,omitempty"`
 	AuxiliaryAddresses map[string]string `json:"AuxiliaryAddresses,omitempty"`
 }
 
-// DockerConfigFrom is docker's config-only network reference: always
+// dockerConfigFrom is docker's config-only network reference: always
 // empty here.
-type DockerConfigFrom struct {
+type dockerConfigFrom struct {
 	Network string `json:"Network"`
 }
 
-// DockerEndpoint is one container on the network; an address absent in a
+// dockerEndpoint is one container on the network; an address absent in a
 // family is "" as docker prints it.
-type DockerEndpoint struct {
+type dockerEndpoint struct {
 	Name        string `json:"Name"`
 	EndpointID  string `json:"EndpointID"`
 	MacAddress  string `json:"MacAddress"`
@@ -60,18 +62,18 @@ type DockerEndpoint struct {
 	IPv6Address string `json:"IPv6Address"`
 }
 
-// DockerHostShim is the host shim (vmlink's addition to docker's shape).
-type DockerHostShim struct {
+// dockerHostShim is the host shim (vmlink's addition to docker's shape).
+type dockerHostShim struct {
 	Interface  string         `json:"Interface"`
 	MacAddress string         `json:"MacAddress"`
 	Addresses  []netip.Prefix `json:"Addresses"`
 }
 
-// DockerInspect is the record as `docker network inspect` shows a network.
-func (r *NetworkRecord) DockerInspect() DockerNetwork {
-	cfg := []DockerIPAMConfig{}
+// dockerInspect is the record as `docker network inspect` shows a network.
+func dockerInspect(r *dataplane.NetworkRecord) dockerNetwork {
+	cfg := []dockerIPAMConfig{}
 	for _, c := range r.IPAM {
-		d := DockerIPAMConfig{Subnet: c.Subnet.String()}
+		d := dockerIPAMConfig{Subnet: c.Subnet.String()}
 		if c.IPRange.IsValid() {
 			d.IPRange = c.IPRange.String()
 		}
@@ -86,9 +88,9 @@ func (r *NetworkRecord) DockerInspect() DockerNetwork {
 		}
 		cfg = append(cfg, d)
 	}
-	containers := map[string]DockerEndpoint{}
+	containers := map[string]dockerEndpoint{}
 	for name, a := range r.Endpoints {
-		c := DockerEndpoint{Name: name, EndpointID: a.EndpointID, MacAddress: a.MAC}
+		c := dockerEndpoint{Name: name, EndpointID: a.EndpointID, MacAddress: a.MAC}
 		for _, p := range a.Addrs {
 			if p.Addr().Is4() {
 				c.IPv4Address = p.String()
@@ -102,13 +104,13 @@ func (r *NetworkRecord) DockerInspect() DockerNetwork {
 	for k, v := range r.Options {
 		opts[k] = v
 	}
-	out := DockerNetwork{
+	out := dockerNetwork{
 		Name: r.Name, ID: r.ID, Created: r.Created, Scope: "local", Driver: r.Driver, EnableIPv6: r.IPv6,
-		IPAM:     DockerIPAM{Driver: "default", Options: map[string]string{}, Config: cfg},
+		IPAM:     dockerIPAM{Driver: "default", Options: map[string]string{}, Config: cfg},
 		Internal: r.Internal, Containers: containers, Options: opts, Labels: map[string]string{},
 	}
 	if r.Shim != nil {
-		out.HostShim = &DockerHostShim{Interface: r.Shim.Interface, MacAddress: r.Shim.MAC, Addresses: r.Shim.Addrs}
+		out.HostShim = &dockerHostShim{Interface: r.Shim.Interface, MacAddress: r.Shim.MAC, Addresses: r.Shim.Addrs}
 	}
 	return out
 }

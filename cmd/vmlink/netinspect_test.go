@@ -1,4 +1,4 @@
-package dataplane
+package main
 
 import (
 	"encoding/json"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vmlink/vmlink/dataplane"
 )
 
 // TestDockerInspectShape: `net inspect` prints what `docker network
@@ -14,22 +16,22 @@ import (
 // rather than null, "" for a family a container has no address in,
 // omitted IPRange/Gateway/AuxiliaryAddresses when not given).
 func TestDockerInspectShape(t *testing.T) {
-	rec := &NetworkRecord{
+	rec := &dataplane.NetworkRecord{
 		Name: "macvlan10", ID: "4f3c1e9a2b7d4c0e8a6b5f1d2c3e4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f",
 		Created: time.Date(2026, 12, 1, 19, 0, 0, 123456789, time.UTC), Driver: "macvlan", Mode: "bridge", Parent: "eth0.10",
 		Options: map[string]string{"parent": "eth0.10", "macvlan_mode": "bridge"}, IPv6: true,
-		IPAM: []IPAMConfig{
-			{Subnet: pfx("10.0.10.0/24"), IPRange: pfx("10.0.10.128/25"), Gateway: addr("10.0.10.1"), Aux: map[string]netip.Addr{"router": addr("10.0.10.254")}},
-			{Subnet: pfx("2001:db8:babe:10::/64"), Gateway: addr("2001:db8:babe:10::1")},
+		IPAM: []dataplane.IPAMConfig{
+			{Subnet: netip.MustParsePrefix("10.0.10.0/24"), IPRange: netip.MustParsePrefix("10.0.10.128/25"), Gateway: netip.MustParseAddr("10.0.10.1"), Aux: map[string]netip.Addr{"router": netip.MustParseAddr("10.0.10.254")}},
+			{Subnet: netip.MustParsePrefix("2001:db8:babe:10::/64"), Gateway: netip.MustParseAddr("2001:db8:babe:10::1")},
 		},
-		Endpoints: map[string]*Attached{
+		Endpoints: map[string]*dataplane.Attached{
 			"container1": {NetNS: "container1", Interface: "eth0", MAC: "02:42:0a:00:0a:03", EndpointID: "e1",
-				Addrs: []netip.Prefix{pfx("10.0.10.3/24"), pfx("2001:db8:babe:10::3/64")}},
+				Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.10.3/24"), netip.MustParsePrefix("2001:db8:babe:10::3/64")}},
 			"container2": {NetNS: "container2", Interface: "eth0", MAC: "02:42:0a:00:0a:81", EndpointID: "e2",
-				Addrs: []netip.Prefix{pfx("10.0.10.129/24")}},
+				Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.10.129/24")}},
 		},
 	}
-	b, err := json.MarshalIndent([]DockerNetwork{rec.DockerInspect()}, "", "    ")
+	b, err := json.MarshalIndent([]dockerNetwork{dockerInspect(rec)}, "", "    ")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +97,8 @@ func TestDockerInspectShape(t *testing.T) {
 
 	// An internal network with no containers and no gateway: empty maps,
 	// not null; and the shim, vmlink's one addition, only when there is one.
-	bare := &NetworkRecord{Name: "int", ID: "x", Driver: "macvlan", Internal: true, IPAM: []IPAMConfig{{Subnet: pfx("10.30.0.0/24")}}}
-	b, _ = json.Marshal(bare.DockerInspect())
+	bare := &dataplane.NetworkRecord{Name: "int", ID: "x", Driver: "macvlan", Internal: true, IPAM: []dataplane.IPAMConfig{{Subnet: netip.MustParsePrefix("10.30.0.0/24")}}}
+	b, _ = json.Marshal(dockerInspect(bare))
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
@@ -110,8 +112,8 @@ func TestDockerInspectShape(t *testing.T) {
 	if _, ok := m["HostShim"]; ok || len(m) != 15 {
 		t.Errorf("keys %d (HostShim present: %v), want docker's 15", len(m), ok)
 	}
-	bare.Shim = &Attached{Interface: "vms-1", MAC: "02:00:00:00:00:fe", Addrs: []netip.Prefix{pfx("10.30.0.254/32")}}
-	b, _ = json.Marshal(bare.DockerInspect())
+	bare.Shim = &dataplane.Attached{Interface: "vms-1", MAC: "02:00:00:00:00:fe", Addrs: []netip.Prefix{netip.MustParsePrefix("10.30.0.254/32")}}
+	b, _ = json.Marshal(dockerInspect(bare))
 	if want := `"HostShim":{"Interface":"vms-1","MacAddress":"02:00:00:00:00:fe","Addresses":["10.30.0.254/32"]}`; !json.Valid(b) || !strings.Contains(string(b), want) {
 		t.Errorf("with a shim: %s\nwant it to contain %s", b, want)
 	}
