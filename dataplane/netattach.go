@@ -33,6 +33,9 @@ func (n *Networks) Connect(ctx context.Context, spec ConnectSpec) (*Attached, er
 		if rec == nil {
 			return refuse("network %s not found", spec.Network)
 		}
+		if err := n.checkHost(rec); err != nil {
+			return err
+		}
 		if err := netns.ValidateName(spec.Container); err != nil {
 			return refuse("container %q: %v", spec.Container, err)
 		}
@@ -140,7 +143,7 @@ func (n *Networks) attach(ctx context.Context, st *netState, rec *NetworkRecord,
 			ls = &mv
 		}
 	}
-	es := EndpointLinkSpec{Link: ls, Host: NamedNS(n.Host), NetNS: NamedNS(ns), Mark: n.mark(), Object: "ep/" + rec.Name + "/" + ns, Addrs: addrs}
+	es := EndpointLinkSpec{Link: ls, Host: NamedNS(rec.Host), NetNS: NamedNS(ns), Mark: n.mark(), Object: "ep/" + rec.Name + "/" + ns, Addrs: addrs}
 	if !rec.Internal {
 		for _, c := range rec.IPAM {
 			if c.Gateway.IsValid() {
@@ -177,6 +180,9 @@ func (n *Networks) Disconnect(ctx context.Context, network, container string) er
 		rec := st.Networks[network]
 		if rec == nil {
 			return refuse("network %s not found", network)
+		}
+		if err := n.checkHost(rec); err != nil {
+			return err
 		}
 		a := rec.Endpoints[container]
 		if a == nil {

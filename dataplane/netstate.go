@@ -175,6 +175,22 @@ func shortID(id string) string {
 	return id
 }
 
+// checkHost refuses a request made for another namespace than the
+// network's: every operation on a network acts on the namespace the
+// network was created in (its parent is there), so a request without -n
+// uses it and one whose -n names another namespace is refused, never
+// carried out on a link of the same name there.
+func (n *Networks) checkHost(rec *NetworkRecord) error {
+	if n.Host == "" || n.Host == rec.Host {
+		return nil
+	}
+	where, fix := "the caller's namespace", "without -n"
+	if rec.Host != "" {
+		where, fix = "netns "+rec.Host, "with -n "+rec.Host+" or without -n"
+	}
+	return refuse("network %s lives in %s, not in netns %s: run the command %s", rec.Name, where, n.Host, fix)
+}
+
 func (n *Networks) connFor(rec *NetworkRecord) (*rtnl.Conn, error) {
 	if rec.Host == "" {
 		return rtnl.Dial(nil)

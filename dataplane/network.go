@@ -373,6 +373,9 @@ func (n *Networks) Remove(ctx context.Context, name string) error {
 		if rec == nil {
 			return refuse("network %s not found", name)
 		}
+		if err := n.checkHost(rec); err != nil {
+			return err
+		}
 		if len(rec.Endpoints) > 0 {
 			var names []string
 			for k := range rec.Endpoints {
