@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/mdlayher/netlink"
@@ -218,12 +219,29 @@ func ensureRoute(ctx context.Context, c *rtnl.Conn, r rtnl.Route) error {
 
 // createNS creates a named namespace, brings its loopback up and marks it
 // as the topology's through the loopback's alias.
+//
+// A file of that name that is not a mounted namespace is the remains of a
+// creation killed between making the file and mounting the namespace on
+// it: it is removed and the creation retried. (Callers hold the state
+// lock, so no other vmlink is between those two steps.)
 func createNS(ctx context.Context, name, alias string) error {
 	h, err := netns.Create(name)
+	if errors.Is(err, unix.EEXIST) && !netns.Exists(name) {
+		if rerr := os.Remove(filepath.Join(netns.Dir, name)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			return fmt.Errorf("%w (and removing the unmounted leftover failed: %v)", err, rerr)
+		}
+		h, err = netns.Create(name)
+	}
 	if err != nil {
 		return err
 	}
 	h.Close()
+	return markNS(ctx, name, alias)
+}
+
+// markNS sets the ownership alias on the namespace's loopback and brings it
+// up.
+func markNS(ctx context.Context, name, alias string) error {
 	c, err := rtnl.DialNetNS(name, nil)
 	if err != nil {
 		return fmt.Errorf("netns %s: %w", name, err)

@@ -8,6 +8,9 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/link"
@@ -86,7 +89,10 @@ func firstKey(m map[string]*Attached) string {
 func (n *Networks) attach(ctx context.Context, st *netState, rec *NetworkRecord, spec ConnectSpec, addrs []netip.Prefix) (a *Attached, err error) {
 	ns := spec.Container
 	created := false
-	if !netns.Exists(ns) {
+	switch {
+	case !netns.Exists(ns):
+		// Intent first: a kill after this leaves a record the next
+		// reconcile (or this connect, retried) acts on.
 		if !slices.Contains(st.Pending, ns) {
 			st.Pending = append(st.Pending, ns)
 		}
@@ -98,8 +104,23 @@ func (n *Networks) attach(ctx context.Context, st *netState, rec *NetworkRecord,
 			return nil, err
 		}
 		created = true
-	} else if owned, _ := nsOwned(ctx, ns, n.mark().nsAlias()); owned {
-		created = true // created by an earlier connect: still ours
+	case slices.Contains(st.Pending, ns):
+		// A connect killed after creating the namespace, maybe before
+		// marking it: it is still ours. Mark it now.
+		if err := markNS(ctx, ns, n.mark().nsAlias()); err != nil {
+			return nil, err
+		}
+		created = true
+	default:
+		if owned, _ := nsOwned(ctx, ns, n.mark().nsAlias()); owned {
+			created = true // created by an earlier connect: still ours
+		}
+	}
+	// What an interrupted connect of this container to this network left
+	// (no record, since the container is not attached) goes first, so a
+	// retry ends with one interface, not two with the same address.
+	if err := n.removeUnrecorded(ctx, rec, ns); err != nil {
+		return nil, fmt.Errorf("connect %s to %s: %w", ns, rec.Name, err)
 	}
 	// cleanup removes a namespace this connect made; the interface is
 	// BuildEndpointLink's to remove when it fails.
@@ -143,7 +164,7 @@ func (n *Networks) attach(ctx context.Context, st *netState, rec *NetworkRecord,
 			ls = &mv
 		}
 	}
-	es := EndpointLinkSpec{Link: ls, Host: NamedNS(rec.Host), NetNS: NamedNS(ns), Mark: n.mark(), Object: "ep/" + rec.Name + "/" + ns, Addrs: addrs}
+	es := EndpointLinkSpec{Link: ls, Host: NamedNS(rec.Host), NetNS: NamedNS(ns), Mark: n.mark(), Object: endpointObject(rec.Name, ns, ifname), Addrs: addrs}
 	if !rec.Internal {
 		for _, c := range rec.IPAM {
 			if c.Gateway.IsValid() {
@@ -211,6 +232,46 @@ func (n *Networks) detach(ctx context.Context, st *netState, rec *NetworkRecord,
 	}
 	if err := RemoveEndpointLink(ctx, NamedNS(a.NetNS), a.Interface, n.mark()); err != nil {
 		return fmt.Errorf("disconnect %s: %w", container, err)
+	}
+	return nil
+}
+
+// endpointObject is the alias object of a container's interface on a
+// network: "ep/NETWORK/CONTAINER/IFNAME", naming the interface so that a
+// reconcile tells the recorded interface from one an interrupted connect
+// left. (Before, the alias lacked "/IFNAME": legacyEndpointObject.)
+func endpointObject(network, ns, ifname string) string {
+	return legacyEndpointObject(network, ns) + "/" + ifname
+}
+
+func legacyEndpointObject(network, ns string) string { return "ep/" + network + "/" + ns }
+
+// removeUnrecorded deletes the links in container ns that a connect of ns
+// to rec left unrecorded: those marked as rec's interfaces in ns, and any
+// link of this state's group without an alias yet (a creation killed
+// before its alias was set). Called under the state lock with ns not
+// attached to rec, so none of them is recorded.
+func (n *Networks) removeUnrecorded(ctx context.Context, rec *NetworkRecord, ns string) error {
+	c, err := rtnl.DialNetNS(ns, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	links, err := c.Links(ctx)
+	if err != nil {
+		return err
+	}
+	mark := n.mark()
+	legacy := mark.Alias(legacyEndpointObject(rec.Name, ns))
+	for _, m := range links {
+		alias := linkAlias(&m)
+		if m.Attrs.Name == "lo" || linkGroup(&m) != mark.Group() ||
+			(alias != "" && alias != legacy && !strings.HasPrefix(alias, legacy+"/")) {
+			continue
+		}
+		if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("remove %s left by an interrupted connect: %w", m.Attrs.Name, err)
+		}
 	}
 	return nil
 }

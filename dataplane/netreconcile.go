@@ -99,7 +99,9 @@ func (n *Networks) removeOrphans(ctx context.Context, st *netState) ([]Finding, 
 	var found []Finding
 	var errs []error
 	usedNS := map[string]bool{}
-	wantLinks := map[string]bool{} // "NETNS\x00ALIAS"
+	// "NETNS\x00ALIAS", and "NETNS\x00ALIAS\x00IFNAME" for an endpoint
+	// marked with the legacy alias, which does not name the interface.
+	wantLinks := map[string]bool{}
 	for _, rec := range st.Networks {
 		if rec.ParentCreated {
 			wantLinks[rec.Host+"\x00"+n.mark().Alias("parent/"+rec.Parent)] = true
@@ -109,7 +111,8 @@ func (n *Networks) removeOrphans(ctx context.Context, st *netState) ([]Finding, 
 		}
 		for _, a := range rec.Endpoints {
 			usedNS[a.NetNS] = true
-			wantLinks[a.NetNS+"\x00"+n.mark().Alias("ep/"+rec.Name+"/"+a.NetNS)] = true
+			wantLinks[a.NetNS+"\x00"+n.mark().Alias(endpointObject(rec.Name, a.NetNS, a.Interface))] = true
+			wantLinks[a.NetNS+"\x00"+n.mark().Alias(legacyEndpointObject(rec.Name, a.NetNS))+"\x00"+a.Interface] = true
 		}
 	}
 	for _, ns := range st.Pending {
@@ -171,7 +174,7 @@ func (n *Networks) removeOrphans(ctx context.Context, st *netState) ([]Finding, 
 			if linkGroup(&m) != n.mark().Group() || m.Attrs.Name == "lo" || !n.mark().Owns(linkGroup(&m), linkAlias(&m)) {
 				continue
 			}
-			if wantLinks[ns+"\x00"+linkAlias(&m)] {
+			if wantLinks[ns+"\x00"+linkAlias(&m)] || wantLinks[ns+"\x00"+linkAlias(&m)+"\x00"+m.Attrs.Name] {
 				continue
 			}
 			if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {

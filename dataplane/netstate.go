@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -138,9 +139,11 @@ func (n *Networks) load() (*netState, error) {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
 		return nil, fmt.Errorf("read network state: %w", err)
+	case len(bytes.TrimSpace(b)) == 0:
+		// An empty file records nothing: no network to lose.
 	default:
 		if err := json.Unmarshal(b, st); err != nil {
-			return nil, fmt.Errorf("read network state %s: %w", n.statePath(), err)
+			return nil, &CorruptStateError{Path: n.statePath(), Err: err}
 		}
 		if st.Networks == nil {
 			st.Networks = map[string]*NetworkRecord{}
@@ -148,6 +151,23 @@ func (n *Networks) load() (*netState, error) {
 	}
 	return st, nil
 }
+
+// CorruptStateError is a network state file that cannot be read. Nothing
+// is changed while it is there; the repair is to move it aside, after
+// which the next `vmlink net ls` (List) removes what its networks had
+// created, found by the marks on the kernel objects, and the networks can
+// be created again.
+type CorruptStateError struct {
+	Path string
+	Err  error
+}
+
+func (e *CorruptStateError) Error() string {
+	return fmt.Sprintf("network state %s is corrupt (%v): move it aside (mv %s %s.corrupt), then `vmlink net ls` removes what its networks created, by their marks",
+		e.Path, e.Err, e.Path, e.Path)
+}
+
+func (e *CorruptStateError) Unwrap() error { return e.Err }
 
 // errSaveAnyway wraps an error after which the state must still be saved
 // (part of the work was done and recorded).

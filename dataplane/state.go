@@ -32,10 +32,23 @@ func lockState(dir string) (unlock func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("state lock %s: %w", f.Name(), err)
 	}
+	removeStaleTemps(dir)
 	return func() {
 		unix.Flock(int(f.Fd()), unix.LOCK_UN)
 		f.Close()
 	}, nil
+}
+
+// removeStaleTemps removes the ".tmp" files writeFileAtomic leaves when it
+// is killed between writing and renaming. Only a holder of the lock writes
+// state, so once the lock is ours every one of them is stale.
+func removeStaleTemps(dir string) {
+	for _, pattern := range []string{"*.tmp", filepath.Join("topologies", "*.tmp")} {
+		tmps, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+	}
 }
 
 // topoState is a topology's entry: what Up must remember beyond the marks

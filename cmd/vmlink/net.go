@@ -51,7 +51,8 @@ the parent, with an address from the network and a route to it (to the
 --ip-range, plus a host route for each container given an --ip outside it):
 the fix for "the host cannot reach its macvlan containers".
 State: /run/vmlink/state.json (locked); 'net ls' reconciles it with the
-kernel and says what it repaired.
+kernel and says what it repaired. A corrupt state file stops every net
+command: move it aside and 'net ls' removes what it recorded, by the marks.
 Exit status: 0 ok, 1 failed, 2 the command line is wrong (or docker would
 refuse it), 3 the environment prevents it (privileges, a kernel feature).
 `
@@ -250,21 +251,21 @@ func netList(ctx context.Context, g *globals, nets *dataplane.Networks, args []s
 	if g.JSON {
 		out := []map[string]any{}
 		for _, r := range recs {
-			out = append(out, map[string]any{"Name": r.Name, "ID": r.ID[:12], "Driver": r.Driver, "Scope": "local"})
+			out = append(out, map[string]any{"Name": r.Name, "ID": shortNetID(r.ID), "Driver": r.Driver, "Scope": "local"})
 		}
 		writeJSON(g, out)
 		return nil
 	}
 	if *quiet {
 		for _, r := range recs {
-			fmt.Fprintln(g.Stdout, r.ID[:12])
+			fmt.Fprintln(g.Stdout, shortNetID(r.ID))
 		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(g.Stdout, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "NETWORK ID\tNAME\tDRIVER\tSCOPE\tPARENT\tMODE\tCONTAINERS")
 	for _, r := range recs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\tlocal\t%s\t%s\t%d\n", r.ID[:12], r.Name, r.Driver, r.Parent, r.Mode, len(r.Endpoints))
+		fmt.Fprintf(tw, "%s\t%s\t%s\tlocal\t%s\t%s\t%d\n", shortNetID(r.ID), r.Name, r.Driver, r.Parent, r.Mode, len(r.Endpoints))
 	}
 	return tw.Flush()
 }
@@ -303,4 +304,13 @@ func netRemove(ctx context.Context, g *globals, nets *dataplane.Networks, args [
 		fmt.Fprintln(g.Stdout, name)
 	}
 	return errors.Join(errs...)
+}
+
+// shortNetID is the 12-character id docker prints; a shorter id (a state
+// file written by hand or by an older vmlink) is printed whole.
+func shortNetID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }

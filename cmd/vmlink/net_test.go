@@ -489,3 +489,14 @@ func TestNetRefusalMessages(t *testing.T) {
 		t.Error("a refused connect left its container namespace")
 	}
 }
+
+// TestShortNetID: net ls prints docker's 12-character id, and a record
+// with a shorter id (written by hand, or by an older vmlink) whole instead
+// of panicking.
+func TestShortNetID(t *testing.T) {
+	for in, want := range map[string]string{"": "", "abc": "abc", "0123456789ab": "0123456789ab", "0123456789abcdef": "0123456789ab"} {
+		if got := shortNetID(in); got != want {
+			t.Errorf("shortNetID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
