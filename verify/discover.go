@@ -114,6 +114,9 @@ func Discover(ctx context.Context, ns, parent string) (Topology, error) {
 				if ep.Addrs, err = s.addrs(ctx, uint32(l.Index)); err != nil {
 					return t, err
 				}
+				if ep.Routes, err = s.routes(ctx, uint32(l.Index)); err != nil {
+					return t, err
+				}
 				if ep.Kind == KindVLAN && len(ep.Addrs) == 0 {
 					// A lower only: nothing of its own to probe, but its
 					// own frames (IPv6 solicitations) show on the wire.
@@ -208,6 +211,30 @@ func (s *space) addrs(ctx context.Context, index uint32) ([]netip.Prefix, error)
 		}
 	}
 	return append(v4, v6...), nil
+}
+
+// routes returns the IPv4 routes of the main table out of the interface
+// other than the connected routes of its own addresses and the default
+// route: what a host shim adds to reach the containers.
+func (s *space) routes(ctx context.Context, index uint32) ([]Route, error) {
+	msgs, err := s.conn.Routes(ctx, unix.AF_INET)
+	if err != nil {
+		return nil, fmt.Errorf("discover: routes in %s: %w", nsWord(s.name), err)
+	}
+	var out []Route
+	for _, m := range msgs {
+		a := m.Attrs
+		if m.Table != unix.RT_TABLE_MAIN || m.Type != unix.RTN_UNICAST || m.DstLen == 0 || m.Protocol == unix.RTPROT_KERNEL ||
+			a.OIF == nil || *a.OIF != index || !a.Dst.IsValid() {
+			continue
+		}
+		r := Route{Dst: netip.PrefixFrom(a.Dst, int(m.DstLen))}
+		if a.Priority != nil {
+			r.Metric = *a.Priority
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // openSpaces opens the parent's namespace first, then every other named

@@ -3,6 +3,7 @@ package verify
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -350,17 +351,16 @@ func (m *model) weakHost(a, b int, base func(a, b int) PairExpectation) PairExpe
 			same = append(same, k)
 		}
 	}
+	// r: the endpoint of b's namespace its replies to a's address leave
+	// through.
+	r := replyVia(m.nodes, same, src)
+	if r < 0 && direct.Reach == Reachable && nb.kind != KindMacvtap && na.kind != KindMacvtap {
+		if _, has := firstIPv4(nb.ep); has {
+			return blocked("%s has no route back to %s: no address or route of %s covers it (a different subnet; only a router would join them)", nb.id, src, nb.ep.NetNS)
+		}
+	}
 	if len(same) < 2 {
 		return direct
-	}
-	// r: the endpoint of b's namespace whose subnet holds a's address.
-	r, bits := -1, -1
-	for _, k := range same {
-		for _, p := range m.nodes[k].ep.Addrs {
-			if p.Contains(src) && p.Bits() > bits {
-				r, bits = k, p.Bits()
-			}
-		}
 	}
 	try := func(s int) (PairExpectation, bool) {
 		in := base(a, s)
@@ -396,6 +396,32 @@ func (m *model) weakHost(a, b int, base func(a, b int) PairExpectation) PairExpe
 		return blocked("%s's replies to %s leave through %s (its route for that subnet), which cannot reach it", nb.ep.NetNS, src, m.nodes[r].id)
 	}
 	return direct
+}
+
+// replyVia is the endpoint among cands whose interface the kernel sends a
+// packet to dst out of: the longest prefix among their addresses' subnets
+// (connected routes, metric 0) and their routes, then the lowest metric
+// (fib_table_lookup: prefix length first, then fib_info priority). -1 when
+// none covers dst.
+func replyVia(nodes []node, cands []int, dst netip.Addr) int {
+	r, bits, metric := -1, -1, uint32(0)
+	consider := func(k int, p netip.Prefix, m uint32) {
+		if !p.Masked().Contains(dst) {
+			return
+		}
+		if p.Bits() > bits || (p.Bits() == bits && m < metric) {
+			r, bits, metric = k, p.Bits(), m
+		}
+	}
+	for _, k := range cands {
+		for _, p := range nodes[k].ep.Addrs {
+			consider(k, p, 0)
+		}
+		for _, rt := range nodes[k].ep.Routes {
+			consider(k, rt.Dst, rt.Metric)
+		}
+	}
+	return r
 }
 
 func makeNode(t Topology, ep Endpoint) node {

@@ -405,3 +405,59 @@ func TestModelIPVlan(t *testing.T) {
 		})
 	}
 }
+
+// TestModelHostShimAndSubnets: the host's replies leave through the
+// interface its routing table picks. With a host shim whose route to the
+// containers' range is more specific than the host's own subnet, a
+// container reaches the host through the shim both ways (the README's
+// --ip-range + --host-shim recipe); with the shim's route only as long as
+// the host's connected route, the connected route wins (metric 0 against
+// the shim's 50) and the replies go out of the parent, which the
+// container cannot hear. Endpoints in different subnets have no route to
+// each other: no L3 reach although their frames meet.
+func TestModelHostShimAndSubnets(t *testing.T) {
+	no := false
+	pfx := netip.MustParsePrefix
+	shimTopo := func(route string) Topology {
+		return Topology{
+			Parent: Parent{Name: "h0", NetNS: "p", MAC: hw("02:00:00:00:00:01"), Addrs: []netip.Prefix{pfx("10.0.10.5/24")}},
+			Switch: Switch{Reflects: &no},
+			Endpoints: []Endpoint{
+				{Name: "shim", NetNS: "p", Interface: "vms-1", Kind: KindMacvlan, Mode: "bridge", MAC: hw("02:00:00:00:00:02"),
+					Addrs: []netip.Prefix{pfx("10.0.10.128/32")}, Routes: []Route{{Dst: pfx(route), Metric: 50}}}, // 0
+				{Name: "c1", NetNS: "c1", Interface: "eth0", Kind: KindMacvlan, Mode: "bridge", MAC: hw("02:00:00:00:00:0a"),
+					Addrs: []netip.Prefix{pfx("10.0.10.129/24")}}, // 1
+			},
+		}
+	}
+	const shim, c1, host = 0, 1, 2
+	e := Model(shimTopo("10.0.10.128/25"))
+	// (host → c1 stays blocked: the host's probe is bound to the parent.)
+	for _, p := range []*PairExpectation{e.Pair(c1, host), e.Pair(c1, shim), e.Pair(shim, c1)} {
+		if p.Reach != Reachable {
+			t.Errorf("with --ip-range: %s → %s = %v (%s), want reachable through the shim", e.Endpoints[p.From].Name, e.Endpoints[p.To].Name, p.Reach, p.Why)
+		}
+	}
+	if p := e.Pair(c1, host); !strings.Contains(p.Why, "vms-1") {
+		t.Errorf("c1 → host: %q does not say the shim carries it", p.Why)
+	}
+	e = Model(shimTopo("10.0.10.0/24"))
+	if p := e.Pair(c1, host); p.Reach != Blocked {
+		t.Errorf("shim route as long as the connected one: c1 → host = %v (%s), want blocked", p.Reach, p.Why)
+	}
+
+	two := Topology{
+		Parent: Parent{Name: "h0", NetNS: "p", MAC: hw("02:00:00:00:00:01")},
+		Switch: Switch{Reflects: &no},
+		Endpoints: []Endpoint{
+			{Name: "a", NetNS: "na", Interface: "eth0", Kind: KindMacvlan, Mode: "bridge", MAC: hw("02:00:00:00:00:0a"), Addrs: []netip.Prefix{pfx("10.1.0.2/24")}},
+			{Name: "b", NetNS: "nb", Interface: "eth0", Kind: KindMacvlan, Mode: "bridge", MAC: hw("02:00:00:00:00:0b"), Addrs: []netip.Prefix{pfx("10.2.0.2/24")}},
+		},
+	}
+	e = Model(two)
+	for _, p := range []*PairExpectation{e.Pair(0, 1), e.Pair(1, 0)} {
+		if p.Reach != Blocked || !strings.Contains(p.Why, "no route back") {
+			t.Errorf("different subnets: %d → %d = %v (%s), want blocked: no route", p.From, p.To, p.Reach, p.Why)
+		}
+	}
+}

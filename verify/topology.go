@@ -74,6 +74,17 @@ type Endpoint struct {
 	Lower string
 	MAC   net.HardwareAddr
 	Addrs []netip.Prefix
+	// Routes are the IPv4 destinations the endpoint's namespace routes out
+	// of this interface besides its addresses' own subnets (a host shim's
+	// routes to the containers). The model sends a namespace's replies out
+	// of the interface the kernel would: longest prefix, then lowest metric.
+	Routes []Route
+}
+
+// Route is a route of an endpoint's namespace through its interface.
+type Route struct {
+	Dst    netip.Prefix
+	Metric uint32
 }
 
 // VLANTag is one 802.1Q/802.1ad tag of an endpoint's stack.
