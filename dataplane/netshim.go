@@ -107,3 +107,49 @@ func (n *Networks) shimHostRoutes(ctx context.Context, rec *NetworkRecord, addrs
 	}
 	return nil
 }
+
+// shimWouldLose refuses a host shim that could not work: without an
+// --ip-range the shim routes the whole subnet with metric 50, and when the
+// host already has an address in that subnet its connected route (metric
+// 0, same prefix) wins, so the host's packets to the containers still
+// leave through the parent, which the containers never hear.
+func shimWouldLose(ctx context.Context, c *rtnl.Conn, rec *NetworkRecord) error {
+	addrs, err := c.Addrs(ctx, unix.AF_UNSPEC, 0)
+	if err != nil {
+		return fmt.Errorf("host shim: list the host's addresses: %w", err)
+	}
+	for _, cfg := range rec.IPAM {
+		if cfg.IPRange.IsValid() {
+			continue
+		}
+		for _, a := range addrs {
+			p := a.Prefix()
+			if !p.IsValid() || p.Bits() > cfg.Subnet.Bits() || !p.Masked().Contains(cfg.Subnet.Addr()) {
+				continue
+			}
+			return refuse("--host-shim: the host has %s%s, whose route to %s wins over the shim's: add --ip-range (e.g. %s) so the shim routes the containers' range, or remove that address",
+				p, linkWhere(ctx, c, a.Index), cfg.Subnet, upperHalf(cfg.Subnet))
+		}
+	}
+	return nil
+}
+
+// linkWhere is " on IFNAME" for the link at index, or "".
+func linkWhere(ctx context.Context, c *rtnl.Conn, index uint32) string {
+	if m, err := c.GetLink(ctx, &rtnl.LinkMessage{Index: int32(index)}); err == nil {
+		return " on " + m.Attrs.Name
+	}
+	return ""
+}
+
+// upperHalf is the upper half of a subnet: a range example.
+func upperHalf(s netip.Prefix) netip.Prefix {
+	if s.Bits() >= s.Addr().BitLen() {
+		return s
+	}
+	b := s.Addr().AsSlice()
+	bit := s.Bits()
+	b[bit/8] |= 0x80 >> (bit % 8)
+	a, _ := netip.AddrFromSlice(b)
+	return netip.PrefixFrom(a, bit+1)
+}

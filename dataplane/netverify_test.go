@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/vmlink/vmlink/rtnl"
@@ -93,5 +94,39 @@ func TestNetworkTwoSubnetsVerify(t *testing.T) {
 		if !p.OK || p.Expected != verify.Blocked {
 			t.Errorf("%s → %s: expected %v, observed %v (%s; probe: %s)", p.From, p.To, p.Expected, p.Observed, p.Why, p.Probe)
 		}
+	}
+}
+
+// TestNetworkHostShimWithoutRangeRefused: --host-shim without --ip-range
+// on a host that has an address in the subnet would route nothing (the
+// connected route wins over the shim's): refused, naming the address and
+// the fix, with nothing created.
+func TestNetworkHostShimWithoutRangeRefused(t *testing.T) {
+	e, nets := newNetEnv(t)
+	ctx := context.Background()
+	hc, err := rtnl.DialNetNS(e.host, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Close()
+	p0, err := getLink(ctx, hc, "p0")
+	if err != nil || p0 == nil {
+		t.Fatal(orNotFound(err))
+	}
+	if _, err := ensureAddr(ctx, hc, p0.Index, pfx("10.68.0.5/24")); err != nil {
+		t.Fatal(err)
+	}
+	before := linkNames(t, e.host)
+	_, err = nets.Create(ctx, NetworkSpec{Name: "nr", Subnets: []netip.Prefix{pfx("10.68.0.0/24")}, HostShim: true, Options: netOpts(t, "parent", "p0")})
+	wantUsage(t, err, "--host-shim: the host has 10.68.0.5/24 on p0, whose route to 10.68.0.0/24 wins over the shim's: add --ip-range (e.g. 10.68.0.128/25)")
+	if after := linkNames(t, e.host); !slices.Equal(after, before) {
+		t.Fatalf("links after the refusal: %v, want %v", after, before)
+	}
+	if recs, _, err := nets.List(ctx); err != nil || len(recs) != 0 {
+		t.Fatalf("networks after the refusal: %v, %v", recs, err)
+	}
+	// Another subnet is fine.
+	if _, err := nets.Create(ctx, NetworkSpec{Name: "ok", Subnets: []netip.Prefix{pfx("10.69.0.0/24")}, HostShim: true, Options: netOpts(t, "parent", "p0")}); err != nil {
+		t.Fatal(err)
 	}
 }

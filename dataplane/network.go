@@ -92,6 +92,11 @@ func (n *Networks) Create(ctx context.Context, spec NetworkSpec) (*NetworkRecord
 			return err
 		}
 		defer c.Close()
+		if spec.HostShim {
+			if err := shimWouldLose(ctx, c, rec); err != nil {
+				return err
+			}
+		}
 		if err := n.ensureParent(ctx, c, st, rec); err != nil {
 			return err
 		}
