@@ -444,7 +444,7 @@ func (a *applier) ensureVeth(ctx context.Context, p *Parent) error {
 		if linkKind(m) != "veth" {
 			return fmt.Errorf("%s in %s is a %s, not the sandbox's veth", p.Name, nsLabel(a.t.Host), linkKind(m))
 		}
-		return nil
+		return a.convergeVethMTU(ctx, p, hc, sc, m)
 	}
 	sw, err := netns.Open(s.Switch)
 	if err != nil {
@@ -487,6 +487,29 @@ func (a *applier) ensureVeth(ctx context.Context, p *Parent) error {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	return setUp(ctx, hc, m.Index)
+}
+
+// convergeVethMTU gives an existing sandbox veth (both ends) the MTU the
+// topology now declares.
+func (a *applier) convergeVethMTU(ctx context.Context, p *Parent, hc, sc *rtnl.Conn, m *rtnl.LinkMessage) error {
+	if p.MTU == 0 || (m.Attrs.MTU != nil && *m.Attrs.MTU == p.MTU) {
+		return nil
+	}
+	mtu := p.MTU
+	port, err := getLink(ctx, sc, p.Name)
+	if err != nil || port == nil {
+		return fmt.Errorf("find the switch port %s in %s: %w", p.Name, nsLabel(p.Sandbox.Switch), orNotFound(err))
+	}
+	for _, end := range []struct {
+		c     *rtnl.Conn
+		index int32
+	}{{sc, port.Index}, {hc, m.Index}} {
+		if err := end.c.SetLink(ctx, &rtnl.LinkMessage{Index: end.index, Attrs: rtnl.LinkAttrs{MTU: &mtu}}); err != nil {
+			return fmt.Errorf("parent %s: set mtu %d: %w", p.Name, mtu, err)
+		}
+	}
+	a.built.Created++
+	return nil
 }
 
 // ensureParent checks the parent exists, brings a sandbox parent up and
@@ -709,7 +732,7 @@ func (a *applier) ensureInterface(ctx context.Context, e *Endpoint, j int) error
 		a.built.Created++
 		a.announces = append(a.announces, ep.announcement())
 	}
-	a.built.Created += ep.AddedAddrs
+	a.built.Created += ep.AddedAddrs + ep.RemovedAddrs
 	bi.MAC = ep.MAC
 	a.built.Interfaces = append(a.built.Interfaces, bi)
 	return nil

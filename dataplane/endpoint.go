@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -136,7 +138,13 @@ type EndpointLink struct {
 	// completed instead; AddedAddrs then counts the addresses it lacked.
 	Created    bool
 	AddedAddrs int
-	mark       Mark
+	// Replaced lists why an existing link with the mark was deleted and
+	// made again ("mode: have bridge, want private"); empty otherwise.
+	Replaced []string
+	// RemovedAddrs counts the addresses an existing link had that the spec
+	// no longer gives: they were removed.
+	RemovedAddrs int
+	mark         Mark
 }
 
 // ForeignLinkError is BuildEndpointLink finding a link of the interface's name
@@ -186,8 +194,20 @@ func BuildEndpointLink(ctx context.Context, spec EndpointLinkSpec) (*EndpointLin
 		if !spec.Mark.Owns(linkGroup(m), linkAlias(m)) {
 			return nil, &ForeignLinkError{Name: name, NetNS: spec.NetNS, Group: linkGroup(m), Alias: linkAlias(m)}
 		}
-		ep.Index, ep.MAC = m.Index, macOf(m)
-		return ep, ep.complete(ctx, ec, spec, m.Flags&unix.IFF_UP != 0)
+		diffs, err := endpointDiffs(ctx, ec, spec)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", spec.NetNS, name, err)
+		}
+		if len(diffs) == 0 {
+			ep.Index, ep.MAC = m.Index, macOf(m)
+			return ep, ep.complete(ctx, ec, spec, m.Flags&unix.IFF_UP != 0)
+		}
+		// What the kernel cannot change on a live link (its kind, parent,
+		// mode, MAC): the link is made again as the spec says.
+		if err := ec.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
+			return nil, fmt.Errorf("%s/%s: replace it (%s): %w", spec.NetNS, name, strings.Join(diffs, "; "), err)
+		}
+		ep.Replaced = diffs
 	}
 	if err := createEndpointLink(ctx, spec); err != nil {
 		return nil, err
@@ -242,6 +262,18 @@ func createEndpointLink(ctx context.Context, spec EndpointLinkSpec) error {
 // routes.
 func (ep *EndpointLink) complete(ctx context.Context, ec *rtnl.Conn, spec EndpointLinkSpec, up bool) error {
 	where := spec.NetNS.String() + "/" + ep.Name
+	if !ep.Created {
+		n, err := removeOtherAddrs(ctx, ec, ep.Index, spec.Addrs)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		ep.RemovedAddrs = n
+		if mtu := spec.Link.Base().MTU; mtu != 0 {
+			if err := ec.SetLink(ctx, &rtnl.LinkMessage{Index: ep.Index, Attrs: rtnl.LinkAttrs{MTU: &mtu}}); err != nil {
+				return fmt.Errorf("%s: set mtu %d: %w", where, mtu, err)
+			}
+		}
+	}
 	for _, p := range spec.Addrs {
 		added, err := ensureAddr(ctx, ec, ep.Index, p)
 		if err != nil {
@@ -279,6 +311,104 @@ func (ep *EndpointLink) complete(ctx context.Context, ec *rtnl.Conn, spec Endpoi
 		ep.MAC = macOf(m)
 	}
 	return nil
+}
+
+// removeOtherAddrs removes the link's global addresses that are not in
+// want (an address the file no longer declares: "replace", not "add"). The
+// kernel's own IPv6 link-local address stays.
+func removeOtherAddrs(ctx context.Context, c *rtnl.Conn, index int32, want []netip.Prefix) (int, error) {
+	have, err := c.Addrs(ctx, unix.AF_UNSPEC, uint32(index))
+	if err != nil {
+		return 0, fmt.Errorf("list addresses: %w", err)
+	}
+	n := 0
+	for i := range have {
+		p := have[i].Prefix()
+		if !p.IsValid() || p.Addr().IsLinkLocalUnicast() || slices.Contains(want, p) {
+			continue
+		}
+		if err := c.DelAddr(ctx, uint32(index), p); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return n, fmt.Errorf("remove address %s: %w", p, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// endpointDiffs compares the existing link called like spec's with the
+// spec, in what only making it again changes: kind, parent, MAC, mode
+// (macvlan, macvtap, ipvlan and its flag), VLAN id.
+func endpointDiffs(ctx context.Context, ec *rtnl.Conn, spec EndpointLinkSpec) ([]string, error) {
+	b := spec.Link.Base()
+	l, err := link.New(ec).Get(ctx, b.Name)
+	if err != nil {
+		return nil, err
+	}
+	var diffs []string
+	diff := func(what string, have, want any) {
+		if fmt.Sprint(have) != fmt.Sprint(want) {
+			diffs = append(diffs, fmt.Sprintf("%s: have %v, want %v", what, have, want))
+		}
+	}
+	diff("kind", l.Kind, spec.Link.Kind())
+	if len(diffs) > 0 {
+		return diffs, nil
+	}
+	hc, err := spec.Host.dial()
+	if err != nil {
+		return nil, err
+	}
+	defer hc.Close()
+	if pm, err := getLink(ctx, hc, b.Parent); err != nil {
+		return nil, err
+	} else if pm != nil && l.ParentIndex != 0 && l.ParentIndex != pm.Index {
+		// (A link whose parent's namespace has no id in its own is
+		// reported without IFLA_LINK: its parent is then unknown here.)
+		diffs = append(diffs, fmt.Sprintf("parent: want %s", b.Parent))
+	}
+	if b.Address != nil {
+		diff("address", l.Address, b.Address)
+	}
+	switch v := spec.Link.(type) {
+	case *link.Macvlan:
+		diff("mode", macvlanModeOf(l), orBridge(v.Mode))
+	case *link.Macvtap:
+		diff("mode", macvlanModeOf(l), orBridge(v.Mode))
+	case *link.IPVlan:
+		if l.IPVlan != nil {
+			if v.Mode != link.IPVlanModeUnset {
+				diff("mode", l.IPVlan.Mode, v.Mode)
+			}
+			have := link.IPVlanFlagBridge
+			if l.IPVlan.Flag != nil && *l.IPVlan.Flag != link.IPVlanFlagUnset {
+				have = *l.IPVlan.Flag
+			}
+			want := v.Flag
+			if want == link.IPVlanFlagUnset {
+				want = link.IPVlanFlagBridge
+			}
+			diff("flag", have, want)
+		}
+	case *link.VLAN:
+		if l.VLAN != nil {
+			diff("id", l.VLAN.ID, v.ID)
+		}
+	}
+	return diffs, nil
+}
+
+func macvlanModeOf(l *link.Link) link.MacvlanMode {
+	if l.Macvlan == nil {
+		return link.MacvlanModeUnset
+	}
+	return l.Macvlan.Mode
+}
+
+func orBridge(m link.MacvlanMode) link.MacvlanMode {
+	if m == link.MacvlanModeUnset {
+		return link.MacvlanModeBridge
+	}
+	return m
 }
 
 // hasDefaultRoute reports whether the main table has a default route of
