@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -117,6 +118,7 @@ const (
 	undoNS undoKind = iota + 1
 	undoLink
 	undoAddr
+	undoSysctl
 )
 
 // undo is one journal entry, recorded before the kernel is asked to
@@ -129,6 +131,7 @@ type undo struct {
 	// away with its namespace.
 	local  bool
 	prefix netip.Prefix
+	sysctl sysctlRecord
 }
 
 type applier struct {
@@ -572,8 +575,22 @@ func (a *applier) ensureAddrOn(ctx context.Context, ns string, m *rtnl.LinkMessa
 		return err
 	}
 	have, err := hasAddr(ctx, c, m.Index, p)
-	if err != nil || have {
+	if err != nil {
 		return err
+	}
+	if have {
+		// Another topology's address that this one declares too: share
+		// it, so that the other's Down leaves it to this one.
+		r := addrRecord{NetNS: ns, Link: m.Attrs.Name, Prefix: p.String()}
+		if ownedLink || a.created[ns] || slices.Contains(a.st.Addrs, r) {
+			return nil
+		}
+		shared, err := otherDeclares(a.dir, a.t.Name, r)
+		if err != nil || !shared {
+			return err
+		}
+		a.st.addAddr(r)
+		return a.st.save(a.dir)
 	}
 	if !ownedLink && !a.created[ns] {
 		if a.st.addAddr(addrRecord{NetNS: ns, Link: m.Attrs.Name, Prefix: p.String()}) {
@@ -751,6 +768,20 @@ func (a *applier) ensureEndpointExtras(ctx context.Context, e *Endpoint) error {
 	ns := e.netns()
 	if e.Forwarding {
 		for _, p := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
+			if !a.owned[ns] {
+				// Not ours: Down puts the old value back.
+				old, err := NamedNS(ns).readSysctl(p)
+				if err != nil {
+					return err
+				}
+				r := sysctlRecord{NetNS: ns, Path: p, Old: old}
+				if old != "1" && a.st.addSysctl(r) {
+					if err := a.st.save(a.dir); err != nil {
+						return err
+					}
+					a.record(undo{kind: undoSysctl, sysctl: r})
+				}
+			}
 			if err := NamedNS(ns).writeSysctl(p, "1"); err != nil {
 				return err
 			}
@@ -878,6 +909,13 @@ func (a *applier) rollback(ctx context.Context) (int, error) {
 				continue
 			}
 			a.st.removeAddr(addrRecord{NetNS: u.ns, Link: u.name, Prefix: u.prefix.String()})
+			n++
+		case undoSysctl:
+			if err := u.sysctl.restore(); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			a.st.removeSysctl(u.sysctl)
 			n++
 		case undoNS:
 			a.c.drop(u.name)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
 )
@@ -90,4 +91,110 @@ endpoints:
 		t.Fatal(err)
 	}
 	e.assertClean(t)
+}
+
+// TestDownKeepsWhatAnotherTopologyDeclares: two topologies declare the
+// same address on a parent neither owns. The first Up adds it; Down of
+// that one leaves it, since the other still declares it; Down of the last
+// one removes it.
+func TestDownKeepsWhatAnotherTopologyDeclares(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	addVeth(t, e.host, "ex0")
+	topo := func(name, subnet, addr string) *Topology {
+		tp, err := Parse(strings.NewReader(fmt.Sprintf(`
+name: %[1]s%[2]s
+host: %[3]s
+parents:
+  - {name: ex0, addresses: [10.72.0.1/24]}
+networks:
+  - {name: n, parent: ex0, subnets: [%[4]s]}
+endpoints:
+  - {name: c, netns: %[1]s%[2]s-c, interfaces: [{network: n, addresses: [%[5]s]}]}
+`, e.prefix, name, e.host, subnet, addr)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tp
+	}
+	t1, t2 := topo("t1", "10.72.0.0/24", "10.72.0.11/24"), topo("t2", "10.72.0.0/24", "10.72.0.12/24")
+	opts := &Options{StateDir: e.stateDir}
+	for _, tp := range []*Topology{t1, t2} {
+		if _, err := Up(ctx, tp, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hasIt := func() bool {
+		c, err := rtnl.DialNetNS(e.host, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		m, err := getLink(ctx, c, "ex0")
+		if err != nil || m == nil {
+			t.Fatal(orNotFound(err))
+		}
+		has, err := hasAddr(ctx, c, m.Index, netip.MustParsePrefix("10.72.0.1/24"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return has
+	}
+	if _, err := Down(ctx, t1, opts); err != nil {
+		t.Fatal(err)
+	}
+	if !hasIt() {
+		t.Fatal("down of t1 removed 10.72.0.1/24 from ex0 although t2 declares it")
+	}
+	if _, err := Down(ctx, t2, opts); err != nil {
+		t.Fatal(err)
+	}
+	if hasIt() {
+		t.Fatal("down of the last topology declaring 10.72.0.1/24 left it on ex0")
+	}
+}
+
+// TestDownRestoresForwarding: `forwarding: true` on an endpoint whose
+// namespace existed before Up is undone by Down.
+func TestDownRestoresForwarding(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	router := e.prefix + "router"
+	h, err := netns.Create(router)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	tp, err := Parse(strings.NewReader(fmt.Sprintf(`
+name: %[1]sfw
+host: %[2]s
+parents:
+  - name: pa
+    sandbox: {switch: %[1]ssw}
+networks:
+  - {name: n, parent: pa, subnets: [10.73.0.0/24]}
+endpoints:
+  - {name: r, netns: %[3]s, forwarding: true, interfaces: [{network: n}]}
+`, e.prefix, e.host, router)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := &Options{StateDir: e.stateDir}
+	if _, err := Up(ctx, tp, opts); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := NamedNS(router).readSysctl("net/ipv4/ip_forward"); err != nil || v != "1" {
+		t.Fatalf("ip_forward after up = %q, %v", v, err)
+	}
+	if _, err := Down(ctx, tp, opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
+		if v, err := NamedNS(router).readSysctl(p); err != nil || v != "0" {
+			t.Errorf("%s after down = %q, %v: want 0 (as before up)", p, v, err)
+		}
+	}
+	if !netns.Exists(router) {
+		t.Fatal("down removed a namespace it did not create")
+	}
 }

@@ -88,12 +88,30 @@ func Down(ctx context.Context, t *Topology, opts *Options) (*Removed, error) {
 			st.removeAddr(r)
 			continue
 		}
+		// Another topology declares it too: it stays, for that one to take.
+		shared, err := otherDeclares(dir, t.Name, r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if shared {
+			st.removeAddr(r)
+			continue
+		}
 		if err := delAddrRecord(ctx, c, r); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		st.removeAddr(r)
 		out.Addrs = append(out.Addrs, r.NetNS+"/"+r.Link+" "+r.Prefix)
+	}
+	// Sysctls changed in namespaces the topology does not own.
+	for _, r := range slices.Clone(st.Sysctls) {
+		if err := r.restore(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		st.removeSysctl(r)
 	}
 	// Marked links. In a namespace that is about to be deleted they go with
 	// it — unless they sit on a parent in a namespace that stays, which the

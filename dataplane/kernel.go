@@ -287,6 +287,19 @@ func (n Namespace) writeSysctl(path, value string) error {
 	return nil
 }
 
+// readSysctl reads /proc/sys/PATH inside the namespace, trimmed.
+func (n Namespace) readSysctl(path string) (string, error) {
+	var b []byte
+	err := n.do(func() (err error) {
+		b, err = os.ReadFile("/proc/sys/" + path)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("sysctl %s in %s: %w", strings.ReplaceAll(path, "/", "."), n.label(), err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
 func macOf(m *rtnl.LinkMessage) net.HardwareAddr { return m.Attrs.Address }
 
 // Probe reports whether the kernel knows the link kind a feature provides

@@ -7,8 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vmlink/vmlink/internal/netns"
 )
 
 // DefaultStateDir is where vmlink keeps what the kernel cannot hold: which
@@ -60,8 +63,42 @@ type topoState struct {
 	Group uint32 `json:"group"`
 	// Namespaces Up created (or was about to create).
 	Namespaces []string `json:"namespaces,omitempty"`
-	// Addrs Up added to links it does not own (an existing parent).
+	// Addrs Up added to links it does not own (an existing parent), and
+	// such addresses another topology added that this one declares too:
+	// the last topology declaring one removes it.
 	Addrs []addrRecord `json:"addrs,omitempty"`
+	// Sysctls Up changed in namespaces it does not own, with the value
+	// before, which Down puts back.
+	Sysctls []sysctlRecord `json:"sysctls,omitempty"`
+}
+
+type sysctlRecord struct {
+	NetNS string `json:"netns"`
+	Path  string `json:"path"` // under /proc/sys, e.g. net/ipv4/ip_forward
+	Old   string `json:"old"`
+}
+
+// otherDeclares reports whether a topology other than self, in the same
+// state directory, records the address r.
+func otherDeclares(dir, self string, r addrRecord) (bool, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "topologies", "*.json"))
+	if err != nil {
+		return false, err
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		if name == self {
+			continue
+		}
+		st, err := loadTopoState(dir, name)
+		if err != nil {
+			return false, err
+		}
+		if slices.Contains(st.Addrs, r) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 type addrRecord struct {
@@ -93,7 +130,7 @@ func loadTopoState(dir, name string) (*topoState, error) {
 // removes the file when nothing is left to remember.
 func (s *topoState) save(dir string) error {
 	path := topoStatePath(dir, s.Name)
-	if len(s.Namespaces) == 0 && len(s.Addrs) == 0 {
+	if len(s.Namespaces) == 0 && len(s.Addrs) == 0 && len(s.Sysctls) == 0 {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove state: %w", err)
 		}
@@ -150,6 +187,29 @@ func (s *topoState) addAddr(r addrRecord) bool {
 	}
 	s.Addrs = append(s.Addrs, r)
 	return true
+}
+
+func (s *topoState) addSysctl(r sysctlRecord) bool {
+	for _, o := range s.Sysctls {
+		if o.NetNS == r.NetNS && o.Path == r.Path {
+			return false // the first recorded value is the one from before
+		}
+	}
+	s.Sysctls = append(s.Sysctls, r)
+	return true
+}
+
+func (s *topoState) removeSysctl(r sysctlRecord) {
+	s.Sysctls = slices.DeleteFunc(s.Sysctls, func(o sysctlRecord) bool { return o == r })
+}
+
+// restore puts a sysctl's value from before back; a namespace that is gone
+// has nothing to restore.
+func (r sysctlRecord) restore() error {
+	if r.NetNS != "" && !netns.Exists(r.NetNS) {
+		return nil
+	}
+	return NamedNS(r.NetNS).writeSysctl(r.Path, r.Old)
 }
 
 func (s *topoState) removeAddr(r addrRecord) {
