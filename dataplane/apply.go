@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -185,6 +186,14 @@ func Up(ctx context.Context, t *Topology, opts *Options) (*Built, error) {
 		return nil, err
 	}
 	a.st.Host, a.st.Group = t.Host, a.mark.Group()
+	uses := a.addrUses()
+	conflicts, err := wireConflicts(a.dir, t.Name, uses)
+	if err != nil {
+		return nil, err
+	}
+	if len(conflicts) > 0 {
+		return nil, fmt.Errorf("topology %s: duplicate address on the wire: %s: give the endpoint another address (addresses:) or another subnet", t.Name, strings.Join(conflicts, "; "))
+	}
 
 	steps := a.plan()
 	for i, s := range steps {
@@ -211,11 +220,42 @@ func Up(ctx context.Context, t *Topology, opts *Options) (*Built, error) {
 		n, cerr := a.rollback(ctx)
 		return nil, &RollbackError{Step: "wait for the sandbox wires", Err: err, Removed: n, CleanupErr: cerr}
 	}
+	if !slices.Equal(a.st.Uses, uses) {
+		a.st.Uses = uses
+		if err := a.st.save(a.dir); err != nil {
+			n, cerr := a.rollback(ctx)
+			return nil, &RollbackError{Step: "record the addresses in use", Err: err, Removed: n, CleanupErr: cerr}
+		}
+	}
 	for i := range a.announces {
 		// Best effort: a lost announcement only delays neighbours.
 		_ = a.announces[i].send()
 	}
 	return a.built, nil
+}
+
+// addrUses lists the addresses the topology's endpoints and shims hold, by
+// the wire they are on (the topology is validated and its addresses
+// assigned).
+func (a *applier) addrUses() []addrUse {
+	var out []addrUse
+	add := func(network, owner string, addrs []string) {
+		root, _, _ := a.lower(a.network(network))
+		for _, s := range addrs {
+			if p, err := parsePrefix(s); err == nil {
+				out = append(out, addrUse{Host: a.t.Host, Parent: root, Addr: p.Addr().String(), Owner: owner})
+			}
+		}
+	}
+	for _, e := range a.t.Endpoints {
+		for _, it := range e.Interfaces {
+			add(it.Network, "endpoint "+e.Name, it.Addresses)
+		}
+	}
+	for _, s := range a.t.HostShims {
+		add(s.Network, "host shim "+s.Name, s.Addresses)
+	}
+	return out
 }
 
 // plan lists the steps of Up in dependency order: namespaces, parents,

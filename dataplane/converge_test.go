@@ -94,7 +94,8 @@ endpoints:
 }
 
 // TestDownKeepsWhatAnotherTopologyDeclares: two topologies declare the
-// same address on a parent neither owns. The first Up adds it; Down of
+// same address on a parent neither owns; a third that would reuse an
+// endpoint's address on that wire is refused. The first Up adds it; Down of
 // that one leaves it, since the other still declares it; Down of the last
 // one removes it.
 func TestDownKeepsWhatAnotherTopologyDeclares(t *testing.T) {
@@ -139,6 +140,15 @@ endpoints:
 			t.Fatal(err)
 		}
 		return has
+	}
+	// A third topology on the same wire handing out t1's address is
+	// refused before it changes anything.
+	_, err := Up(ctx, topo("t3", "10.72.0.0/24", "10.72.0.11/24"), opts)
+	if err == nil || !strings.Contains(err.Error(), "duplicate address on the wire: 10.72.0.11 of endpoint c on ex0 is topology "+e.prefix+"t1's endpoint c already") {
+		t.Fatalf("up of a topology reusing t1's address = %v, want a duplicate-address refusal", err)
+	}
+	if netns.Exists(e.prefix + "t3-c") {
+		t.Fatal("the refused up created its namespace")
 	}
 	if _, err := Down(ctx, t1, opts); err != nil {
 		t.Fatal(err)

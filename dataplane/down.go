@@ -153,6 +153,7 @@ func Down(ctx context.Context, t *Topology, opts *Options) (*Removed, error) {
 			st.removeNS(n)
 		}
 	}
+	st.Uses = nil
 	if err := st.save(dir); err != nil {
 		errs = append(errs, err)
 	}

@@ -70,6 +70,45 @@ type topoState struct {
 	// Sysctls Up changed in namespaces it does not own, with the value
 	// before, which Down puts back.
 	Sysctls []sysctlRecord `json:"sysctls,omitempty"`
+	// Uses are the addresses the topology's endpoints and shims hold, by
+	// wire (host namespace and root parent): another topology on the same
+	// wire may not hand them out again.
+	Uses []addrUse `json:"uses,omitempty"`
+}
+
+type addrUse struct {
+	Host   string `json:"host,omitempty"`
+	Parent string `json:"parent"` // the root parent whose wire the frames cross
+	Addr   string `json:"addr"`
+	Owner  string `json:"owner"` // "endpoint c1" or "host shim s0"
+}
+
+// wireConflicts returns, for each of uses, a topology other than self in
+// the state directory that uses the same address on the same wire.
+func wireConflicts(dir, self string, uses []addrUse) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "topologies", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		if name == self {
+			continue
+		}
+		st, err := loadTopoState(dir, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range uses {
+			for _, o := range st.Uses {
+				if u.Host == o.Host && u.Parent == o.Parent && u.Addr == o.Addr {
+					out = append(out, fmt.Sprintf("%s of %s on %s is topology %s's %s already", u.Addr, u.Owner, u.Parent, name, o.Owner))
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 type sysctlRecord struct {
@@ -130,7 +169,7 @@ func loadTopoState(dir, name string) (*topoState, error) {
 // removes the file when nothing is left to remember.
 func (s *topoState) save(dir string) error {
 	path := topoStatePath(dir, s.Name)
-	if len(s.Namespaces) == 0 && len(s.Addrs) == 0 && len(s.Sysctls) == 0 {
+	if len(s.Namespaces) == 0 && len(s.Addrs) == 0 && len(s.Sysctls) == 0 && len(s.Uses) == 0 {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove state: %w", err)
 		}
