@@ -242,10 +242,12 @@ func runLinkBatch(ctx context.Context, g *globals, h *link.Handle, file string) 
 	if err != nil {
 		return err
 	}
+	var made createdLinks
+	defer made.close()
 	for i := 0; i < len(lines); {
 		if lines[i].req.op != opAdd {
 			if err := execLink(ctx, g, h, lines[i].req); err != nil {
-				return fmt.Errorf("%s:%d: %w", file, lines[i].no, err)
+				return fmt.Errorf("%s:%d: %w%s", file, lines[i].no, err, made.undo(ctx))
 			}
 			i++
 			continue
@@ -257,11 +259,88 @@ func runLinkBatch(ctx context.Context, g *globals, h *link.Handle, file string) 
 			j++
 		}
 		if err := h.CreateBatch(ctx, specs); err != nil {
-			return fmt.Errorf("%s: lines %d-%d: %w", file, lines[i].no, lines[j-1].no, err)
+			return fmt.Errorf("%s: lines %d-%d: %w%s", file, lines[i].no, lines[j-1].no, err, made.undo(ctx))
 		}
+		made.note(ctx, h, specs)
 		i = j
 	}
 	return nil
+}
+
+// createdLinks are the links a batch's add lines created, so that a later
+// line failing takes them away again: a batch is all or nothing for the
+// links it adds. (A set line's change to a link that existed before is not
+// undone.)
+type createdLinks struct {
+	links   []createdLink
+	handles []*link.Handle // opened for other namespaces, closed by close
+}
+
+type createdLink struct {
+	h     *link.Handle
+	index int32
+}
+
+// note remembers the links specs created, by ifindex (a later set line may
+// rename them), in the namespace each went to.
+func (c *createdLinks) note(ctx context.Context, h *link.Handle, specs []link.Spec) {
+	for _, s := range specs {
+		b := s.Base()
+		there := h
+		if b.NetNS != nil {
+			if b.NetNS.Name == "" {
+				continue // a pid or fd target: not ours to reopen
+			}
+			oh, err := link.Open(b.NetNS.Name)
+			if err != nil {
+				continue
+			}
+			c.handles = append(c.handles, oh)
+			there = oh
+		}
+		if l, err := there.Get(ctx, b.Name); err == nil {
+			c.links = append(c.links, createdLink{there, l.Index})
+		}
+	}
+}
+
+// undo deletes the noted links, newest first, and says so for the error
+// message.
+func (c *createdLinks) undo(ctx context.Context) string {
+	if len(c.links) == 0 {
+		return ""
+	}
+	ctx = context.WithoutCancel(ctx)
+	n := 0
+	var failed []string
+	for i := len(c.links) - 1; i >= 0; i-- {
+		cl := c.links[i]
+		all, err := cl.h.List(ctx, link.Filter{})
+		if err != nil {
+			failed = append(failed, err.Error())
+			continue
+		}
+		for _, l := range all {
+			if l.Index != cl.index {
+				continue
+			}
+			if err := cl.h.Delete(ctx, l.Name); err != nil && !errors.Is(err, link.ErrNotFound) {
+				failed = append(failed, err.Error())
+			} else {
+				n++
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Sprintf("; removed %d links the batch had added, but not all: %s", n, strings.Join(failed, "; "))
+	}
+	return fmt.Sprintf("; removed the %d links the batch had added", n)
+}
+
+func (c *createdLinks) close() {
+	for _, h := range c.handles {
+		h.Close()
+	}
 }
 
 // parseBatch reads and parses every line of a batch file.

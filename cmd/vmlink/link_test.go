@@ -9,6 +9,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -334,4 +335,28 @@ func kernelBefore(release string, major, minor int) bool {
 		return false
 	}
 	return ma < major || (ma == major && mi < minor)
+}
+
+// TestLinkCLIBatchAllOrNothing: a batch whose add lines sit on both sides
+// of a set line, the last add group refused (a parent that does not
+// exist): the batch fails and every link it added is gone again.
+func TestLinkCLIBatchAllOrNothing(t *testing.T) {
+	requireRoot(t)
+	s := cliSide(t)
+	before := normalize(ipLinks(t, s.ns), nil)
+	file := t.TempDir() + "/batch"
+	batch := "link add mvX link p0 address 02:00:00:00:00:b1 type macvlan mode bridge\n" +
+		"link set mvX alias batch-test\n" +
+		"link add mvY link p0 type macvlan mode bridge\n" +
+		"link add mvZ link nosuch0 type macvlan mode bridge\n"
+	if err := os.WriteFile(file, []byte(batch), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := vmlinkRun("-n", s.ns, "link", "batch", file)
+	if code == exitOK || !strings.Contains(errOut, "removed the 1 links the batch had added") {
+		t.Fatalf("batch: exit %d %q, want a failure that says what it removed", code, errOut)
+	}
+	if after := normalize(ipLinks(t, s.ns), nil); len(after) != len(before) || after["mvX"] != nil || after["mvY"] != nil || after["mvZ"] != nil {
+		t.Fatalf("links after the failed batch:\n%v\nwant\n%v", after, before)
+	}
 }
