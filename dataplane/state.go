@@ -102,6 +102,9 @@ func wireConflicts(dir, self string, uses []addrUse) ([]string, error) {
 		}
 		for _, u := range uses {
 			for _, o := range st.Uses {
+				if o.Host != "" && !netns.Exists(o.Host) {
+					continue // a stale record: its wire is gone
+				}
 				if u.Host == o.Host && u.Parent == o.Parent && u.Addr == o.Addr {
 					out = append(out, fmt.Sprintf("%s of %s on %s is topology %s's %s already", u.Addr, u.Owner, u.Parent, name, o.Owner))
 				}
