@@ -111,6 +111,8 @@ type BuiltInterface struct {
 	NoPromisc bool             `json:"nopromisc,omitempty"`
 	Sources   []string         `json:"source_macs,omitempty"`
 	Shim      bool             `json:"shim,omitempty"`
+	// Routes are a shim's routes to the containers (metric 0).
+	Routes []netip.Prefix `json:"routes,omitempty"`
 }
 
 type undoKind int
@@ -892,6 +894,7 @@ func (a *applier) ensureShim(ctx context.Context, s *HostShim) error {
 			return fmt.Errorf("host shim %s: %w", s.Name, err)
 		}
 	}
+	bi.Routes = shimRoutes(s)
 	for _, r := range s.Routes {
 		dst, _ := netip.ParsePrefix(r)
 		if err := ensureRoute(ctx, c, rtnl.Route{Dst: dst.Masked(), OIF: uint32(m.Index)}); err != nil {
@@ -906,6 +909,17 @@ func (a *applier) ensureShim(ctx context.Context, s *HostShim) error {
 		a.announces = append(a.announces, announcement{NetNS: NamedNS(a.t.Host), Index: int(m.Index), Name: s.Name, MAC: bi.MAC, Addrs: bi.Addrs})
 	}
 	return nil
+}
+
+// shimRoutes are the destinations of a (validated) shim's routes.
+func shimRoutes(s *HostShim) []netip.Prefix {
+	var out []netip.Prefix
+	for _, r := range s.Routes {
+		if dst, err := netip.ParsePrefix(r); err == nil {
+			out = append(out, dst.Masked())
+		}
+	}
+	return out
 }
 
 // rollback undoes the journal in reverse with a fresh context (the

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/vmlink/vmlink/rtnl"
 	"github.com/vmlink/vmlink/verify"
@@ -128,5 +129,39 @@ func TestNetworkHostShimWithoutRangeRefused(t *testing.T) {
 	// Another subnet is fine.
 	if _, err := nets.Create(ctx, NetworkSpec{Name: "ok", Subnets: []netip.Prefix{pfx("10.69.0.0/24")}, HostShim: true, Options: netOpts(t, "parent", "p0")}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLabHostShimVerifies builds the host-shim lab's last phase and runs
+// verify on what Up reports: the shim's route to the containers' range
+// reaches the model, so the containers' pings to the shim (answered
+// through that route) match it.
+func TestLabHostShimVerifies(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	lab, err := LookupLab("host-shim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := lab.Phases[len(lab.Phases)-1].Topology.WithPrefix(e.prefix)
+	opts := &Options{StateDir: e.stateDir}
+	start := time.Now()
+	built, err := Up(ctx, topo, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Down(context.Background(), topo, opts) })
+	// As `vmlink lab` does: the probes wait by how fast this machine built.
+	wait := ProbeWait(time.Since(start), built.Created)
+	for _, vt := range built.VerifyTopologies() {
+		rep, err := verify.Run(ctx, vt, verify.Options{NoCapture: true, Wait: wait})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range rep.Pairs {
+			if !p.OK {
+				t.Errorf("%s → %s: expected %v, observed %v (%s; probe: %s)", p.From, p.To, p.Expected, p.Observed, p.Why, p.Probe)
+			}
+		}
 	}
 }

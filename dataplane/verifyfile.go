@@ -85,7 +85,7 @@ func AppliedVerifyTopologies(ctx context.Context, t *Topology) ([]verify.Topolog
 			return nil, err
 		}
 		bi := BuiltInterface{Endpoint: "host", NetNS: t.Host, Name: s.Name, Network: n.Name, Kind: "macvlan", Mode: "bridge",
-			Lower: n.Parent, Shim: true, MAC: macOf(m), Addrs: addrs}
+			Lower: n.Parent, Shim: true, MAC: macOf(m), Addrs: addrs, Routes: shimRoutes(&s)}
 		bi.Parent, bi.VLAN, _ = a.lower(n)
 		b.Interfaces = append(b.Interfaces, bi)
 	}

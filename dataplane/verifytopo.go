@@ -42,6 +42,9 @@ func (b *Built) VerifyTopologies() []verify.Topology {
 			Name: it.Endpoint, NetNS: it.NetNS, Interface: it.Name, Kind: it.Kind, Mode: it.Mode,
 			NoPromisc: it.NoPromisc, MAC: it.MAC, Addrs: it.Addrs,
 		}
+		for _, r := range it.Routes {
+			ep.Routes = append(ep.Routes, verify.Route{Dst: r})
+		}
 		if b.multiHomed(it.Endpoint) {
 			ep.Name = it.Endpoint + "/" + it.Name
 		}
