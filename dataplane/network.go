@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -231,12 +232,31 @@ func (n *Networks) conn() (*rtnl.Conn, error) {
 	return rtnl.DialNetNS(n.Host, nil)
 }
 
-// UsageError is a network request refused before anything changed.
-type UsageError struct{ Msg string }
+// UsageError is a network request refused before anything changed. Err,
+// when set, says why beyond a wrong flag: ErrConflict (the request
+// collides with what exists) or ErrNoInterface (a parent that is missing).
+type UsageError struct {
+	Msg string
+	Err error
+}
 
 func (e *UsageError) Error() string { return e.Msg }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// ErrConflict marks a request that is well-formed but collides with the
+// networks as they are: a name taken or not found, an address in use,
+// endpoints still attached. docker fails such requests (exit 1), not as
+// usage errors.
+var ErrConflict = errors.New("conflicts with the existing networks")
+
+// ErrNoInterface marks a parent interface that does not exist.
+var ErrNoInterface = errors.New("no such interface")
 
 func usage(format string, args ...any) error { return &UsageError{Msg: fmt.Sprintf(format, args...)} }
+
+func conflict(format string, args ...any) error {
+	return &UsageError{Msg: fmt.Sprintf(format, args...), Err: ErrConflict}
+}
 
 // plan validates spec against the other networks and returns the record.
 func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) {
@@ -247,7 +267,7 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 		return nil, usage("network name %q: %v", spec.Name, err)
 	}
 	if _, dup := st.Networks[spec.Name]; dup {
-		return nil, usage("network with name %s already exists", spec.Name)
+		return nil, conflict("network with name %s already exists", spec.Name)
 	}
 	rec := &NetworkRecord{Name: spec.Name, ID: newID(), Created: time.Now().UTC(), Host: n.Host,
 		Driver: orDefault(spec.Driver, "macvlan"), IPv6: spec.IPv6, Internal: spec.Internal, Options: map[string]string{}}
@@ -296,6 +316,11 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 		if err := link.CheckName(rec.Parent); err != nil {
 			return nil, usage("-o parent=%s: %v", rec.Parent, err)
 		}
+		if i := strings.LastIndexByte(rec.Parent, '.'); i > 0 {
+			if n, err := strconv.ParseUint(rec.Parent[i+1:], 10, 32); err == nil && n > link.MaxVLANID {
+				return nil, usage("-o parent=%s: VLAN id %d is out of range: VLAN ids run from 0 to %d", rec.Parent, n, link.MaxVLANID)
+			}
+		}
 	}
 	// Subnets, gateways, ranges.
 	if len(spec.Subnets) == 0 {
@@ -307,6 +332,11 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 		}
 		if s.Addr().Is6() && !spec.IPv6 {
 			return nil, usage("--subnet %s is IPv6: add --ipv6", s)
+		}
+		// The gateway takes one address; a subnet with no other usable one
+		// would accept the network and then refuse every connect.
+		if room := s.Addr().BitLen() - s.Bits(); room < 2 {
+			return nil, usage("--subnet %s leaves no address for containers next to the gateway: use a /%d or larger", s, s.Addr().BitLen()-2)
 		}
 		for _, t := range spec.Subnets[:i] {
 			if t.Overlaps(s) {
@@ -374,14 +404,14 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 		}
 		switch {
 		case rec.Mode == "passthru" || o.Mode == "passthru":
-			return nil, usage("-o parent=%s: network %s uses it and passthru takes the parent alone", rec.Parent, o.Name)
+			return nil, conflict("-o parent=%s: network %s uses it and passthru takes the parent alone", rec.Parent, o.Name)
 		case rec.Driver == "ipvlan" || o.Driver == "ipvlan":
-			return nil, usage("-o parent=%s: network %s uses it and ipvlan takes one network per parent", rec.Parent, o.Name)
+			return nil, conflict("-o parent=%s: network %s uses it and ipvlan takes one network per parent", rec.Parent, o.Name)
 		}
 		for _, c := range rec.IPAM {
 			for _, oc := range o.IPAM {
 				if c.Subnet.Overlaps(oc.Subnet) {
-					return nil, usage("--subnet %s overlaps subnet %s of network %s on the same parent %s", c.Subnet, oc.Subnet, o.Name, rec.Parent)
+					return nil, conflict("--subnet %s overlaps subnet %s of network %s on the same parent %s", c.Subnet, oc.Subnet, o.Name, rec.Parent)
 				}
 			}
 		}
@@ -436,7 +466,7 @@ func (n *Networks) ensureParent(ctx context.Context, c *rtnl.Conn, st *netState,
 		}
 		if base, id, ok := splitVLANParent(rec.Parent); ok {
 			if l.Kind != "vlan" || l.VLAN == nil || l.VLAN.ID != id || l.Parent != base {
-				return usage("-o parent=%s: the link exists but is not VLAN %d on %s (it is %s): rename or remove it", rec.Parent, id, base, describeLink(l))
+				return conflict("-o parent=%s: the link exists but is not VLAN %d on %s (it is %s): rename or remove it", rec.Parent, id, base, describeLink(l))
 			}
 		}
 		// A parent vmlink created for another network: share it.
@@ -454,7 +484,7 @@ func (n *Networks) ensureParent(ctx context.Context, c *rtnl.Conn, st *netState,
 	case ok:
 		spec = &link.VLAN{Common: link.Common{Name: rec.Parent, Parent: base, Group: n.mark().Group(), Up: true}, ID: id}
 	default:
-		return usage("-o parent=%s: no such interface%s: create it first, or use X.N to have VLAN N on X created", rec.Parent, hostWhere(n.Host))
+		return &UsageError{Msg: fmt.Sprintf("-o parent=%s: no such interface%s: create it first, or use X.N to have VLAN N on X created", rec.Parent, hostWhere(n.Host)), Err: ErrNoInterface}
 	}
 	l, err = h.Create(ctx, spec)
 	if err != nil {
@@ -551,7 +581,7 @@ func allocate(rec *NetworkRecord, who string, want []netip.Addr) ([]netip.Prefix
 			return nil, err
 		}
 		if owner, ok := p.Owner(a); ok {
-			return nil, usage("--ip %s is already in use by %s", a, owner)
+			return nil, conflict("--ip %s is already in use by %s", a, owner)
 		}
 		if err := p.Reserve(a, who); err != nil {
 			return nil, usage("--ip %s: %v", a, err)
@@ -696,16 +726,16 @@ func (n *Networks) Connect(ctx context.Context, spec ConnectSpec) (*Attached, er
 	err := n.with(func(st *netState) error {
 		rec := st.Networks[spec.Network]
 		if rec == nil {
-			return usage("network %s not found", spec.Network)
+			return conflict("network %s not found", spec.Network)
 		}
 		if err := netns.ValidateName(spec.Container); err != nil {
 			return usage("container %q: %v", spec.Container, err)
 		}
 		if _, ok := rec.Endpoints[spec.Container]; ok {
-			return usage("endpoint with name %s already exists in network %s", spec.Container, rec.Name)
+			return conflict("endpoint with name %s already exists in network %s", spec.Container, rec.Name)
 		}
 		if rec.Mode == "passthru" && len(rec.Endpoints) > 0 {
-			return usage("network %s is passthru: it takes one container, and %s is attached", rec.Name, firstKey(rec.Endpoints))
+			return conflict("network %s is passthru: it takes one container, and %s is attached", rec.Name, firstKey(rec.Endpoints))
 		}
 		if spec.MAC != nil && rec.Driver == "ipvlan" {
 			return usage("--mac-address %s: ipvlan interfaces share the parent's MAC address: drop --mac-address", spec.MAC)
@@ -903,11 +933,11 @@ func (n *Networks) Disconnect(ctx context.Context, network, container string) er
 	return n.with(func(st *netState) error {
 		rec := st.Networks[network]
 		if rec == nil {
-			return usage("network %s not found", network)
+			return conflict("network %s not found", network)
 		}
 		a := rec.Endpoints[container]
 		if a == nil {
-			return usage("container %s is not connected to network %s", container, network)
+			return conflict("container %s is not connected to network %s", container, network)
 		}
 		if err := n.detach(ctx, st, rec, container, a); err != nil {
 			return err
@@ -955,7 +985,7 @@ func (n *Networks) Remove(ctx context.Context, name string) error {
 	return n.with(func(st *netState) error {
 		rec := st.Networks[name]
 		if rec == nil {
-			return usage("network %s not found", name)
+			return conflict("network %s not found", name)
 		}
 		if len(rec.Endpoints) > 0 {
 			var names []string
@@ -963,7 +993,7 @@ func (n *Networks) Remove(ctx context.Context, name string) error {
 				names = append(names, k)
 			}
 			sort.Strings(names)
-			return usage("error while removing network: network %s has active endpoints (%s): disconnect them first", name, strings.Join(names, ", "))
+			return conflict("error while removing network: network %s has active endpoints (%s): disconnect them first", name, strings.Join(names, ", "))
 		}
 		c, err := n.connFor(rec)
 		if err != nil {
@@ -1078,7 +1108,7 @@ func (n *Networks) Inspect(ctx context.Context, name string) (*NetworkRecord, er
 			return r, nil
 		}
 	}
-	return nil, usage("network %s not found", name)
+	return nil, conflict("network %s not found", name)
 }
 
 // DockerNetwork is a network in the shape `docker network inspect` prints

@@ -195,7 +195,7 @@ func (h *Handle) checkParent(ctx context.Context, s Spec) (*parentInfo, error) {
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, &FieldError{Kind: s.Kind(), Name: b.Name, Field: "link", Value: b.Parent,
-				Fix: fmt.Sprintf("no such parent link%s: create it first or name an existing one", h.where())}
+				Fix: fmt.Sprintf("no such parent link%s: create it first or name an existing one", h.where()), Err: ErrNotFound}
 		}
 		return nil, fmt.Errorf("get parent %s: %w", b.Parent, err)
 	}
@@ -683,7 +683,7 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 			pm := parents[s.Base().Parent]
 			if pm == nil {
 				return fmt.Errorf("create batch: line %d: %w", i+1, &FieldError{Kind: s.Kind(), Name: s.Base().Name, Field: "link",
-					Value: s.Base().Parent, Fix: fmt.Sprintf("no such parent link%s: create it first or name an existing one", h.where())})
+					Value: s.Base().Parent, Fix: fmt.Sprintf("no such parent link%s: create it first or name an existing one", h.where()), Err: ErrNotFound})
 			}
 			var err error
 			if p, err = parentFromMsg(s, pm); err != nil {

@@ -89,7 +89,7 @@ func parseLinkArgs(args []string) (*linkRequest, error) {
 		return parseDel(rest)
 	case matches(cmd, "show"), matches(cmd, "lst"), matches(cmd, "list"):
 		return parseShow(rest)
-	case matches(cmd, "help"):
+	case matches(cmd, "help"), cmd == "-h", cmd == "--help", cmd == "-help":
 		r := &linkRequest{op: opHelp}
 		if len(rest) > 0 {
 			r.kind = rest[0]

@@ -29,9 +29,9 @@ Namespaces live under /run/netns exactly as with 'ip netns': each tool sees
 the other's. exec runs CMD in NAME as 'ip netns exec' does: in a private mount
 namespace where /sys shows NAME's interfaces (/sys/class/net) and each file
 of /etc/netns/NAME is bound over its namesake in /etc.
-Exit status: 0 ok (exec: CMD's own status), 1 failed, 2 the command line is
-wrong, 3 no privileges.
-`
+exec exits with CMD's own status.
+
+` + exitTable
 
 func runNetns(g *globals, args []string) int {
 	if len(args) == 0 {
@@ -84,8 +84,8 @@ func runNetns(g *globals, args []string) int {
 			err = netns.Delete(rest[0])
 		}
 		if err != nil {
-			if errors.Is(err, unix.EPERM) {
-				return fail(g, &envError{err})
+			if errors.Is(err, os.ErrNotExist) {
+				err = &envError{err} // a namespace it names that does not exist
 			}
 			return fail(g, err)
 		}
@@ -120,8 +120,8 @@ func netnsExec(g *globals, name string, cmd []string) int {
 	err = dataplane.ExecInNetNS(name, path, cmd, os.Environ(), func(err error) {
 		fmt.Fprintf(g.Stderr, "vmlink: %v\n", err)
 	})
-	if errors.Is(err, unix.EPERM) {
-		return fail(g, &envError{err})
+	if errors.Is(err, os.ErrNotExist) {
+		err = &envError{err} // no such namespace
 	}
 	return fail(g, err)
 }

@@ -7,14 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/vmlink/vmlink/dataplane"
 	"github.com/vmlink/vmlink/verify"
-	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -51,9 +48,18 @@ parent's report is one JSON object on a line of its own.
   -j, --json        print the report as JSON
   --junit FILE      write a JUnit XML report (one test case per check)
   --topology FILE   a topology file applied with 'vmlink up -f FILE'
-Exit status: 0 everything matches, 1 a check failed, 2 the command line is
-wrong, 3 the environment prevents the check (no privileges, parent missing).
-`
+
+` + exitTable
+
+// maxVerifyWait bounds --wait: a probe that needs longer than this is a
+// broken wire, not a slow one.
+const maxVerifyWait = time.Minute
+
+// verifyTimeout bounds a whole verify run: two minutes, and more when
+// --wait asks each probe to wait long (probes run in rounds of a few waits).
+func verifyTimeout(wait time.Duration) time.Duration {
+	return 2*time.Minute + 10*wait
+}
 
 type verifyArgs struct {
 	parent, junit, write, topology string
@@ -105,6 +111,9 @@ func parseVerifyArgs(args []string, g *globals) (*verifyArgs, error) {
 		if err != nil || d <= 0 {
 			return nil, usagef("verify: --wait %q: use a positive duration like 200ms", *wait)
 		}
+		if d > maxVerifyWait {
+			return nil, usagef("verify: --wait %s: at most %s per probe (the whole check gives up after %s)", d, maxVerifyWait, verifyTimeout(maxVerifyWait))
+		}
 		a.wait = d
 	}
 	if a.write != "" && a.noCapture {
@@ -112,6 +121,9 @@ func parseVerifyArgs(args []string, g *globals) (*verifyArgs, error) {
 	}
 	if a.write == "-" {
 		return nil, usagef("verify: -w - would mix the capture with the report on stdout: write to a file")
+	}
+	if a.parent == "lo" {
+		return nil, usagef("verify: --parent lo: the loopback carries no macvlan or VLAN links: name the Ethernet interface they sit on")
 	}
 	return a, nil
 }
@@ -125,9 +137,10 @@ func runVerify(g *globals, args []string) int {
 	if err != nil {
 		return fail(g, err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	if err := g.checkNetNS(); err != nil {
+		return fail(g, err)
+	}
+	ctx, cancel := context.WithTimeout(g.Ctx, verifyTimeout(a.wait))
 	defer cancel()
 
 	topos, err := verifyTopologies(ctx, g, a)
@@ -233,17 +246,12 @@ func verifyTopologies(ctx context.Context, g *globals, a *verifyArgs) ([]verify.
 	return nil, usagef("verify: %s has no interfaces on parent %q: its parents are %s", a.topology, a.parent, strings.Join(names, ", "))
 }
 
-// verifyError maps verify's error kinds to the CLI's exit codes.
+// verifyError names the command; exitCode reads verify's error kinds
+// (ErrTopology, ErrEnvironment) through the wrapping.
 func verifyError(err error) error { return judgeError("verify", err) }
 
-// judgeError maps the error kinds of package verify (verify, doctor) to
-// the CLI's exit codes, prefixed with the command's name.
+// judgeError prefixes an error of package verify (verify, doctor) with the
+// command's name; exitCode maps its kinds to the exit status.
 func judgeError(cmd string, err error) error {
-	switch {
-	case errors.Is(err, verify.ErrTopology):
-		return &usageError{msg: cmd + ": " + err.Error()}
-	case errors.Is(err, verify.ErrEnvironment), errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-		return &envError{err: fmt.Errorf("%s: %w", cmd, err)}
-	}
 	return fmt.Errorf("%s: %w", cmd, err)
 }
