@@ -264,12 +264,27 @@ func runLinkBatch(ctx context.Context, g *globals, h *link.Handle, file string) 
 			j++
 		}
 		if err := h.CreateBatch(ctx, specs); err != nil {
+			// Name the file's line, not the position in this run of adds.
+			var be *link.BatchError
+			if errors.As(err, &be) && be.Line >= 1 && be.Line <= j-i {
+				return &fileLineError{msg: fmt.Sprintf("%s:%d: %s", file, lines[i+be.Line-1].no, be.Msg), err: err}
+			}
 			return fmt.Errorf("%s: lines %d-%d: %w", file, lines[i].no, lines[j-1].no, err)
 		}
 		i = j
 	}
 	return nil
 }
+
+// fileLineError is an error re-worded to name a line of the file, with the
+// original kept for exitCode.
+type fileLineError struct {
+	msg string
+	err error
+}
+
+func (e *fileLineError) Error() string { return e.msg }
+func (e *fileLineError) Unwrap() error { return e.err }
 
 // parseBatch reads and parses every line of a batch file.
 func parseBatch(r io.Reader, file string) ([]batchLine, error) {
