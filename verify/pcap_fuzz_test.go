@@ -136,3 +136,26 @@ func FuzzReadPcapng(f *testing.F) {
 	f.Add(pcapngSeed(f))
 	f.Fuzz(readCapture)
 }
+
+// capture -r of a pcapng of ours names each source MAC's owner from the
+// packet comments the writer recorded, in the pipelined and serial reads.
+func TestSummaryOwnersFromPcapngComments(t *testing.T) {
+	data := pcapngSeed(t, seedFrames()...)
+	for _, live := range []bool{false, true} {
+		r, err := NewFileReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tally, err := Dump(context.Background(), r, io.Discard, DumpOptions{Location: time.UTC, Live: live})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := tally.WriteSummary(&b, nil); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b.Bytes(), []byte("mv1 (ns1)")) || bytes.Contains(b.Bytes(), []byte("  -  ")) {
+			t.Errorf("live=%v: the summary does not name the recorded owner:\n%s", live, b.String())
+		}
+	}
+}

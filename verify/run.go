@@ -143,6 +143,9 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 	case t.Switch.Reflects != nil:
 		rep.SwitchReflects, rep.ReflectsSource = *t.Switch.Reflects, "configured"
 		rep.ReflectDetail = "given by the topology"
+		if t.Switch.ReflectsFrom != "" {
+			rep.ReflectDetail = t.Switch.ReflectsFrom
+		}
 	default:
 		wait := o.ReflectWait
 		if wait <= 0 {

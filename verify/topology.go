@@ -43,6 +43,9 @@ type Switch struct {
 	// it came in on (a Linux bridge port with hairpin on: the reflective
 	// relay VEPA needs). nil means unknown: verify detects it.
 	Reflects *bool
+	// ReflectsFrom says where a set Reflects came from, for the report
+	// ("given with --reflects"); empty means the topology.
+	ReflectsFrom string
 	// VLANs the switch carries on the parent's port; nil means all.
 	VLANs []uint16
 }

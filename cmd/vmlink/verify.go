@@ -154,6 +154,7 @@ func runVerify(g *globals, args []string) int {
 	for i, topo := range topos {
 		if a.reflects != nil {
 			topo.Switch.Reflects = a.reflects
+			topo.Switch.ReflectsFrom = "given with --reflects"
 		}
 		opts := verify.Options{Wait: a.wait, NoCapture: a.noCapture}
 		var pw *verify.PcapngWriter

@@ -113,6 +113,12 @@ endpoints:
 	if !rep.OK || !rep.SwitchReflects {
 		t.Errorf("ok %v switch_reflects %v, want both true:\n%s", rep.OK, rep.SwitchReflects, out)
 	}
+	// --reflects given on the command line is reported as such, not as the
+	// topology's.
+	if code, out, errOut := runLabCLI("verify", "--topology", file, "--reflects", "yes", "--no-capture"); code != exitOK ||
+		!strings.Contains(out, "switch reflects: yes (configured: given with --reflects)") {
+		t.Errorf("verify --reflects yes: exit %d\n%s\n%s", code, out, errOut)
+	}
 	cells := map[string]string{}
 	for _, c := range rep.Pairs {
 		cells[c.From+"→"+c.To] = c.Observed
