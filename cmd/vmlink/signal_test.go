@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -211,5 +212,47 @@ func TestLabDownOrphans(t *testing.T) {
 		if code, _, errOut := runLabCLI("lab", "--down", bad); code != exitUsage || !strings.Contains(errOut, fmt.Sprintf("%q", strings.TrimSuffix(bad, "-"))) {
 			t.Errorf("lab --down %s: exit %d %q, want %d naming it", bad, code, errOut, exitUsage)
 		}
+	}
+}
+
+// `vmlink up -v 2>&1 | head -1`: the pipe closes after the first progress
+// line; the next write breaks it, and up rolls back instead of dying
+// half-way.
+func TestUpRollsBackOnSIGPIPE(t *testing.T) {
+	requireLabRoot(t)
+	prefix := fmt.Sprintf("vmlt-sp%d-", os.Getpid())
+	cleanupPrefix(t, prefix)
+	f := filepath.Join(t.TempDir(), "topo.yaml")
+	os.WriteFile(f, []byte(fmt.Sprintf(`
+name: %[1]stopo
+host: %[1]shost
+parents:
+  - {name: p0, sandbox: {switch: %[1]ssw}}
+networks:
+  - {name: a, parent: p0, mode: bridge, subnets: [10.3.0.0/24]}
+endpoints:
+  - {name: c1, netns: %[1]sc1, interfaces: [{network: a}]}
+  - {name: c2, netns: %[1]sc2, interfaces: [{network: a}]}
+`, prefix)), 0o644)
+	cmd := helperCmd(t, "up", "-v", "-f", f)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if _, err := bufio.NewReader(pr).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	pr.Close() // head -1 is done
+	code := waitExit(t, cmd, 90*time.Second)
+	if code != exitSignal+int(syscall.SIGPIPE) {
+		t.Errorf("exit %d, want %d", code, exitSignal+int(syscall.SIGPIPE))
+	}
+	if l := namespacesWith(prefix); len(l) > 0 {
+		t.Errorf("left behind: %v", l)
 	}
 }
