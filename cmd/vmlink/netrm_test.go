@@ -64,3 +64,41 @@ func TestNetRemoveReconciles(t *testing.T) {
 		t.Errorf("the network survived its rm")
 	}
 }
+
+// A host shim deleted by hand is noticed by net ls (said on stderr) and
+// no longer shown by inspect.
+func TestNetShimDeletedByHand(t *testing.T) {
+	requireLabRoot(t)
+	prefix := fmt.Sprintf("vmlt-sh%d-", os.Getpid())
+	host, network := prefix+"host", fmt.Sprintf("shnet%d", os.Getpid())
+	cleanupPrefix(t, prefix)
+	h, err := netns.Create(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	t.Cleanup(func() { runLabCLI("-n", host, "net", "rm", network) })
+	ipRun(t, host, "link", "add", "p0", "type", "veth", "peer", "name", "p0peer")
+	if code, _, e := runLabCLI("-n", host, "net", "create", "--subnet", "10.49.0.0/24", "--ip-range", "10.49.0.128/25",
+		"-o", "parent=p0", "--host-shim", network); code != exitOK {
+		t.Fatalf("create: %s", e)
+	}
+	code, out, e := runLabCLI("-n", host, "net", "inspect", network)
+	var shim string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, `"Interface":`) {
+			shim = strings.Trim(strings.TrimSpace(strings.SplitN(l, ":", 2)[1]), `",`)
+		}
+	}
+	if code != exitOK || shim == "" {
+		t.Fatalf("inspect: exit %d, no host shim interface: %s %s", code, out, e)
+	}
+	ipRun(t, host, "link", "del", shim)
+	code, _, e = runLabCLI("-n", host, "net", "ls")
+	if code != exitOK || !strings.Contains(e, "host shim "+shim+" is gone") {
+		t.Errorf("net ls after the shim was deleted: exit %d, stderr %q", code, e)
+	}
+	if _, out, _ := runLabCLI("-n", host, "net", "inspect", network); strings.Contains(out, "HostShim") {
+		t.Errorf("inspect still shows the deleted shim:\n%s", out)
+	}
+}
