@@ -198,8 +198,18 @@ func showLinks(ctx context.Context, g *globals, h *link.Handle, req *linkRequest
 		}
 	}
 	descs := make([]*link.Description, len(links))
+	var nsNames map[int32]string
 	for i, l := range links {
 		descs[i] = l.Describe()
+		if d := descs[i]; d.LinkNetNSID != nil && !g.JSON {
+			if nsNames == nil {
+				// Best effort, as ip: without names the id is printed.
+				if nsNames, _ = h.NetNSNames(ctx); nsNames == nil {
+					nsNames = map[int32]string{}
+				}
+			}
+			d.LinkNetNS = nsNames[*d.LinkNetNSID]
+		}
 	}
 	if g.JSON {
 		var (
