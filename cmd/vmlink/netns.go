@@ -113,6 +113,13 @@ func runNetns(g *globals, args []string) int {
 // exec` does (its own /sys and /etc/netns/NAME files; see
 // dataplane.ExecInNetNS). It returns only when that failed.
 func netnsExec(g *globals, name string, cmd []string) int {
+	// The namespace first: it is what the command names, whatever CMD is.
+	if err := netns.ValidateName(name); err != nil {
+		return fail(g, usagef("netns exec: %v", err))
+	}
+	if !netns.Exists(name) {
+		return fail(g, &envError{fmt.Errorf("netns exec %s: no such namespace (see 'vmlink netns list')", name)})
+	}
 	path, err := exec.LookPath(cmd[0])
 	if err != nil {
 		return fail(g, fmt.Errorf("netns exec %s: %w", name, err))
