@@ -190,7 +190,7 @@ func TestLabDownAfterKill(t *testing.T) {
 // that is gone, even one no lab topology marked (killed before marking).
 func TestLabDownOrphans(t *testing.T) {
 	requireLabRoot(t)
-	gone := exec.Command("true")
+	gone := helperCmd(t, "help") // any process that has exited: its PID is free
 	if err := gone.Run(); err != nil {
 		t.Fatal(err)
 	}
