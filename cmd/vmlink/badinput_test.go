@@ -180,6 +180,11 @@ func TestBadInputTable(t *testing.T) {
 		{args: []string{"netns", "exec", "vmltnosuchns", "--", "true"}, code: exitEnvError, field: "vmltnosuchns"},
 		{args: []string{"netns", "list", "extra"}, code: exitUsage, field: `"extra"`},
 		{args: []string{"netns", "frob"}, code: exitUsage, field: `"frob"`},
+		// doctor
+		{args: []string{"doctor", "--wait", "x"}, code: exitUsage, field: "--wait"},
+		{args: []string{"doctor", "extra"}, code: exitUsage, field: `"extra"`},
+		{args: []string{"doctor", "--sysfs", filepath.Join(dir, "nosysfs")}, code: exitUsage, field: "--sysfs"},
+		{args: []string{"doctor", "--parent", "nosuch0"}, code: exitEnvError, field: "nosuch0"},
 		// version, globals
 		{args: []string{"version", "extra"}, code: exitUsage, field: `"extra"`},
 		{args: []string{"version", "--bogus"}, code: exitUsage, field: "-bogus"},

@@ -29,6 +29,7 @@ func TestHelpEverywhere(t *testing.T) {
 		{[]string{"capture", "-h"}, "-r FILE"},
 		{[]string{"netns", "help"}, "netns exec NAME"},
 		{[]string{"version", "--help"}, "usage: vmlink [-j [-p]] version"},
+		{[]string{"doctor", "--help"}, "host-isolation"},
 	} {
 		code, out, errOut := runVmlink(c.args...)
 		if code != exitOK || errOut != "" {
