@@ -150,6 +150,7 @@ func TestBadInputTable(t *testing.T) {
 		{args: []string{"verify", "--parent", "p0", "-w", "-"}, code: exitUsage, field: "-w"},
 		{args: []string{"verify", "--parent", "p0", "-w", "x", "--no-capture"}, code: exitUsage, field: "--no-capture"},
 		{args: []string{"verify", "--parent", "nosuch"}, code: exitEnvError, field: "nosuch"},
+		{args: []string{"verify", "--parent", "p0", "--no-capture"}, code: exitEnvError, field: "--parent p0 has no macvlan"},
 		{args: []string{"verify", "--parent", "lo"}, code: exitUsage, field: "--parent lo"},
 		{args: []string{"verify", "--parent", "p0", "extra"}, code: exitUsage, field: `"extra"`},
 		{args: []string{"verify", "--topology", filepath.Join(dir, "missing.yaml")}, noNS: true, code: exitUsage, field: "missing.yaml"},

@@ -38,7 +38,8 @@ its objects are found by the names the file gives, and every root parent
 of the file is verified in turn (--parent picks one of them). With -j each
 parent's report is one JSON object on a line of its own.
 
-  --parent IFACE    the parent interface (required without --topology)
+  --parent IFACE    the parent interface (required without --topology); one
+                    without macvlan/VLAN links is nothing to verify (exit 3)
   --reflects R      yes, no or auto (default): whether the switch sends
                     frames back out of the port they came in on (hairpin)
   --wait D          how long a probe waits for an answer (default: derived
@@ -221,6 +222,10 @@ func verifyTopologies(ctx context.Context, g *globals, a *verifyArgs) ([]verify.
 		if err != nil {
 			return nil, verifyError(err)
 		}
+		if !hasChildren(topo) {
+			// An empty matrix would pass: say there is nothing to judge.
+			return nil, &envError{fmt.Errorf("verify: --parent %s has no macvlan, macvtap, ipvlan or VLAN links in any namespace: nothing to verify", a.parent)}
+		}
 		return []verify.Topology{topo}, nil
 	}
 	t, err := dataplane.ParseFile(a.topology)
@@ -245,6 +250,17 @@ func verifyTopologies(ctx context.Context, g *globals, a *verifyArgs) ([]verify.
 		names = append(names, vt.Parent.Name)
 	}
 	return nil, usagef("verify: %s has no interfaces on parent %q: its parents are %s", a.topology, a.parent, strings.Join(names, ", "))
+}
+
+// hasChildren reports whether t has anything on its parent besides the
+// host's own stack.
+func hasChildren(t verify.Topology) bool {
+	for _, ep := range t.Endpoints {
+		if ep.Kind != verify.KindHost {
+			return true
+		}
+	}
+	return len(t.VLANLinks) > 0
 }
 
 // verifyError names the command; exitCode reads verify's error kinds
