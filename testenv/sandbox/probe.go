@@ -147,6 +147,8 @@ var toolPackages = map[Feature]string{
 	FeatureTcpdump:  "tcpdump",
 	FeatureTshark:   "tshark",
 	FeatureStrace:   "strace",
+	FeatureDocker:   "docker.io",
+	FeaturePodman:   "podman containernetworking-plugins",
 }
 
 // toolVersionArgs run each tool in the cheapest way that still proves it
@@ -156,6 +158,17 @@ var toolVersionArgs = map[Feature][]string{
 	FeatureTcpdump:  {"--version"},
 	FeatureTshark:   {"--version"},
 	FeatureStrace:   {"-V"},
+	FeatureDocker:   {"--version"},
+	FeaturePodman:   {"--version"},
+}
+
+// toolCompanions are files a tool feature needs besides its command: the
+// docker client (Debian's, which matches its dockerd; another docker
+// earlier in PATH may be a different version), the CNI plugins podman's
+// CNI backend runs.
+var toolCompanions = map[Feature][]string{
+	FeatureDocker: {"/usr/bin/docker"},
+	FeaturePodman: {"/usr/lib/cni/macvlan", "/usr/lib/cni/host-local"},
 }
 
 func probeTool(f Feature) error {
@@ -175,6 +188,12 @@ func probeTool(f Feature) error {
 			Reason: fmt.Sprintf("%s does not run (`%s %s`: %v: %s)", path, tool, strings.Join(args, " "), err,
 				strings.TrimSpace(firstLine(string(out)))),
 			Instead: instead, Err: err}
+	}
+	for _, c := range toolCompanions[f] {
+		if _, err := os.Stat(c); err != nil {
+			return &NotSupportedError{Feature: f,
+				Reason: fmt.Sprintf("%s needs %s, which is missing (%v)", tool, c, err), Instead: instead, Err: err}
+		}
 	}
 	return nil
 }
