@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -70,7 +71,7 @@ func openNS(t *Target) (int, error) {
 	var path string
 	switch {
 	case t.Name != "":
-		path = "/run/netns/" + t.Name
+		path = filepath.Join(netns.Dir, t.Name)
 	case t.PID != 0:
 		path = "/proc/" + strconv.Itoa(t.PID) + "/ns/net"
 	default:

@@ -53,7 +53,7 @@ func (o Owners) Add(m MAC, ifname, netns string) {
 func DiscoverOwners(ctx context.Context) (Owners, error) {
 	o := Owners{}
 	var errs []error
-	self, err := currentNetNSInode()
+	self, err := netns.CurrentInode()
 	if err != nil {
 		return o, fmt.Errorf("discover MAC owners: %w", err)
 	}
@@ -86,15 +86,6 @@ func DiscoverOwners(ctx context.Context) (Owners, error) {
 		return o, fmt.Errorf("discover MAC owners: %w", errors.Join(errs...))
 	}
 	return o, nil
-}
-
-func currentNetNSInode() (uint64, error) {
-	h, err := netns.Current()
-	if err != nil {
-		return 0, err
-	}
-	defer h.Close()
-	return h.Inode()
 }
 
 // addInterfaces lists the interfaces of the calling thread's namespace

@@ -226,7 +226,7 @@ func openSpaces(home string) ([]*space, error) {
 		s := &space{name: name}
 		var err error
 		if name == "" {
-			s.h, err = currentNS()
+			s.h, err = netns.Current()
 		} else {
 			s.h, err = openNetNS(name)
 		}
@@ -284,8 +284,6 @@ func openSpaces(home string) ([]*space, error) {
 	}
 	return spaces, nil
 }
-
-func currentNS() (*netns.NS, error) { return netns.OpenPath("/proc/thread-self/ns/net") }
 
 // nsidRequest is RTM_GETNSID's body: struct rtgenmsg (padded to 4 bytes)
 // and NETNSA_FD naming the namespace to ask about.

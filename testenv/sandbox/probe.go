@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -377,45 +376,20 @@ func (l *probeLink) exec(typ netlink.HeaderType, flags netlink.HeaderFlags, attr
 // socket: closing it at the end removes the namespace and every link the
 // probe made, whatever happened.
 func inThrowawayNetNS(fn func(*netlink.Conn) error) error {
-	type result struct {
-		c   *netlink.Conn
-		err error
+	var c *netlink.Conn
+	err := netns.DoNew(func() error {
+		var err error
+		if c, err = netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{Strict: true}); err != nil {
+			return fmt.Errorf("dial rtnetlink in the probe netns: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		if c != nil {
+			c.Close()
+		}
+		return err
 	}
-	res := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			res <- result{err: fmt.Errorf("open current netns: %w", err)}
-			return
-		}
-		defer orig.Close()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			res <- result{err: fmt.Errorf("unshare(CLONE_NEWNET): %w", err)}
-			return
-		}
-		c, dialErr := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{Strict: true})
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			if c != nil {
-				c.Close()
-			}
-			// Stuck in the throwaway namespace: the thread stays
-			// locked and dies with this goroutine.
-			res <- result{err: fmt.Errorf("return from the probe netns: %w", err)}
-			return
-		}
-		runtime.UnlockOSThread()
-		if dialErr != nil {
-			dialErr = fmt.Errorf("dial rtnetlink in the probe netns: %w", dialErr)
-		}
-		res <- result{c: c, err: dialErr}
-	}()
-	r := <-res
-	if r.err != nil {
-		return r.err
-	}
-	defer r.c.Close()
-	return fn(r.c)
+	defer c.Close()
+	return fn(c)
 }
