@@ -69,7 +69,7 @@ func Doctor(ctx context.Context, o DoctorOptions) (*DoctorReport, error) {
 	if o.Wait <= 0 {
 		o.Wait = 300 * time.Millisecond
 	}
-	spaces, err := openSpaces(o.NetNS)
+	spaces, _, err := openSpaces(ctx, o.NetNS, "")
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,9 @@ type Topology struct {
 	// and the MAC checks credit those frames to them. Each has Kind "vlan",
 	// NetNS, Interface, VLANs and, when it differs from the parent's, MAC.
 	VLANLinks []Endpoint
+	// Search says where discovery looked (nil for a topology that was not
+	// discovered), for the message when it found nothing.
+	Search *Search
 }
 
 // Parent is the interface every endpoint's frames cross, and where verify
@@ -77,6 +80,9 @@ type Endpoint struct {
 	Lower string
 	MAC   net.HardwareAddr
 	Addrs []netip.Prefix
+	// Namespace identifies NetNS for good (inode, process, container),
+	// when discovery found the endpoint; nil otherwise.
+	Namespace *NetNSIdentity
 }
 
 // VLANTag is one 802.1Q/802.1ad tag of an endpoint's stack.

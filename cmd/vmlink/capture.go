@@ -41,6 +41,9 @@ const captureHelp = `usage: vmlink [-n NETNS] capture -i IFACE [OPTIONS]     cap
   --timeout D       stop after D (e.g. 10s, 2m)
   --snaplen N       bytes kept per frame (default 262144)
   --no-promisc      do not put IFACE into promiscuous mode
+  --docker-host H   the Docker API socket naming containers' MACs as
+                    docker:NAME/IFACE (default: $DOCKER_HOST, else
+                    unix:///var/run/docker.sock)
 Filters combine with AND; live they run in the kernel as classic BPF.
 Output: one line per frame as tcpdump -e -nn, then a per-VLAN and per-MAC
 summary (on stderr with -w or -j). Ctrl-C stops and prints the summary.
@@ -49,13 +52,13 @@ summary (on stderr with -w or -j). Ctrl-C stops and prints the summary.
 
 // captureArgs is the parsed command line.
 type captureArgs struct {
-	iface, read, write string
-	count              int
-	json               bool
-	filter             verify.Filter
-	timeout            time.Duration
-	snaplen            int
-	noPromisc          bool
+	iface, read, write, dockerHost string
+	count                          int
+	json                           bool
+	filter                         verify.Filter
+	timeout                        time.Duration
+	snaplen                        int
+	noPromisc                      bool
 }
 
 var errCaptureHelp = errors.New("help")
@@ -77,6 +80,7 @@ func parseCaptureArgs(args []string, g *globals) (*captureArgs, error) {
 	timeout := fs.String("timeout", "", "")
 	snaplen := fs.String("snaplen", "", "")
 	fs.BoolVar(&a.noPromisc, "no-promisc", false, "")
+	fs.StringVar(&a.dockerHost, "docker-host", "", "")
 	if err := parseFlags(fs, "capture", args, errCaptureHelp); err != nil {
 		return nil, err
 	}
@@ -208,7 +212,7 @@ func runCapture(g *globals, args []string) int {
 		}
 		src = live
 		// Best effort: a namespace we cannot enter only costs its names.
-		owner, _ = verify.DiscoverOwners(ctx)
+		owner, _ = verify.DiscoverOwners(ctx, a.dockerHost)
 	}
 	defer src.Close()
 

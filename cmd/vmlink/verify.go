@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vmlink/vmlink/dataplane"
+	"github.com/vmlink/vmlink/internal/nsname"
 	"github.com/vmlink/vmlink/verify"
 )
 
@@ -26,7 +27,9 @@ const verifyHelp = `usage: vmlink [-n NETNS] verify --parent IFACE [OPTIONS]
        vmlink verify --topology FILE [--parent IFACE] [OPTIONS]
 
 Finds every macvlan, macvtap, ipvlan and VLAN link on IFACE (in NETNS, or
-the current namespace) across all named namespaces in /run/netns, treats
+the current namespace) across every network namespace of the host (named
+ones in /run/netns, Docker's, bind mounts, every process's), names each as
+its user knows it (docker:b1, podman:p1, k8s:NAMESPACE/POD, NAME), treats
 IFACE's own addresses as the host stack, detects whether the switch on
 IFACE's wire reflects frames, probes every ordered pair of endpoints (ARP,
 ICMP echo; NDP and ICMPv6 echo where IPv6 addresses exist) from inside their
@@ -49,6 +52,16 @@ parent's report is one JSON object on a line of its own.
   -j, --json        print the report as JSON
   --junit FILE      write a JUnit XML report (one test case per check)
   --topology FILE   a topology file applied with 'vmlink up -f FILE'
+  --network N,...   only endpoints on these networks: Docker networks (asked
+                    over the Docker API) or vmlink networks ('vmlink net')
+  --container C,... only these containers: b1, docker:b1, podman:p1,
+                    k8s:default/web-0, or an id prefix
+  --netns NS,...    only endpoints in these namespaces (name, shown name
+                    or path)
+  --docker-host H   the Docker API socket (default: $DOCKER_HOST, else
+                    unix:///var/run/docker.sock); dockerds found running
+                    are asked too
+  --min-pairs N     fail (exit 1) when fewer than N ordered pairs were probed
 
 ` + exitTable
 
@@ -67,6 +80,23 @@ type verifyArgs struct {
 	reflects                       *bool
 	wait                           time.Duration
 	json, noCapture                bool
+	dockerHost                     string
+	networks, containers, netns    []string
+	minPairs                       int
+}
+
+// listFlag collects a repeatable, comma-separated flag.
+type listFlag struct{ v *[]string }
+
+func (l listFlag) String() string { return "" }
+
+func (l listFlag) Set(s string) error {
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			*l.v = append(*l.v, item)
+		}
+	}
+	return nil
 }
 
 var errVerifyHelp = errors.New("help")
@@ -84,8 +114,24 @@ func parseVerifyArgs(args []string, g *globals) (*verifyArgs, error) {
 	fs.BoolVar(&a.json, "j", a.json, "")
 	fs.BoolVar(&a.json, "json", a.json, "")
 	fs.BoolVar(&a.noCapture, "no-capture", false, "")
+	fs.StringVar(&a.dockerHost, "docker-host", "", "")
+	fs.Var(listFlag{&a.networks}, "network", "")
+	fs.Var(listFlag{&a.containers}, "container", "")
+	fs.Var(listFlag{&a.netns}, "netns", "")
+	fs.IntVar(&a.minPairs, "min-pairs", 0, "")
 	if err := parseFlags(fs, "verify", args, errVerifyHelp); err != nil {
 		return nil, err
+	}
+	if a.minPairs < 0 {
+		return nil, usagef("verify: --min-pairs %d: use a count of ordered pairs, 0 or more", a.minPairs)
+	}
+	if a.dockerHost != "" {
+		if _, err := nsname.DockerSocket(a.dockerHost); err != nil {
+			return nil, usagef("verify: --docker-host: %v", err)
+		}
+	}
+	if a.topology != "" && len(a.networks)+len(a.containers)+len(a.netns) > 0 {
+		return nil, usagef("verify: --network, --container and --netns filter what is discovered on --parent: drop --topology")
 	}
 	if fs.NArg() > 0 {
 		return nil, usagef("verify: unexpected argument %q: see 'vmlink verify help'", fs.Arg(0))
@@ -157,7 +203,7 @@ func runVerify(g *globals, args []string) int {
 			topo.Switch.Reflects = a.reflects
 			topo.Switch.ReflectsFrom = "given with --reflects"
 		}
-		opts := verify.Options{Wait: a.wait, NoCapture: a.noCapture}
+		opts := verify.Options{Wait: a.wait, NoCapture: a.noCapture, MinPairs: a.minPairs}
 		var pw *verify.PcapngWriter
 		if a.write != "" {
 			f, err := os.Create(a.write)
@@ -218,13 +264,27 @@ func runVerify(g *globals, args []string) int {
 // root parents of an applied topology file (only --parent's when given).
 func verifyTopologies(ctx context.Context, g *globals, a *verifyArgs) ([]verify.Topology, error) {
 	if a.topology == "" {
-		topo, err := verify.Discover(ctx, g.NetNS, a.parent)
+		filter := verify.EndpointFilter{Networks: a.networks, Containers: a.containers, NetNS: a.netns}
+		nets := &dataplane.Networks{Host: g.NetNS}
+		for _, name := range a.networks {
+			members, ok, err := nets.Members(name)
+			if err != nil {
+				return nil, &envError{err: fmt.Errorf("verify: --network %s: %w", name, err)}
+			}
+			if ok {
+				if filter.NetworkMembers == nil {
+					filter.NetworkMembers = map[string][]string{}
+				}
+				filter.NetworkMembers[name] = members
+			}
+		}
+		topo, err := verify.DiscoverWith(ctx, g.NetNS, a.parent, verify.DiscoverOptions{DockerHost: a.dockerHost, Filter: filter})
 		if err != nil {
 			return nil, verifyError(err)
 		}
 		if !hasChildren(topo) {
 			// An empty matrix would pass: say there is nothing to judge.
-			return nil, &envError{fmt.Errorf("verify: --parent %s has no macvlan, macvtap, ipvlan or VLAN links in any namespace: nothing to verify", a.parent)}
+			return nil, &envError{fmt.Errorf("verify: --parent %s has no macvlan, macvtap, ipvlan or VLAN links in %s: nothing to verify", a.parent, topo.Search)}
 		}
 		return []verify.Topology{topo}, nil
 	}
