@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/testenv"
 )
 
@@ -212,5 +213,51 @@ func TestVerifyNothingToVerify(t *testing.T) {
 	}
 	if code, out := verifyCLI("--parent", "h0", "--no-capture", "--min-pairs", "2"); code != exitOK || !strings.Contains(out, "probed 2 of 2 ordered pairs") {
 		t.Errorf("--min-pairs 2 with 2 pairs: exit %d:\n%s", code, out)
+	}
+}
+
+// --network names a vmlink network too: verify keeps the endpoints of the
+// containers connected to it (read from vmlink's state) and leaves out
+// those of another network on the same parent.
+func TestVerifyVmlinkNetworkFilter(t *testing.T) {
+	requireLabRoot(t)
+	p := testenv.NewParent(t, testenv.ParentOptions{Name: "h0"})
+	host := p.Host.Name()
+	tag := fmt.Sprintf("%d", os.Getpid())
+	nets := []string{"vfa" + tag, "vfb" + tag}
+	ctrs := []string{"vmlt-vf" + tag + "-c1", "vmlt-vf" + tag + "-c2", "vmlt-vf" + tag + "-c3"}
+	t.Cleanup(func() {
+		for _, n := range nets {
+			runLabCLI("-n", host, "net", "rm", n)
+		}
+		for _, c := range ctrs {
+			netns.Delete(c)
+		}
+	})
+	for i, n := range nets {
+		if code, _, e := runLabCLI("-n", host, "net", "create", "--subnet", fmt.Sprintf("10.96.%d.0/24", i), "-o", "parent=h0", n); code != exitOK {
+			t.Fatalf("net create %s: %s", n, e)
+		}
+	}
+	for i, c := range ctrs {
+		if code, _, e := runLabCLI("-n", host, "net", "connect", nets[i/2], c); code != exitOK {
+			t.Fatalf("net connect %s %s: %s", nets[i/2], c, e)
+		}
+	}
+	var out, errOut bytes.Buffer
+	code := run([]string{"-n", host, "verify", "--parent", "h0", "--no-capture", "--network", nets[0], "-j"}, &out, &errOut)
+	var rep struct {
+		Endpoints []struct{ ID string } `json:"endpoints"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("exit %d: %v: %s%s", code, err, out.String(), errOut.String())
+	}
+	var got []string
+	for _, ep := range rep.Endpoints {
+		ns, _, _ := strings.Cut(ep.ID, "/")
+		got = append(got, ns)
+	}
+	if code != exitOK || strings.Join(got, " ") != ctrs[0]+" "+ctrs[1] {
+		t.Fatalf("--network %s: exit %d, endpoints in %v, want %v:\n%s%s", nets[0], code, got, ctrs[:2], out.String(), errOut.String())
 	}
 }
