@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/vmlink/vmlink/testenv"
 	"github.com/vmlink/vmlink/testenv/runtime"
+	"github.com/vmlink/vmlink/verify"
 )
 
 // The runtime tier (make test-runtime): macvlan networks built by the real
@@ -37,6 +39,7 @@ type verifyJSON struct {
 	Endpoints []struct {
 		ID    string   `json:"id"`
 		Name  string   `json:"name"`
+		MAC   string   `json:"mac"`
 		Addrs []string `json:"addrs"`
 		NetNS *struct {
 			Inode       uint64 `json:"inode"`
@@ -172,6 +175,36 @@ func TestRuntimeDockerMacvlan(t *testing.T) {
 			}
 		})
 	}
+	// capture names a frame's owner the same way: docker:b1/eth0.
+	t.Run("capture-owners", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		owners, err := verify.DiscoverOwners(ctx, d.Host())
+		if err != nil {
+			t.Logf("DiscoverOwners: %v (other namespaces may vanish meanwhile)", err)
+		}
+		_, rep, out := runVerifyJSON(t, host.Name(), "--parent", "eth0", "--docker-host", d.Host(), "--no-capture")
+		if rep == nil {
+			t.Fatalf("verify: %s", out)
+		}
+		seen := 0
+		for _, ep := range rep.Endpoints {
+			if ep.Name == "host" {
+				continue
+			}
+			hw, err := net.ParseMAC(ep.MAC)
+			if err != nil {
+				t.Fatalf("%s: MAC %q: %v", ep.Name, ep.MAC, err)
+			}
+			if got := owners.Owner(verify.MACFrom(hw)); got != ep.Name {
+				t.Errorf("owner of %s = %q, want %q", ep.MAC, got, ep.Name)
+			}
+			seen++
+		}
+		if seen != 2 {
+			t.Errorf("checked %d container MACs, want 2", seen)
+		}
+	})
 	t.Run("filters", func(t *testing.T) {
 		for _, tc := range []struct {
 			args []string
