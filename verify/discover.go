@@ -110,6 +110,10 @@ func DiscoverWith(ctx context.Context, ns, parent string, o DiscoverOptions) (To
 		vlans []VLANTag
 	}
 	lowers := map[lowerKey]lowerInfo{{0, int(pl.Index)}: {name: parent}}
+	// lowerSpaces are the namespaces holding a lower: the only ones a
+	// link's IFLA_LINK_NETNSID needs to be resolved against (asking each
+	// namespace for every other's id would cost N² requests).
+	lowerSpaces := []int{0}
 	done := map[lowerKey]bool{}
 	for depth := 0; depth < 4; depth++ {
 		found := false
@@ -121,7 +125,7 @@ func DiscoverWith(ctx context.Context, ns, parent string, o DiscoverOptions) (To
 				}
 				li := si // the namespace the link's lower lives in
 				if l.Attrs.LinkNetNSID != nil {
-					li = s.spaceOfNSID(*l.Attrs.LinkNetNSID, spaces)
+					li = s.spaceOfNSID(ctx, *l.Attrs.LinkNetNSID, lowerSpaces, spaces)
 					if li < 0 {
 						continue
 					}
@@ -164,6 +168,9 @@ func DiscoverWith(ctx context.Context, ns, parent string, o DiscoverOptions) (To
 					ep.VLANs = append(append([]VLANTag(nil), low.vlans...), tag)
 					ep.Lower = ""
 					lowers[k] = lowerInfo{name: l.Attrs.Name, vlans: ep.VLANs}
+					if !slices.Contains(lowerSpaces, si) {
+						lowerSpaces = append(lowerSpaces, si)
+					}
 				default:
 					continue
 				}
@@ -222,8 +229,9 @@ type space struct {
 	conn  *rtnl.Conn
 	links []rtnl.LinkMessage
 	inode uint64
-	// nsids: this namespace's ids for the other spaces, by space index.
-	nsids map[int32]int
+	// nsids: the ids this namespace gives other spaces (by space index),
+	// as far as asked; -1 for none.
+	nsids map[int]int32
 }
 
 // identity is the namespace's stable identity for reports.
@@ -287,9 +295,27 @@ func (s *space) byName(name string) *rtnl.LinkMessage {
 	return nil
 }
 
-func (s *space) spaceOfNSID(id int32, _ []*space) int {
-	if i, ok := s.nsids[id]; ok {
-		return i
+// spaceOfNSID returns which of the candidate spaces s calls id (-1: none),
+// asking s's namespace for the ids it gives them (RTM_GETNSID) once each.
+func (s *space) spaceOfNSID(ctx context.Context, id int32, candidates []int, spaces []*space) int {
+	if s.nsids == nil {
+		s.nsids = map[int]int32{}
+	}
+	for _, j := range candidates {
+		if spaces[j] == s {
+			continue
+		}
+		got, ok := s.nsids[j]
+		if !ok {
+			got = -1
+			if v, err := getNSID(ctx, s.conn, spaces[j].h.FD()); err == nil {
+				got = v
+			}
+			s.nsids[j] = got
+		}
+		if got == id {
+			return j
+		}
 	}
 	return -1
 }
@@ -317,9 +343,9 @@ func (s *space) addrs(ctx context.Context, index uint32) ([]netip.Prefix, error)
 }
 
 // openSpaces opens the parent's namespace first, then every other network
-// namespace of the host (netns.Walk, named by nsname.Resolve), dumps their
-// links and learns the namespace ids each assigns to the others (after the
-// dumps, which make the kernel assign them).
+// namespace of the host (netns.Walk, named by nsname.Resolve) and dumps
+// their links (which makes the kernel assign the namespace ids links
+// refer to; spaceOfNSID asks for them later).
 func openSpaces(ctx context.Context, home, dockerHost string) ([]*space, *Search, error) {
 	var spaces []*space
 	fail := func(err error) ([]*space, *Search, error) {
@@ -388,18 +414,6 @@ func openSpaces(ctx context.Context, home, dockerHost string) ([]*space, *Search
 		}
 		s.ns = n
 		spaces = append(spaces, s)
-	}
-	for _, s := range spaces {
-		s.nsids = map[int32]int{}
-		for j, o := range spaces {
-			if o == s {
-				continue
-			}
-			id, err := getNSID(ctx, s.conn, o.h.FD())
-			if err == nil && id >= 0 {
-				s.nsids[id] = j
-			}
-		}
 	}
 	return spaces, search, nil
 }

@@ -153,7 +153,7 @@ func (d *doctor) parents(ctx context.Context) ([]string, error) {
 			}
 			in := si
 			if l.Attrs.LinkNetNSID != nil {
-				in = s.spaceOfNSID(*l.Attrs.LinkNetNSID, d.spaces)
+				in = s.spaceOfNSID(ctx, *l.Attrs.LinkNetNSID, []int{0}, d.spaces)
 			}
 			if in == 0 {
 				addRoot(int32(*l.Attrs.Link))
