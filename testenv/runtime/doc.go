@@ -15,6 +15,14 @@
 // PID), mounts, directories, CNI IPAM state — is removed in the test's
 // cleanup, also when it fails.
 //
+// One thing is shared: Podman 4.3 keeps its image blob-info cache in
+// /var/lib/containers/cache whatever --root says (a cache, harmless to
+// share). The runtimes run on the host kernel only: the VM tier's guest
+// carries no dockerd, containerd, runc or their libraries, and its init
+// mounts no cgroup file system, so Docker's `-o parent=eth0.10` (which
+// needs 8021q, present only in the VM) is not tested against a real
+// dockerd.
+//
 // The tests that use it form the runtime tier (`make test-runtime`, build
 // tag runtime); they require FeatureDocker or FeaturePodman.
 package runtime
