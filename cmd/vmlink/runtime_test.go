@@ -213,6 +213,7 @@ func TestRuntimeDockerMacvlan(t *testing.T) {
 			{[]string{"--container", "b1"}, []string{"docker:b1/eth0", "host"}},
 			{[]string{"--container", "docker:b2"}, []string{"docker:b2/eth0", "host"}},
 			{[]string{"--network", "mac_bridge"}, []string{"docker:b1/eth0", "docker:b2/eth0", "host"}},
+			{[]string{"--netns", "docker:b2"}, []string{"docker:b2/eth0", "host"}},
 		} {
 			code, rep, out := runVerifyJSON(t, host.Name(), append([]string{"--parent", "eth0", "--docker-host", d.Host(), "--no-capture"}, tc.args...)...)
 			if rep == nil || code != exitOK {

@@ -244,20 +244,22 @@ func TestVerifyVmlinkNetworkFilter(t *testing.T) {
 			t.Fatalf("net connect %s %s: %s", nets[i/2], c, e)
 		}
 	}
-	var out, errOut bytes.Buffer
-	code := run([]string{"-n", host, "verify", "--parent", "h0", "--no-capture", "--network", nets[0], "-j"}, &out, &errOut)
-	var rep struct {
-		Endpoints []struct{ ID string } `json:"endpoints"`
-	}
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatalf("exit %d: %v: %s%s", code, err, out.String(), errOut.String())
-	}
-	var got []string
-	for _, ep := range rep.Endpoints {
-		ns, _, _ := strings.Cut(ep.ID, "/")
-		got = append(got, ns)
-	}
-	if code != exitOK || strings.Join(got, " ") != ctrs[0]+" "+ctrs[1] {
-		t.Fatalf("--network %s: exit %d, endpoints in %v, want %v:\n%s%s", nets[0], code, got, ctrs[:2], out.String(), errOut.String())
+	for _, filter := range [][]string{{"--network", nets[0]}, {"--netns", ctrs[0] + "," + ctrs[1]}} {
+		var out, errOut bytes.Buffer
+		code := run(append([]string{"-n", host, "verify", "--parent", "h0", "--no-capture", "-j"}, filter...), &out, &errOut)
+		var rep struct {
+			Endpoints []struct{ ID string } `json:"endpoints"`
+		}
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("%v: exit %d: %v: %s%s", filter, code, err, out.String(), errOut.String())
+		}
+		var got []string
+		for _, ep := range rep.Endpoints {
+			ns, _, _ := strings.Cut(ep.ID, "/")
+			got = append(got, ns)
+		}
+		if code != exitOK || strings.Join(got, " ") != ctrs[0]+" "+ctrs[1] {
+			t.Errorf("%v: exit %d, endpoints in %v, want %v:\n%s%s", filter, code, got, ctrs[:2], out.String(), errOut.String())
+		}
 	}
 }
