@@ -6,6 +6,8 @@
 #   priv  — privileged tests in throwaway namespaces on this machine's kernel
 #   vm    — the privileged tier again inside qemu on Debian's 6.1 and 6.12
 #           kernels, for what this kernel lacks (8021q, ipvlan, dummy)
+#   runtime — real container runtimes (Debian's dockerd and Podman) in
+#           sandbox namespaces: what they build, verified by vmlink
 
 SHELL       := /bin/bash
 GO          ?= go
@@ -13,10 +15,13 @@ export CGO_ENABLED := 0
 BIN         ?= bin
 LOGDIR      ?= $(BIN)/logs
 # Debian packages the tiers use: strace/iproute2/tcpdump/tshark are the
-# references the tests compare against, qemu boots the VM kernels.
-APT_PKGS    := iproute2 iputils-ping bc strace tcpdump tshark qemu-system-x86 xz-utils cpio kmod
+# references the tests compare against, qemu boots the VM kernels; the
+# runtime tier runs docker.io and podman (CNI plugins) with an image built
+# from busybox-static.
+APT_PKGS    := iproute2 iputils-ping bc strace tcpdump tshark qemu-system-x86 xz-utils cpio kmod \
+               docker.io podman containernetworking-plugins busybox-static
 
-.PHONY: all build test test-unit test-priv deps lint bench-links bench-decode bench-verify clean
+.PHONY: all build test test-unit test-priv test-runtime deps lint bench-links bench-decode bench-verify clean
 
 all: build
 
@@ -40,6 +45,10 @@ deps:
 # or bridge vlan_filtering; the VM's guest has no tshark, strace or sysctl.
 PRIV_FEATURES ?= privileged,macvlan,macvtap,veth,bridge,ip,tcpdump,tshark,strace
 VM_FEATURES   ?= privileged,macvlan,macvtap,veth,bridge,bridge_vlan,vlan,ipvlan,dummy,ip,tcpdump
+RUNTIME_FEATURES ?= $(PRIV_FEATURES),docker,podman
+# The runtime tier's tests carry the build tag runtime and are named
+# TestRuntime*; the other tiers never build them.
+RUNTIME_PKGS  ?= ./testenv/runtime/ ./cmd/vmlink/
 
 # test runs every tier even when one fails, so one run shows everything,
 # then the summary: per tier "N passed, N failed, N skipped", the VM boot
@@ -49,6 +58,7 @@ test: deps vm-kernels
 	@start=$$(date +%s); rc=0; \
 	$(MAKE) --no-print-directory test-unit || rc=1; \
 	$(MAKE) --no-print-directory test-priv || rc=1; \
+	$(MAKE) --no-print-directory test-runtime || rc=1; \
 	for k in $(VM_KERNELS); do $(MAKE) --no-print-directory test-vm KERNEL=$$k || rc=1; done; \
 	scripts/run-tier.sh --summary $(LOGDIR) $$(( $$(date +%s) - start )) || rc=1; \
 	exit $$rc
@@ -60,6 +70,10 @@ test-unit:
 test-priv: deps
 	@mkdir -p $(LOGDIR)
 	@VMLINK_EXPECT_FEATURES=$(PRIV_FEATURES) scripts/run-tier.sh priv $(LOGDIR)/priv.log $(GO) test -count=1 -p 1 ./...
+
+test-runtime: deps
+	@mkdir -p $(LOGDIR)
+	@VMLINK_EXPECT_FEATURES=$(RUNTIME_FEATURES) scripts/run-tier.sh runtime $(LOGDIR)/runtime.log $(GO) test -tags runtime -count=1 -p 1 -run '^TestRuntime' $(RUNTIME_PKGS)
 
 lint:
 	$(GO) vet ./...

@@ -569,7 +569,7 @@ func (a *applier) ensureParent(ctx context.Context, p *Parent) error {
 		return fmt.Errorf("parent %s: %w", p.Name, err)
 	}
 	if m == nil {
-		return fmt.Errorf("parent %s: no such interface in %s: create it, or give it a sandbox to have one made", p.Name, nsLabel(a.t.Host))
+		return fmt.Errorf("parent %s: %w in %s: create it, or give it a sandbox to have one made", p.Name, ErrNoInterface, nsLabel(a.t.Host))
 	}
 	if m.Flags&unix.IFF_LOOPBACK != 0 {
 		return fmt.Errorf("parent %s: a loopback cannot be a parent", p.Name)

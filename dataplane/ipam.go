@@ -255,6 +255,14 @@ func takenAddrs(rec *NetworkRecord) map[netip.Addr]string {
 	return taken
 }
 
+// ipFlag is the docker flag that gives an address of a's family.
+func ipFlag(a netip.Addr) string {
+	if a.Is6() && !a.Is4In6() {
+		return "--ip6"
+	}
+	return "--ip"
+}
+
 // allocate picks the endpoint's addresses: the requested ones (checked),
 // else one per subnet of each family from the pool.
 func allocate(rec *NetworkRecord, who string, want []netip.Addr) ([]netip.Prefix, error) {
@@ -262,6 +270,7 @@ func allocate(rec *NetworkRecord, who string, want []netip.Addr) ([]netip.Prefix
 	var out []netip.Prefix
 	used := map[int]bool{}
 	for _, a := range want {
+		flag := ipFlag(a)
 		idx := -1
 		for i, c := range rec.IPAM {
 			if c.Subnet.Contains(a) {
@@ -273,17 +282,17 @@ func allocate(rec *NetworkRecord, who string, want []netip.Addr) ([]netip.Prefix
 			for _, c := range rec.IPAM {
 				subnets = append(subnets, c.Subnet.String())
 			}
-			return nil, refuse("--ip %s is outside the network's subnets (%s)", a, strings.Join(subnets, ", "))
+			return nil, refuse("%s %s is outside the network's subnets (%s)", flag, a, strings.Join(subnets, ", "))
 		}
 		p, err := poolOf(&rec.IPAM[idx], taken)
 		if err != nil {
 			return nil, err
 		}
 		if owner, ok := p.Owner(a); ok {
-			return nil, refuse("--ip %s is already in use by %s", a, owner)
+			return nil, conflict("%s %s is already in use by %s", flag, a, owner)
 		}
 		if err := p.Reserve(a, who); err != nil {
-			return nil, refuse("--ip %s: %v", a, err)
+			return nil, refuse("%s %s: %v", flag, a, err)
 		}
 		used[idx] = true
 		out = append(out, netip.PrefixFrom(a, rec.IPAM[idx].Subnet.Bits()))

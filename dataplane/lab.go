@@ -2,11 +2,21 @@ package dataplane
 
 import (
 	"bytes"
+	"context"
 	"embed"
+	"errors"
 	"fmt"
+	"os"
 	"path"
+	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlink/vmlink/internal/netns"
 )
 
 //go:embed labs/*.yaml
@@ -99,3 +109,108 @@ func (l *Lab) WithPrefix(prefix string) *Lab {
 
 // Final is the topology of the last phase: the superset Down removes.
 func (l *Lab) Final() *Topology { return l.Phases[len(l.Phases)-1].Topology }
+
+// labPrefixRE is the namespace prefix a lab run by process PID uses:
+// vmlab-PID-. The PID in it is the lab's ownership record: once that process
+// is gone, its namespaces belong to nobody (a lab killed with -9).
+var labPrefixRE = regexp.MustCompile(`^vmlab-([0-9]{1,10})-`)
+
+// LabPrefix is the namespace prefix of a lab run by process pid.
+func LabPrefix(pid int) string { return fmt.Sprintf("vmlab-%d-", pid) }
+
+// ParseLabPrefix checks a prefix given to `lab --down`; "vmlab-1234" gets
+// its trailing dash, so it cannot match vmlab-12345-… by accident.
+func ParseLabPrefix(s string) (string, error) {
+	if !strings.HasSuffix(s, "-") {
+		s += "-"
+	}
+	if m := labPrefixRE.FindString(s); m == "" || m != s {
+		return "", fmt.Errorf("%q is not a lab prefix: give the one a kept lab printed, such as vmlab-1234-", strings.TrimSuffix(s, "-"))
+	}
+	return s, nil
+}
+
+// OrphanLabPrefixes returns the prefixes of the lab namespaces in
+// /run/netns whose process no longer runs, sorted.
+func OrphanLabPrefixes() ([]string, error) {
+	names, err := netns.List()
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range names {
+		m := labPrefixRE.FindStringSubmatch(n)
+		if m == nil || seen[m[0]] {
+			continue
+		}
+		seen[m[0]] = true
+		pid, err := strconv.Atoi(m[1])
+		if err != nil || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		out = append(out, m[0])
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// processAlive reports whether pid runs (kill -0: EPERM means it does, as
+// someone else's).
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := unix.Kill(pid, 0)
+	return err == nil || errors.Is(err, unix.EPERM)
+}
+
+// ErrNoLab is returned by DownLab when no namespace carries the prefix.
+var ErrNoLab = errors.New("no lab namespace")
+
+// DownLab removes what the labs run under prefix left: each shipped lab's
+// topology is taken down (links, marked namespaces, state), then any
+// namespace still carrying the prefix — one a killed lab created but had
+// not marked yet — is deleted. It fails with ErrNoLab when no namespace
+// carries the prefix, so a mistyped prefix never passes for success.
+func DownLab(ctx context.Context, prefix string, opts *Options) (*Removed, error) {
+	if _, err := ParseLabPrefix(prefix); err != nil {
+		return nil, err
+	}
+	names, err := netns.List()
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, prefix) }) {
+		return nil, fmt.Errorf("%w starts with %s (see 'ip netns list'; 'vmlink lab --down' lists orphaned labs)", ErrNoLab, prefix)
+	}
+	labs, err := Labs()
+	if err != nil {
+		return nil, err
+	}
+	out := &Removed{}
+	for _, l := range labs {
+		r, err := Down(ctx, l.WithPrefix(prefix).Final(), opts)
+		if r != nil {
+			out.Links = append(out.Links, r.Links...)
+			out.Namespaces = append(out.Namespaces, r.Namespaces...)
+			out.Addrs = append(out.Addrs, r.Addrs...)
+		}
+		if err != nil {
+			return out, fmt.Errorf("down lab %s%s: %w", prefix, l.Name, err)
+		}
+	}
+	if names, err = netns.List(); err != nil {
+		return out, err
+	}
+	for _, n := range names {
+		if !strings.HasPrefix(n, prefix) {
+			continue
+		}
+		if err := netns.Delete(n); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return out, fmt.Errorf("down lab %s: delete netns %s: %w", prefix, n, err)
+		}
+		out.Namespaces = append(out.Namespaces, n)
+	}
+	return out, nil
+}

@@ -145,6 +145,11 @@ func Parse(r io.Reader) (*Topology, error) {
 		}
 		return nil, fmt.Errorf("parse topology: %w", err)
 	}
+	// A second document would be silently dropped: one file, one topology.
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return nil, errors.New("parse topology: the file holds more than one YAML document (---): put one topology in each file")
+	}
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}

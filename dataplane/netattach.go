@@ -34,7 +34,7 @@ func (n *Networks) Connect(ctx context.Context, spec ConnectSpec) (*Attached, er
 	err := n.with(func(st *netState) error {
 		rec := st.Networks[spec.Network]
 		if rec == nil {
-			return refuse("network %s not found", spec.Network)
+			return conflict("network %s not found", spec.Network)
 		}
 		if err := n.checkHost(rec); err != nil {
 			return err
@@ -43,10 +43,10 @@ func (n *Networks) Connect(ctx context.Context, spec ConnectSpec) (*Attached, er
 			return refuse("container %q: %v", spec.Container, err)
 		}
 		if _, ok := rec.Endpoints[spec.Container]; ok {
-			return refuse("endpoint with name %s already exists in network %s", spec.Container, rec.Name)
+			return conflict("endpoint with name %s already exists in network %s", spec.Container, rec.Name)
 		}
 		if rec.Mode == "passthru" && len(rec.Endpoints) > 0 {
-			return refuse("network %s is passthru: it takes one container, and %s is attached", rec.Name, firstKey(rec.Endpoints))
+			return conflict("network %s is passthru: it takes one container, and %s is attached", rec.Name, firstKey(rec.Endpoints))
 		}
 		if spec.MAC != nil && rec.Driver == "ipvlan" {
 			return refuse("--mac-address %s: ipvlan interfaces share the parent's MAC address: drop --mac-address", spec.MAC)
@@ -200,14 +200,14 @@ func (n *Networks) Disconnect(ctx context.Context, network, container string) er
 	return n.with(func(st *netState) error {
 		rec := st.Networks[network]
 		if rec == nil {
-			return refuse("network %s not found", network)
+			return conflict("network %s not found", network)
 		}
 		if err := n.checkHost(rec); err != nil {
 			return err
 		}
 		a := rec.Endpoints[container]
 		if a == nil {
-			return refuse("container %s is not connected to network %s", container, network)
+			return conflict("container %s is not connected to network %s", container, network)
 		}
 		if err := n.detach(ctx, st, rec, container, a); err != nil {
 			return err

@@ -63,9 +63,17 @@ func (n *Networks) List(ctx context.Context) ([]*NetworkRecord, []Finding, error
 				return err
 			}
 			m, err := getLink(ctx, c, rec.Parent)
+			var shim *rtnl.LinkMessage
+			if err == nil && rec.Shim != nil {
+				shim, err = getLink(ctx, c, rec.Shim.Interface)
+			}
 			c.Close()
 			if err != nil {
 				return err
+			}
+			if rec.Shim != nil && (shim == nil || !n.mark().Owns(linkGroup(shim), linkAlias(shim))) {
+				found = append(found, Finding(fmt.Sprintf("network %s: its host shim %s is gone (deleted by hand): the host no longer reaches the containers; dropped it (recreate the network with --host-shim)", name, rec.Shim.Interface)))
+				rec.Shim = nil
 			}
 			if m == nil {
 				found = append(found, Finding(fmt.Sprintf("network %s: its parent %s is gone (its containers' interfaces went with it)", name, rec.Parent)))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -118,13 +119,32 @@ func (n *Networks) Create(ctx context.Context, spec NetworkSpec) (*NetworkRecord
 // subnets. The request is the caller's to fix; there is nothing to clean up.
 var ErrRefused = errors.New("network request refused")
 
-// refusal is an error that wraps ErrRefused with only its own message.
-type refusal struct{ msg string }
+// ErrConflict marks a refused request that is well-formed but collides
+// with the networks as they are: a name taken or not found, an address in
+// use, endpoints still attached. docker fails such requests (exit 1), not
+// as usage errors.
+var ErrConflict = errors.New("conflicts with the existing networks")
+
+// ErrNoInterface marks a parent interface that does not exist.
+var ErrNoInterface = errors.New("no such interface")
+
+// refusal is an error that wraps ErrRefused, and err (ErrConflict,
+// ErrNoInterface) when set, with only its own message.
+type refusal struct {
+	msg string
+	err error
+}
 
 func (e *refusal) Error() string        { return e.msg }
 func (e *refusal) Is(target error) bool { return target == ErrRefused }
+func (e *refusal) Unwrap() error        { return e.err }
 
 func refuse(format string, args ...any) error { return &refusal{msg: fmt.Sprintf(format, args...)} }
+
+// conflict is a refusal because of what exists (ErrConflict).
+func conflict(format string, args ...any) error {
+	return &refusal{msg: fmt.Sprintf(format, args...), err: ErrConflict}
+}
 
 // plan validates spec against the other networks and returns the record.
 func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) {
@@ -135,7 +155,7 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 		return nil, refuse("network name %q: %v", spec.Name, err)
 	}
 	if _, dup := st.Networks[spec.Name]; dup {
-		return nil, refuse("network with name %s already exists", spec.Name)
+		return nil, conflict("network with name %s already exists", spec.Name)
 	}
 	o := spec.Options
 	rec := &NetworkRecord{Name: spec.Name, ID: newID(), Created: time.Now().UTC(), Host: n.Host,
@@ -193,6 +213,11 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 		if err := link.CheckName(rec.Parent); err != nil {
 			return nil, refuse("-o parent=%s: %v", rec.Parent, err)
 		}
+		if i := strings.LastIndexByte(rec.Parent, '.'); i > 0 {
+			if n, err := strconv.ParseUint(rec.Parent[i+1:], 10, 32); err == nil && n > link.MaxVLANID {
+				return nil, refuse("-o parent=%s: VLAN id %d is out of range: VLAN ids run from 0 to %d", rec.Parent, n, link.MaxVLANID)
+			}
+		}
 	}
 	// Subnets, gateways, ranges.
 	if len(spec.Subnets) == 0 {
@@ -204,6 +229,11 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 		}
 		if s.Addr().Is6() && !spec.IPv6 {
 			return nil, refuse("--subnet %s is IPv6: add --ipv6", s)
+		}
+		// The gateway takes one address; a subnet with no other usable one
+		// would accept the network and then refuse every connect.
+		if room := s.Addr().BitLen() - s.Bits(); room < 2 {
+			return nil, refuse("--subnet %s leaves no address for containers next to the gateway: use a /%d or larger", s, s.Addr().BitLen()-2)
 		}
 		for _, t := range spec.Subnets[:i] {
 			if t.Overlaps(s) {
@@ -271,14 +301,14 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 		}
 		switch {
 		case rec.Mode == "passthru" || o.Mode == "passthru":
-			return nil, refuse("-o parent=%s: network %s uses it and passthru takes the parent alone", rec.Parent, o.Name)
+			return nil, conflict("-o parent=%s: network %s uses it and passthru takes the parent alone", rec.Parent, o.Name)
 		case rec.Driver == "ipvlan" || o.Driver == "ipvlan":
-			return nil, refuse("-o parent=%s: network %s uses it and ipvlan takes one network per parent", rec.Parent, o.Name)
+			return nil, conflict("-o parent=%s: network %s uses it and ipvlan takes one network per parent", rec.Parent, o.Name)
 		}
 		for _, c := range rec.IPAM {
 			for _, oc := range o.IPAM {
 				if c.Subnet.Overlaps(oc.Subnet) {
-					return nil, refuse("--subnet %s overlaps subnet %s of network %s on the same parent %s", c.Subnet, oc.Subnet, o.Name, rec.Parent)
+					return nil, conflict("--subnet %s overlaps subnet %s of network %s on the same parent %s", c.Subnet, oc.Subnet, o.Name, rec.Parent)
 				}
 			}
 		}
@@ -297,7 +327,7 @@ func (n *Networks) ensureParent(ctx context.Context, c *rtnl.Conn, st *netState,
 		var fe *link.FieldError
 		switch {
 		case errors.As(err, &pm):
-			return refuse("-o parent=%s: the link exists but is not VLAN %d on %s (it is %s): rename or remove it", rec.Parent, pm.ID, pm.Base, pm.Have)
+			return conflict("-o parent=%s: the link exists but is not VLAN %d on %s (it is %s): rename or remove it", rec.Parent, pm.ID, pm.Base, pm.Have)
 		case errors.As(err, &fe):
 			return refuse("-o parent=%s: %v", rec.Parent, err)
 		case err != nil:
@@ -324,7 +354,7 @@ func (n *Networks) ensureParent(ctx context.Context, c *rtnl.Conn, st *netState,
 		return fmt.Errorf("parent %s: %w", rec.Parent, err)
 	}
 	if !strings.HasPrefix(rec.Parent, "dm-") || !rec.Internal {
-		return refuse("-o parent=%s: no such interface%s: create it first, or use X.N to have VLAN N on X created", rec.Parent, hostWhere(n.Host))
+		return &refusal{msg: fmt.Sprintf("-o parent=%s: no such interface%s: create it first, or use X.N to have VLAN N on X created", rec.Parent, hostWhere(n.Host)), err: ErrNoInterface}
 	}
 	// docker: an internal network without a parent sits on a dummy link.
 	spec := &link.Dummy{Common: link.Common{Name: rec.Parent, Group: n.mark().Group(), Alias: n.mark().Alias("parent/" + rec.Parent), Up: true}}
@@ -376,7 +406,7 @@ func (n *Networks) Remove(ctx context.Context, name string) error {
 	return n.with(func(st *netState) error {
 		rec := st.Networks[name]
 		if rec == nil {
-			return refuse("network %s not found", name)
+			return conflict("network %s not found", name)
 		}
 		if err := n.checkHost(rec); err != nil {
 			return err
@@ -387,7 +417,7 @@ func (n *Networks) Remove(ctx context.Context, name string) error {
 				names = append(names, k)
 			}
 			sort.Strings(names)
-			return refuse("error while removing network: network %s has active endpoints (%s): disconnect them first", name, strings.Join(names, ", "))
+			return conflict("error while removing network: network %s has active endpoints (%s): disconnect them first", name, strings.Join(names, ", "))
 		}
 		c, err := n.connFor(rec)
 		if err != nil {
@@ -420,7 +450,7 @@ func (n *Networks) Inspect(ctx context.Context, name string) (*NetworkRecord, er
 			return r, nil
 		}
 	}
-	return nil, refuse("network %s not found", name)
+	return nil, conflict("network %s not found", name)
 }
 
 // Set sets the option docker calls key (`-o key=value`); an unknown key or

@@ -125,20 +125,23 @@ type Description struct {
 	Address     string   `json:"address,omitempty"`
 	Broadcast   string   `json:"broadcast,omitempty"`
 	LinkNetNSID *int32   `json:"link_netnsid,omitempty"`
-	Promiscuity *uint32  `json:"promiscuity,omitempty"`
-	Allmulti    *uint32  `json:"allmulti,omitempty"`
-	MinMTU      *uint32  `json:"min_mtu,omitempty"`
-	MaxMTU      *uint32  `json:"max_mtu,omitempty"`
-	LinkInfo    *Info    `json:"linkinfo,omitempty"`
-	AddrGenMode string   `json:"inet6_addr_gen_mode,omitempty"`
-	NumTxQueues *uint32  `json:"num_tx_queues,omitempty"`
-	NumRxQueues *uint32  `json:"num_rx_queues,omitempty"`
-	GSOMaxSize  *uint32  `json:"gso_max_size,omitempty"`
-	GSOMaxSegs  *uint32  `json:"gso_max_segs,omitempty"`
-	TSOMaxSize  *uint32  `json:"tso_max_size,omitempty"`
-	TSOMaxSegs  *uint32  `json:"tso_max_segs,omitempty"`
-	GROMaxSize  *uint32  `json:"gro_max_size,omitempty"`
-	IfAlias     string   `json:"ifalias,omitempty"`
+	// LinkNetNS names the namespace LinkNetNSID stands for, when the
+	// caller resolved it (Handle.NetNSNames); text only, as in ip's output.
+	LinkNetNS   string  `json:"-"`
+	Promiscuity *uint32 `json:"promiscuity,omitempty"`
+	Allmulti    *uint32 `json:"allmulti,omitempty"`
+	MinMTU      *uint32 `json:"min_mtu,omitempty"`
+	MaxMTU      *uint32 `json:"max_mtu,omitempty"`
+	LinkInfo    *Info   `json:"linkinfo,omitempty"`
+	AddrGenMode string  `json:"inet6_addr_gen_mode,omitempty"`
+	NumTxQueues *uint32 `json:"num_tx_queues,omitempty"`
+	NumRxQueues *uint32 `json:"num_rx_queues,omitempty"`
+	GSOMaxSize  *uint32 `json:"gso_max_size,omitempty"`
+	GSOMaxSegs  *uint32 `json:"gso_max_segs,omitempty"`
+	TSOMaxSize  *uint32 `json:"tso_max_size,omitempty"`
+	TSOMaxSegs  *uint32 `json:"tso_max_segs,omitempty"`
+	GROMaxSize  *uint32 `json:"gro_max_size,omitempty"`
+	IfAlias     string  `json:"ifalias,omitempty"`
 
 	// modeNote is appended to the macvlan mode in Text ("vmlink default").
 	modeNote string
@@ -439,7 +442,10 @@ func (d *Description) Text() string {
 	if d.Broadcast != "" {
 		fmt.Fprintf(&b, " brd %s", d.Broadcast)
 	}
-	if d.LinkNetNSID != nil {
+	switch {
+	case d.LinkNetNS != "":
+		fmt.Fprintf(&b, " link-netns %s", d.LinkNetNS)
+	case d.LinkNetNSID != nil:
 		fmt.Fprintf(&b, " link-netnsid %d", *d.LinkNetNSID)
 	}
 	if d.Promiscuity != nil {

@@ -1,13 +1,16 @@
 package link
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/rtnl"
 )
 
@@ -68,7 +71,7 @@ func openNS(t *Target) (int, error) {
 	var path string
 	switch {
 	case t.Name != "":
-		path = "/run/netns/" + t.Name
+		path = filepath.Join(netns.Dir, t.Name)
 	case t.PID != 0:
 		path = "/proc/" + strconv.Itoa(t.PID) + "/ns/net"
 	default:
@@ -122,4 +125,30 @@ func (t *target) dial() (*rtnl.Conn, error) {
 		return nil, fmt.Errorf("netns %s: %w", t.t, err)
 	}
 	return c, nil
+}
+
+// NetNSNames maps the ids this handle's namespace gives other namespaces
+// (IFLA_LINK_NETNSID) to their names in /run/netns, as `ip link show` does
+// to print "link-netns NAME". Namespaces without an id here are left out.
+func (h *Handle) NetNSNames(ctx context.Context) (map[int32]string, error) {
+	names, err := netns.List()
+	if err != nil {
+		return nil, err
+	}
+	out := map[int32]string{}
+	for _, name := range names {
+		ns, err := netns.Open(name)
+		if err != nil {
+			continue // deleted meanwhile, or not a namespace
+		}
+		id, err := h.c.NSIDOf(ctx, ns.FD())
+		ns.Close()
+		if err != nil {
+			return nil, fmt.Errorf("nsid of %s: %w", name, err)
+		}
+		if id != rtnl.NSIDNotAssigned {
+			out[id] = name
+		}
+	}
+	return out, nil
 }

@@ -195,7 +195,7 @@ func (h *Handle) checkParent(ctx context.Context, s Spec) (*parentInfo, error) {
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, &FieldError{Kind: s.Kind(), Name: b.Name, Field: "link", Value: b.Parent,
-				Fix: fmt.Sprintf("no such parent link%s: create it first or name an existing one", h.where())}
+				Fix: fmt.Sprintf("no such parent link%s: create it first or name an existing one", h.where()), Err: ErrNotFound}
 		}
 		return nil, fmt.Errorf("get parent %s: %w", b.Parent, err)
 	}
@@ -551,6 +551,12 @@ func (h *Handle) checkChange(ctx context.Context, cur *Link, ch *Change) error {
 		if m.Mode != MacvlanModeUnset {
 			mode = m.Mode
 		}
+		// macvlan_changelink: "Passthrough mode can't be set or cleared
+		// dynamically" (EINVAL without a message).
+		if (mode == MacvlanModePassthru) != (cur.Macvlan.Mode == MacvlanModePassthru) {
+			return fieldErr(cur.Kind, cur.Name, "mode", mode.String(),
+				fmt.Sprintf("the kernel cannot switch a link to or from passthru (it is %s): delete it and add it again", cur.Macvlan.Mode))
+		}
 		flags := cur.Macvlan.Flags
 		if m.Flags != nil {
 			flags = *m.Flags
@@ -611,11 +617,11 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 			return fmt.Errorf("create batch: spec %d is nil", i)
 		}
 		if err := s.Validate(); err != nil {
-			return fmt.Errorf("create batch: line %d: %w", i+1, err)
+			return batchErr(i, err)
 		}
 		b := s.Base()
 		if j, dup := names[b.Name]; dup && sameNS(specs[j].Base().NetNS, b.NetNS) {
-			return fmt.Errorf("create batch: line %d: %w", i+1, fieldErr(s.Kind(), b.Name, "name", b.Name, fmt.Sprintf("already used by line %d: give each link its own name", j+1)))
+			return batchErr(i, fieldErr(s.Kind(), b.Name, "name", b.Name, fmt.Sprintf("already used by line %d: give each link its own name", j+1)))
 		}
 		names[b.Name] = i
 		if s.needsParent() {
@@ -666,7 +672,7 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 		if targets[*t] == nil {
 			ot, err := openTarget(t)
 			if err != nil {
-				return fmt.Errorf("create batch: line %d: %w", i+1, err)
+				return batchErr(i, err)
 			}
 			targets[*t] = ot
 		}
@@ -682,17 +688,17 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 		if s.needsParent() {
 			pm := parents[s.Base().Parent]
 			if pm == nil {
-				return fmt.Errorf("create batch: line %d: %w", i+1, &FieldError{Kind: s.Kind(), Name: s.Base().Name, Field: "link",
-					Value: s.Base().Parent, Fix: fmt.Sprintf("no such parent link%s: create it first or name an existing one", h.where())})
+				return batchErr(i, &FieldError{Kind: s.Kind(), Name: s.Base().Name, Field: "link",
+					Value: s.Base().Parent, Fix: fmt.Sprintf("no such parent link%s: create it first or name an existing one", h.where()), Err: ErrNotFound})
 			}
 			var err error
 			if p, err = parentFromMsg(s, pm); err != nil {
-				return fmt.Errorf("create batch: line %d: %w", i+1, err)
+				return batchErr(i, err)
 			}
 		}
 		msg, err := newLinkMessage(s, p, tgtOf[i])
 		if err != nil {
-			return fmt.Errorf("create batch: line %d: %w", i+1, err)
+			return batchErr(i, err)
 		}
 		createName[i] = s.Base().Name
 		if tgtOf[i].t != nil && here[createName[i]] {
@@ -819,7 +825,7 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 			n++
 		}
 	}
-	msg := fmt.Sprintf("create batch: line %d: %s: %v", firstAt+1, opName("create", specs[firstAt]), firstErr)
+	msg := fmt.Sprintf("%s: %v", opName("create", specs[firstAt]), firstErr)
 	if failed > 1 {
 		msg += fmt.Sprintf(" (%d of %d lines failed)", failed, len(specs))
 	}
@@ -828,7 +834,7 @@ func (h *Handle) CreateBatch(ctx context.Context, specs []Spec) error {
 	} else if n > 0 {
 		msg += fmt.Sprintf("; the %d links the batch had created were deleted", n)
 	}
-	return &batchError{msg: msg, err: firstErr}
+	return &BatchError{Line: firstAt + 1, Msg: msg, Err: firstErr}
 }
 
 // namesHere reports which of the names of specs bound for another
@@ -910,15 +916,19 @@ func finishStep(s Spec, createdAs string) string {
 	return strings.Join(step, ", ")
 }
 
-// batchError keeps the first refusal reachable (errors.Is/As) under a
-// message that says what happened to the rest of the batch.
-type batchError struct {
-	msg string
-	err error
+// BatchError is CreateBatch's refusal, about the spec at Line (1-based
+// position in the batch), so a caller that read the specs from a file can
+// name the file's own line. The refusal stays reachable (errors.Is/As).
+type BatchError struct {
+	Line int
+	Msg  string // what went wrong, without the position
+	Err  error
 }
 
-func (e *batchError) Error() string { return e.msg }
-func (e *batchError) Unwrap() error { return e.err }
+func (e *BatchError) Error() string { return fmt.Sprintf("create batch: line %d: %s", e.Line, e.Msg) }
+func (e *BatchError) Unwrap() error { return e.Err }
+
+func batchErr(i int, err error) error { return &BatchError{Line: i + 1, Msg: err.Error(), Err: err} }
 
 func sameNS(a, b *Target) bool {
 	if a == nil || b == nil {

@@ -122,7 +122,14 @@ type FieldError struct {
 	Field string // iproute2's option name: "id", "mode", "mtu", "link"…
 	Value string // the offending value as the user wrote it, may be ""
 	Fix   string // what is wrong and what to do
+	// Err is the cause when there is one to test for: ErrNotFound for a
+	// parent that does not exist.
+	Err error
 }
+
+// Unwrap returns the cause, so errors.Is(err, ErrNotFound) tells a missing
+// parent from a wrong value.
+func (e *FieldError) Unwrap() error { return e.Err }
 
 func (e *FieldError) Error() string {
 	var sb strings.Builder

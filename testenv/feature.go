@@ -26,6 +26,8 @@ const (
 	FeatureTcpdump    = sandbox.FeatureTcpdump    // "tcpdump"
 	FeatureTshark     = sandbox.FeatureTshark     // "tshark"
 	FeatureStrace     = sandbox.FeatureStrace     // "strace"
+	FeatureDocker     = sandbox.FeatureDocker     // "docker": dockerd and the docker client
+	FeaturePodman     = sandbox.FeaturePodman     // "podman": podman with the CNI plugins
 )
 
 // ExpectEnv is VMLINK_EXPECT_FEATURES: the comma-separated features the

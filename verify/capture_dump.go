@@ -191,6 +191,7 @@ func fillPcapChunk(r *FileReader, c *chunk, carry []byte) ([]byte, error) {
 	for off+16 <= len(c.data) {
 		capLen, _ := r.pcapLens(c.data[off:])
 		if capLen > maxCaptureLen {
+			c.data = c.data[:off] // a worker decodes only whole records
 			return nil, corruptRecord(r.n+1, capLen)
 		}
 		if off+16+capLen > len(c.data) {
@@ -199,6 +200,7 @@ func fillPcapChunk(r *FileReader, c *chunk, carry []byte) ([]byte, error) {
 				m, rerr := r.readBlock(c.data[len(c.data) : 16+capLen])
 				c.data = c.data[:len(c.data)+m]
 				if rerr != nil {
+					c.data = c.data[:0]
 					return nil, truncatedErr(rerr)
 				}
 				continue

@@ -98,7 +98,7 @@ func TestDumpOutput(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &obj); err != nil {
 			t.Fatalf("line %d: %v: %s", i, err, line)
 		}
-		if obj.Owner != "mv1@ns1" || obj.Src != "02:00:00:00:00:01" || obj.EtherType != 0x0806 || obj.Dir != "unknown" {
+		if obj.Owner != "ns1/mv1" || obj.Src != "02:00:00:00:00:01" || obj.EtherType != 0x0806 || obj.Dir != "unknown" {
 			t.Errorf("line %d: %+v", i, obj)
 		}
 		if !obj.Time.Equal(t0.Add(time.Duration(i) * time.Microsecond)) {
@@ -140,7 +140,7 @@ func TestOwners(t *testing.T) {
 	o.Add(macA, "mv1", "ns1")
 	o.Add(MAC{}, "lo", "")
 	o.Add(bcast, "x", "")
-	if got := o.Owner(macA); got != "h0,mv1@ns1" {
+	if got := o.Owner(macA); got != "h0,ns1/mv1" {
 		t.Errorf("shared MAC: %q", got)
 	}
 	if len(o) != 1 || o.Owner(macB) != "" {

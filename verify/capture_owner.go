@@ -9,10 +9,13 @@ import (
 	"strings"
 
 	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/internal/nsname"
 )
 
 // Owners maps a MAC address to the interfaces that carry it, as
-// "IFNAME@NETNS" ("IFNAME" in the caller's own namespace). A capture uses it
+// "NETNS/IFNAME" with the namespace named as its user knows it
+// ("docker:b1/eth0", "k8s:default/web-0/net1", "ns1/eth0"; "IFNAME" in the
+// caller's own namespace). A capture uses it
 // to say whose frame it saw: the pcapng comment and the JSON "owner".
 type Owners map[MAC]string
 
@@ -28,7 +31,7 @@ func (o Owners) Add(m MAC, ifname, netns string) {
 	}
 	name := ifname
 	if netns != "" {
-		name += "@" + netns
+		name = netns + "/" + ifname
 	}
 	cur := o[m]
 	if cur == "" {
@@ -46,37 +49,44 @@ func (o Owners) Add(m MAC, ifname, netns string) {
 	o[m] = strings.Join(names, ",")
 }
 
-// DiscoverOwners reads the interfaces of the caller's namespace and of every
-// named namespace under /run/netns (what `ip netns list` shows). A
+// DiscoverOwners reads the interfaces of every network namespace of the
+// host (internal/netns.Walk), each named as its user knows it
+// (internal/nsname: docker:b1 — asking the Docker API at dockerHost, ""
+// for DOCKER_HOST or the default — podman:p1, k8s:ns/pod, NAME). A
 // namespace that cannot be entered is skipped and named in the returned
 // error; the owners found elsewhere are still returned.
-func DiscoverOwners(ctx context.Context) (Owners, error) {
+func DiscoverOwners(ctx context.Context, dockerHost string) (Owners, error) {
 	o := Owners{}
 	var errs []error
-	self, err := currentNetNSInode()
+	self, err := netns.CurrentInode()
 	if err != nil {
 		return o, fmt.Errorf("discover MAC owners: %w", err)
 	}
 	if err := addInterfaces(o, ""); err != nil {
 		errs = append(errs, err)
 	}
-	names, err := netns.List()
+	found, err := netns.Walk(netns.WalkOptions{})
 	if err != nil {
 		errs = append(errs, err)
 	}
-	for _, name := range names {
+	named := nsname.Resolve(ctx, found, nsname.Options{DockerHost: dockerHost})
+	for _, n := range named.Namespaces {
 		if err := ctx.Err(); err != nil {
 			return o, fmt.Errorf("discover MAC owners: %w", err)
 		}
-		h, err := netns.Open(name)
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		if ino, err := h.Inode(); err != nil || ino == self {
-			h.Close()
+		if n.Inode == self {
 			continue // the namespace we are in: already listed, without a name
 		}
-		err = h.Do(func() error { return addInterfaces(o, name) })
+		var h *netns.NS
+		if n.Name != "" {
+			h, err = netns.Open(n.Name)
+		} else {
+			h, err = netns.OpenPath(n.Path)
+		}
+		if err != nil {
+			continue // gone meanwhile
+		}
+		err = h.Do(func() error { return addInterfaces(o, n.Display) })
 		h.Close()
 		if err != nil {
 			errs = append(errs, err)
@@ -86,15 +96,6 @@ func DiscoverOwners(ctx context.Context) (Owners, error) {
 		return o, fmt.Errorf("discover MAC owners: %w", errors.Join(errs...))
 	}
 	return o, nil
-}
-
-func currentNetNSInode() (uint64, error) {
-	h, err := netns.Current()
-	if err != nil {
-		return 0, err
-	}
-	defer h.Close()
-	return h.Inode()
 }
 
 // addInterfaces lists the interfaces of the calling thread's namespace

@@ -168,6 +168,9 @@ type MACCount struct {
 	Frames uint64
 	In     uint64 // frames received (any inbound direction)
 	Out    uint64 // frames sent
+	// Owner is the owner a pcapng of ours recorded in a packet comment
+	// (the first one seen), for a summary read back from the file.
+	Owner  string
 	stacks counters
 }
 
@@ -193,6 +196,9 @@ func (t *Tally) Add(f *Frame) {
 	}
 	m.Frames++
 	m.stacks.inc(sk)
+	if m.Owner == "" && f.Comment != "" {
+		m.Owner = f.Comment
+	}
 	switch {
 	case f.Dir.Inbound():
 		m.In++
@@ -218,6 +224,9 @@ func (t *Tally) merge(o *Tally) {
 			t.macs[k] = m
 		}
 		m.Frames += om.Frames
+		if m.Owner == "" {
+			m.Owner = om.Owner
+		}
 		m.In += om.In
 		m.Out += om.Out
 		om.stacks.each(func(k, n uint64) { m.stacks.add(k, n) })
@@ -279,6 +288,9 @@ func (t *Tally) WriteSummary(w io.Writer, owners Owners) error {
 	b.WriteString("per source MAC:\n")
 	for _, m := range t.MACs() {
 		owner := owners.Owner(m.MAC)
+		if owner == "" {
+			owner = m.Owner
+		}
 		if owner == "" {
 			owner = "-"
 		}

@@ -545,15 +545,15 @@ func TestReadTcpdumpCapture(t *testing.T) {
 
 func TestDiscoverOwners(t *testing.T) {
 	v := newVethNS(t)
-	o, err := DiscoverOwners(context.Background())
+	o, err := DiscoverOwners(context.Background(), "")
 	if err != nil {
 		// Other tests' namespaces may vanish while we walk them; ours must be there.
 		t.Logf("DiscoverOwners: %v", err)
 	}
-	if got, want := o.Owner(v.macA), "a@"+v.ns; got != want {
+	if got, want := o.Owner(v.macA), v.ns+"/a"; got != want {
 		t.Errorf("owner of %v = %q, want %q", v.macA, got, want)
 	}
-	if got, want := o.Owner(v.macB), "b@"+v.ns; got != want {
+	if got, want := o.Owner(v.macB), v.ns+"/b"; got != want {
 		t.Errorf("owner of %v = %q, want %q", v.macB, got, want)
 	}
 }

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -53,6 +54,33 @@ func TestCheckVLANTags(t *testing.T) {
 	}
 	if c := checkVLANTags(exp, &evidence{exp: exp}); !c.OK || !c.Skipped {
 		t.Fatalf("no capture: %+v", c)
+	}
+	// Nothing tagged to check is a skip, never a pass.
+	untagged := checkTopo()
+	untagged.Endpoints = slices.DeleteFunc(untagged.Endpoints, func(ep Endpoint) bool { return len(ep.VLANs) > 0 || ep.Kind == KindVLAN })
+	untagged.VLANLinks = nil
+	ue := Model(untagged)
+	if c := checkVLANTags(ue, &evidence{exp: ue, frames: good, captured: true}); !c.OK || !c.Skipped {
+		t.Fatalf("no VLAN endpoint: %+v, want a skip", c)
+	}
+}
+
+// A reachability check over pairs none of which was probed is a skip, not
+// a pass; --min-pairs fails a run that probed fewer than asked.
+func TestCheckNothingProbed(t *testing.T) {
+	pairs := []PairResult{{From: "a/eth0", To: "b/eth0", Expected: Reachable, Observed: NotProbed, OK: true}}
+	if c := checkReachability(pairs); !c.OK || !c.Skipped {
+		t.Fatalf("nothing probed: %+v, want a skip", c)
+	}
+	pairs[0].Observed = Reachable
+	if c := checkReachability(pairs); !c.OK || c.Skipped {
+		t.Fatalf("one pair probed: %+v, want a pass", c)
+	}
+	if c := checkMinPairs(1, 2); c.OK || !strings.Contains(c.Detail, "only 1") {
+		t.Fatalf("min-pairs 2 with 1 probed: %+v", c)
+	}
+	if c := checkMinPairs(2, 2); !c.OK {
+		t.Fatalf("min-pairs 2 with 2 probed: %+v", c)
 	}
 }
 

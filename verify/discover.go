@@ -3,32 +3,85 @@ package verify
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/mdlayher/netlink"
 	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/internal/nsname"
 	"github.com/vmlink/vmlink/rtnl"
 	"golang.org/x/sys/unix"
 )
 
-// Discover builds the Topology of a live parent: the interface parent in
-// namespace ns ("" is the caller's), its own addresses as the host stack,
-// and every macvlan, macvtap, ipvlan and VLAN link stacked on it — directly
-// or on a VLAN link of it — in ns itself and in every named namespace under
-// /run/netns (what `ip netns list` shows). A link belongs to the parent when
-// its IFLA_LINK is the parent's ifindex and its IFLA_LINK_NETNSID names the
-// parent's namespace (or is absent and the link lives there).
+// DiscoverOptions name and narrow what Discover finds. The zero value
+// finds everything and asks Docker at DOCKER_HOST (or its default socket).
+type DiscoverOptions struct {
+	// DockerHost is the Docker API socket, "unix:///path" (--docker-host).
+	DockerHost string
+	// Filter keeps only the endpoints it matches.
+	Filter EndpointFilter
+}
+
+// EndpointFilter narrows discovery to some endpoints. Each non-empty list must
+// match (a list matches when any of its entries does).
+type EndpointFilter struct {
+	// Networks are network names: a Docker network the endpoint's
+	// container is attached to, or a vmlink network whose containers'
+	// namespaces NetworkMembers lists.
+	Networks       []string
+	NetworkMembers map[string][]string
+	// Containers are container names ("b1", "docker:b1", "podman:p1",
+	// "k8s:default/web-0") or ids (at least 4 leading characters).
+	Containers []string
+	// NetNS are namespaces as `ip netns` names them, as displayed
+	// ("docker:b1"), or by path.
+	NetNS []string
+}
+
+func (f EndpointFilter) empty() bool {
+	return len(f.Networks) == 0 && len(f.Containers) == 0 && len(f.NetNS) == 0
+}
+
+// String describes the filter for messages: "--container b1,b2".
+func (f EndpointFilter) String() string {
+	var parts []string
+	for _, x := range []struct {
+		flag string
+		v    []string
+	}{{"--network", f.Networks}, {"--container", f.Containers}, {"--netns", f.NetNS}} {
+		if len(x.v) > 0 {
+			parts = append(parts, x.flag+" "+strings.Join(x.v, ","))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// Discover is DiscoverWith without options.
+func Discover(ctx context.Context, ns, parent string) (Topology, error) {
+	return DiscoverWith(ctx, ns, parent, DiscoverOptions{})
+}
+
+// DiscoverWith builds the Topology of a live parent: the interface parent
+// in namespace ns ("" is the caller's), its own addresses as the host
+// stack, and every macvlan, macvtap, ipvlan and VLAN link stacked on it —
+// directly or on a VLAN link of it — in every network namespace of the
+// host (internal/netns.Walk: named ones, Docker's, bind mounts, every
+// process's), each named as its user knows it (docker:b1, podman:p1,
+// k8s:ns/pod, NAME). A link belongs to the parent when its IFLA_LINK is
+// the parent's ifindex and its IFLA_LINK_NETNSID names the parent's
+// namespace (or is absent and the link lives there). Topology.Search says
+// where it looked.
 //
 // The switch is left unknown (Switch.Reflects nil): Run detects it.
-func Discover(ctx context.Context, ns, parent string) (Topology, error) {
+func DiscoverWith(ctx context.Context, ns, parent string, o DiscoverOptions) (Topology, error) {
 	var t Topology
 	if parent == "" {
 		return t, fmt.Errorf("%w: no parent interface: name it (--parent IFACE)", ErrTopology)
 	}
-	spaces, err := openSpaces(ns)
+	spaces, search, err := openSpaces(ctx, ns, o.DockerHost)
 	if err != nil {
 		return t, err
 	}
@@ -37,6 +90,8 @@ func Discover(ctx context.Context, ns, parent string) (Topology, error) {
 			s.close()
 		}
 	}()
+	search.Filter = o.Filter.String()
+	t.Search = search
 	home := spaces[0]
 	pl := home.byName(parent)
 	if pl == nil {
@@ -55,6 +110,10 @@ func Discover(ctx context.Context, ns, parent string) (Topology, error) {
 		vlans []VLANTag
 	}
 	lowers := map[lowerKey]lowerInfo{{0, int(pl.Index)}: {name: parent}}
+	// lowerSpaces are the namespaces holding a lower: the only ones a
+	// link's IFLA_LINK_NETNSID needs to be resolved against (asking each
+	// namespace for every other's id would cost N² requests).
+	lowerSpaces := []int{0}
 	done := map[lowerKey]bool{}
 	for depth := 0; depth < 4; depth++ {
 		found := false
@@ -66,7 +125,7 @@ func Discover(ctx context.Context, ns, parent string) (Topology, error) {
 				}
 				li := si // the namespace the link's lower lives in
 				if l.Attrs.LinkNetNSID != nil {
-					li = s.spaceOfNSID(*l.Attrs.LinkNetNSID, spaces)
+					li = s.spaceOfNSID(ctx, *l.Attrs.LinkNetNSID, lowerSpaces, spaces)
 					if li < 0 {
 						continue
 					}
@@ -75,7 +134,10 @@ func Discover(ctx context.Context, ns, parent string) (Topology, error) {
 				if !ok {
 					continue
 				}
-				ep := Endpoint{NetNS: s.name, Interface: l.Attrs.Name, MAC: l.Attrs.Address, VLANs: low.vlans}
+				ep := Endpoint{NetNS: s.name, Interface: l.Attrs.Name, MAC: l.Attrs.Address, VLANs: low.vlans, Namespace: s.identity()}
+				if s.ns != nil && s.ns.Display != s.name && (s.name != "" || s.ns.Runtime != "") {
+					ep.Name = s.ns.Display + "/" + l.Attrs.Name
+				}
 				if low.name != parent {
 					ep.Lower = low.name
 				}
@@ -106,6 +168,9 @@ func Discover(ctx context.Context, ns, parent string) (Topology, error) {
 					ep.VLANs = append(append([]VLANTag(nil), low.vlans...), tag)
 					ep.Lower = ""
 					lowers[k] = lowerInfo{name: l.Attrs.Name, vlans: ep.VLANs}
+					if !slices.Contains(lowerSpaces, si) {
+						lowerSpaces = append(lowerSpaces, si)
+					}
 				default:
 					continue
 				}
@@ -121,6 +186,10 @@ func Discover(ctx context.Context, ns, parent string) (Topology, error) {
 					// A lower only: nothing of its own to probe, but its
 					// own frames (IPv6 solicitations) show on the wire.
 					t.VLANLinks = append(t.VLANLinks, ep)
+					continue
+				}
+				if !o.Filter.matches(s) {
+					t.Search.Filtered++
 					continue
 				}
 				t.Endpoints = append(t.Endpoints, ep)
@@ -157,13 +226,58 @@ func nsWord(ns string) string {
 
 // space is one namespace discovery looks into.
 type space struct {
-	name  string // "" for the caller's (or the parent's when unnamed)
+	name  string // what Endpoint.NetNS holds: "" for the caller's, a name under /run/netns, or a path
+	ns    *nsname.Namespace
 	h     *netns.NS
 	conn  *rtnl.Conn
 	links []rtnl.LinkMessage
 	inode uint64
-	// nsids: this namespace's ids for the other spaces, by space index.
-	nsids map[int32]int
+	// nsids: the ids this namespace gives other spaces (by space index),
+	// as far as asked; -1 for none.
+	nsids map[int]int32
+}
+
+// identity is the namespace's stable identity for reports.
+func (s *space) identity() *NetNSIdentity {
+	id := &NetNSIdentity{Inode: s.inode, Path: s.name}
+	if s.ns == nil {
+		return id
+	}
+	id.Display, id.Path = s.ns.Display, s.ns.Path
+	id.Runtime, id.ContainerID, id.Container = s.ns.Runtime, s.ns.ContainerID, s.ns.Container
+	if len(s.ns.PIDs) > 0 {
+		id.PID = s.ns.PIDs[0]
+	}
+	return id
+}
+
+// matches reports whether the endpoints of s pass the filter.
+func (f EndpointFilter) matches(s *space) bool {
+	if f.empty() {
+		return true
+	}
+	n := s.ns
+	if n == nil {
+		n = &nsname.Namespace{}
+	}
+	if len(f.Networks) > 0 && !slices.ContainsFunc(f.Networks, func(w string) bool {
+		return (n.Runtime == nsname.RuntimeDocker && slices.Contains(n.Networks, w)) ||
+			(s.name != "" && slices.Contains(f.NetworkMembers[w], s.name))
+	}) {
+		return false
+	}
+	if len(f.Containers) > 0 && !slices.ContainsFunc(f.Containers, func(c string) bool {
+		return n.Runtime != "" && (c == n.Container || c == n.Display ||
+			(len(c) >= 4 && strings.HasPrefix(n.ContainerID, c)))
+	}) {
+		return false
+	}
+	if len(f.NetNS) > 0 && !slices.ContainsFunc(f.NetNS, func(w string) bool {
+		return w == s.name || (s.ns != nil && (w == n.Name || w == n.Display || w == n.Path))
+	}) {
+		return false
+	}
+	return true
 }
 
 func (s *space) close() {
@@ -184,9 +298,27 @@ func (s *space) byName(name string) *rtnl.LinkMessage {
 	return nil
 }
 
-func (s *space) spaceOfNSID(id int32, _ []*space) int {
-	if i, ok := s.nsids[id]; ok {
-		return i
+// spaceOfNSID returns which of the candidate spaces s calls id (-1: none),
+// asking s's namespace for the ids it gives them (RTM_GETNSID) once each.
+func (s *space) spaceOfNSID(ctx context.Context, id int32, candidates []int, spaces []*space) int {
+	if s.nsids == nil {
+		s.nsids = map[int]int32{}
+	}
+	for _, j := range candidates {
+		if spaces[j] == s {
+			continue
+		}
+		got, ok := s.nsids[j]
+		if !ok {
+			got = -1
+			if v, err := getNSID(ctx, s.conn, spaces[j].h.FD()); err == nil {
+				got = v
+			}
+			s.nsids[j] = got
+		}
+		if got == id {
+			return j
+		}
 	}
 	return -1
 }
@@ -237,26 +369,20 @@ func (s *space) routes(ctx context.Context, index uint32) ([]Route, error) {
 	return out, nil
 }
 
-// openSpaces opens the parent's namespace first, then every other named
-// namespace, dumps their links and learns the namespace ids each assigns to
-// the others (after the dumps, which make the kernel assign them).
-func openSpaces(home string) ([]*space, error) {
-	ctx := context.Background()
+// openSpaces opens the parent's namespace first, then every other network
+// namespace of the host (netns.Walk, named by nsname.Resolve) and dumps
+// their links (which makes the kernel assign the namespace ids links
+// refer to; spaceOfNSID asks for them later).
+func openSpaces(ctx context.Context, home, dockerHost string) ([]*space, *Search, error) {
 	var spaces []*space
-	fail := func(err error) ([]*space, error) {
+	fail := func(err error) ([]*space, *Search, error) {
 		for _, s := range spaces {
 			s.close()
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	open := func(name string) (*space, error) {
-		s := &space{name: name}
-		var err error
-		if name == "" {
-			s.h, err = currentNS()
-		} else {
-			s.h, err = openNetNS(name)
-		}
+	open := func(name string, h *netns.NS, err error) (*space, error) {
+		s := &space{name: name, h: h}
 		if err != nil {
 			return nil, fmt.Errorf("%w: discover: open namespace %s: %w", ErrEnvironment, nsWord(name), err)
 		}
@@ -274,45 +400,50 @@ func openSpaces(home string) ([]*space, error) {
 		}
 		return s, nil
 	}
-	s, err := open(home)
+	var (
+		h   *netns.NS
+		err error
+	)
+	if home == "" {
+		h, err = netns.Current()
+	} else {
+		h, err = openNetNS(home)
+	}
+	s, err := open(home, h, err)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	spaces = append(spaces, s)
-	names, err := netns.List()
-	if err != nil && !errors.Is(err, unix.ENOENT) {
-		return fail(fmt.Errorf("discover: list named namespaces: %w", err))
+
+	found, walkErr := netns.Walk(netns.WalkOptions{})
+	if len(found) == 0 && walkErr != nil {
+		return fail(fmt.Errorf("%w: discover: list namespaces: %w", ErrEnvironment, walkErr))
 	}
-	for _, n := range names {
-		if n == home {
+	named := nsname.Resolve(ctx, found, nsname.Options{DockerHost: dockerHost})
+	search := newSearch(named)
+	for i := range named.Namespaces {
+		n := &named.Namespaces[i]
+		if n.Inode == spaces[0].inode {
+			spaces[0].ns = n
 			continue
 		}
-		s, err := open(n)
+		var h *netns.NS
+		var err error
+		if n.Name != "" {
+			h, err = netns.Open(n.Name)
+		} else {
+			h, err = netns.OpenPath(n.Path)
+		}
+		s, err := open(n.Open(), h, err)
 		if err != nil {
-			continue // a namespace we cannot enter holds nothing we can probe
+			search.Unreadable++
+			continue // gone meanwhile, or not ours to enter: nothing we could probe
 		}
-		if s.inode == spaces[0].inode {
-			s.close()
-			continue
-		}
+		s.ns = n
 		spaces = append(spaces, s)
 	}
-	for _, s := range spaces {
-		s.nsids = map[int32]int{}
-		for j, o := range spaces {
-			if o == s {
-				continue
-			}
-			id, err := getNSID(ctx, s.conn, o.h.FD())
-			if err == nil && id >= 0 {
-				s.nsids[id] = j
-			}
-		}
-	}
-	return spaces, nil
+	return spaces, search, nil
 }
-
-func currentNS() (*netns.NS, error) { return netns.OpenPath("/proc/thread-self/ns/net") }
 
 // nsidRequest is RTM_GETNSID's body: struct rtgenmsg (padded to 4 bytes)
 // and NETNSA_FD naming the namespace to ask about.

@@ -69,7 +69,7 @@ func Doctor(ctx context.Context, o DoctorOptions) (*DoctorReport, error) {
 	if o.Wait <= 0 {
 		o.Wait = 300 * time.Millisecond
 	}
-	spaces, err := openSpaces(o.NetNS)
+	spaces, _, err := openSpaces(ctx, o.NetNS, "")
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +153,7 @@ func (d *doctor) parents(ctx context.Context) ([]string, error) {
 			}
 			in := si
 			if l.Attrs.LinkNetNSID != nil {
-				in = s.spaceOfNSID(*l.Attrs.LinkNetNSID, d.spaces)
+				in = s.spaceOfNSID(ctx, *l.Attrs.LinkNetNSID, []int{0}, d.spaces)
 			}
 			if in == 0 {
 				addRoot(int32(*l.Attrs.Link))

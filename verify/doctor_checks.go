@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -49,7 +50,11 @@ func (d *doctor) vethPeer(pl *rtnl.LinkMessage) (ns, name string, ok bool) {
 	}
 	si := 0
 	if pl.Attrs.LinkNetNSID != nil {
-		if si = d.home().spaceOfNSID(*pl.Attrs.LinkNetNSID, d.spaces); si < 0 {
+		all := make([]int, len(d.spaces))
+		for i := range all {
+			all[i] = i
+		}
+		if si = d.home().spaceOfNSID(context.Background(), *pl.Attrs.LinkNetNSID, all, d.spaces); si < 0 {
 			return "", "", false
 		}
 	}

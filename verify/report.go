@@ -19,10 +19,14 @@ type Report struct {
 	ReflectDetail  string `json:"switch_reflects_detail,omitempty"`
 	Parent         string `json:"parent"` // "NETNS/IFNAME"
 	// Endpoints are the probed endpoints, host stack included.
-	Endpoints []Endpoint    `json:"-"`
-	Pairs     []PairResult  `json:"pairs"`
-	Checks    []CheckResult `json:"checks"`
-	Capture   *CaptureInfo  `json:"capture,omitempty"`
+	Endpoints []Endpoint   `json:"-"`
+	Pairs     []PairResult `json:"pairs"`
+	// PairsProbed counts the ordered pairs actually probed (not
+	// NotProbed) of PairsTotal.
+	PairsProbed int           `json:"pairs_probed"`
+	PairsTotal  int           `json:"pairs_total"`
+	Checks      []CheckResult `json:"checks"`
+	Capture     *CaptureInfo  `json:"capture,omitempty"`
 	// Wait is how long each probe waited for an answer.
 	Wait     time.Duration `json:"-"`
 	Duration time.Duration `json:"-"`
@@ -64,14 +68,39 @@ type CaptureInfo struct {
 	KernelDrops uint64 `json:"kernel_drops"`
 }
 
-// MarshalJSON adds wait_ms and duration_ms to the JSON form.
+// endpointJSON is an endpoint in the JSON report: the id pairs use, the
+// name shown, and its namespace's identity.
+type endpointJSON struct {
+	ID        string         `json:"id"`   // as PairResult.From/To
+	Name      string         `json:"name"` // as PairResult.FromName/ToName
+	Interface string         `json:"interface"`
+	Kind      string         `json:"kind"`
+	Mode      string         `json:"mode,omitempty"`
+	MAC       string         `json:"mac,omitempty"`
+	Addrs     []string       `json:"addrs,omitempty"`
+	Namespace *NetNSIdentity `json:"netns,omitempty"`
+}
+
+// MarshalJSON adds the endpoints, wait_ms and duration_ms to the JSON form.
 func (r *Report) MarshalJSON() ([]byte, error) {
 	type plain Report
+	eps := make([]endpointJSON, len(r.Endpoints))
+	for i, ep := range r.Endpoints {
+		e := endpointJSON{ID: EndpointID(ep), Name: displayName(ep), Interface: ep.Interface, Kind: ep.Kind, Mode: ep.Mode, Namespace: ep.Namespace}
+		if len(ep.MAC) > 0 {
+			e.MAC = ep.MAC.String()
+		}
+		for _, a := range ep.Addrs {
+			e.Addrs = append(e.Addrs, a.String())
+		}
+		eps[i] = e
+	}
 	return json.Marshal(struct {
 		*plain
-		WaitMS     float64 `json:"wait_ms"`
-		DurationMS float64 `json:"duration_ms"`
-	}{(*plain)(r), float64(r.Wait.Microseconds()) / 1000, float64(r.Duration.Microseconds()) / 1000})
+		Endpoints  []endpointJSON `json:"endpoints"`
+		WaitMS     float64        `json:"wait_ms"`
+		DurationMS float64        `json:"duration_ms"`
+	}{(*plain)(r), eps, float64(r.Wait.Microseconds()) / 1000, float64(r.Duration.Microseconds()) / 1000})
 }
 
 // WriteJSON writes the report as one JSON object (indented when indent).
@@ -98,6 +127,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(&b, ": %s", r.ReflectDetail)
 	}
 	b.WriteString(")\n")
+	fmt.Fprintf(&b, "probed %d of %d ordered pairs\n", r.PairsProbed, r.PairsTotal)
 	if r.Capture != nil {
 		fmt.Fprintf(&b, "captured %d frames on the parent (%d dropped by the kernel); probes waited %v\n", r.Capture.Frames, r.Capture.KernelDrops, r.Wait.Round(time.Millisecond))
 	}
@@ -183,12 +213,19 @@ type junitSuites struct {
 }
 
 type junitSuite struct {
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Skipped  int         `xml:"skipped,attr"`
-	Time     string      `xml:"time,attr"`
-	Cases    []junitCase `xml:"testcase"`
+	Name     string `xml:"name,attr"`
+	Tests    int    `xml:"tests,attr"`
+	Failures int    `xml:"failures,attr"`
+	Skipped  int    `xml:"skipped,attr"`
+	Time     string `xml:"time,attr"`
+	// Properties carry pairs_probed and pairs_total.
+	Properties []junitProperty `xml:"properties>property"`
+	Cases      []junitCase     `xml:"testcase"`
+}
+
+type junitProperty struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
 }
 
 type junitCase struct {
@@ -233,7 +270,8 @@ func WriteJUnit(w io.Writer, reps ...*Report) error {
 }
 
 func (r *Report) junitSuite() junitSuite {
-	s := junitSuite{Name: "vmlink verify " + r.Parent, Time: fmt.Sprintf("%.3f", r.Duration.Seconds())}
+	s := junitSuite{Name: "vmlink verify " + r.Parent, Time: fmt.Sprintf("%.3f", r.Duration.Seconds()),
+		Properties: []junitProperty{{"pairs_probed", fmt.Sprint(r.PairsProbed)}, {"pairs_total", fmt.Sprint(r.PairsTotal)}}}
 	for _, c := range r.Checks {
 		tc := junitCase{Name: c.Name, ClassName: "vmlink.verify", SystemOut: c.Detail}
 		switch {

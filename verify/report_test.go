@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ func sampleReport() *Report {
 			{Name: CheckVLANTags, OK: true, Skipped: true, Detail: "skipped: no capture"},
 			{Name: CheckMACSources, OK: true, Detail: "fine"},
 		},
+		PairsProbed: 2, PairsTotal: 2,
 		Wait: 150 * time.Millisecond, Duration: 400 * time.Millisecond,
 	}
 }
@@ -45,7 +47,11 @@ func TestReportJSON(t *testing.T) {
 			OK     *bool  `json:"ok"`
 			Detail string `json:"detail"`
 		} `json:"checks"`
-		WaitMS float64 `json:"wait_ms"`
+		WaitMS      float64 `json:"wait_ms"`
+		PairsProbed *int    `json:"pairs_probed"`
+		Endpoints   []struct {
+			ID, Name string
+		} `json:"endpoints"`
 	}
 	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
 		t.Fatalf("%v: %s", err, b.String())
@@ -62,6 +68,12 @@ func TestReportJSON(t *testing.T) {
 	}
 	if got.WaitMS != 150 {
 		t.Fatalf("wait_ms %v", got.WaitMS)
+	}
+	if got.PairsProbed == nil || *got.PairsProbed != 2 {
+		t.Fatalf("pairs_probed missing or wrong: %s", b.String())
+	}
+	if len(got.Endpoints) != 2 || got.Endpoints[0].ID != "na/a0" || got.Endpoints[0].Name != "a" {
+		t.Fatalf("endpoints: %+v", got.Endpoints)
 	}
 }
 
@@ -87,6 +99,9 @@ func TestReportJUnit(t *testing.T) {
 	if s.Cases[1].Skipped == nil || s.Cases[2].Failure != nil {
 		t.Fatalf("cases: %+v", s.Cases)
 	}
+	if !slices.Equal(s.Properties, []junitProperty{{"pairs_probed", "2"}, {"pairs_total", "2"}}) {
+		t.Fatalf("properties %+v, want the pairs probed and in all", s.Properties)
+	}
 }
 
 func TestReportTable(t *testing.T) {
@@ -103,6 +118,7 @@ func TestReportTable(t *testing.T) {
 		"ARP request out 2 in 0",
 		"FAIL reachability",
 		"SKIP vlan-tags",
+		"probed 2 of 2 ordered pairs",
 		"PASS mac-sources",
 		"verify: MISMATCH",
 	} {

@@ -42,6 +42,10 @@ type Options struct {
 	// OnFrame, when set, is called with every frame captured on the
 	// parent (a copy that stays valid), e.g. to write a pcapng.
 	OnFrame func(*Frame)
+	// MinPairs, when positive, adds the check pairs-probed: it fails a
+	// run that probed fewer ordered pairs (a CI guard against a topology
+	// that silently shrank).
+	MinPairs int
 }
 
 // Validate checks a topology before anything touches the system.
@@ -86,6 +90,11 @@ func (t Topology) Validate() error {
 func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 	if err := t.Validate(); err != nil {
 		return nil, err
+	}
+	if len(t.Endpoints) == 0 {
+		// Never a vacuous pass: nothing found is not "everything matches".
+		return nil, fmt.Errorf("%w: no macvlan, macvtap, ipvlan or VLAN endpoint on %s in %s", ErrEnvironment,
+			EndpointID(Endpoint{NetNS: t.Parent.NetNS, Interface: t.Parent.Name}), t.Search)
 	}
 	started := time.Now()
 	rep := &Report{Parent: EndpointID(Endpoint{NetNS: t.Parent.NetNS, Interface: t.Parent.Name})}
@@ -143,6 +152,9 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 	case t.Switch.Reflects != nil:
 		rep.SwitchReflects, rep.ReflectsSource = *t.Switch.Reflects, "configured"
 		rep.ReflectDetail = "given by the topology"
+		if t.Switch.ReflectsFrom != "" {
+			rep.ReflectDetail = t.Switch.ReflectsFrom
+		}
 	default:
 		wait := o.ReflectWait
 		if wait <= 0 {
@@ -160,6 +172,10 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 
 	exp := Model(t)
 	rep.Endpoints = exp.Endpoints
+	if len(exp.Pairs) == 0 {
+		return nil, fmt.Errorf("%w: no pair to probe on %s: %d endpoint(s) and the parent has no address of its own (give the host stack an address, or add endpoints)",
+			ErrEnvironment, rep.Parent, len(t.Endpoints))
+	}
 
 	wait := o.Wait
 	if wait <= 0 {
@@ -196,7 +212,22 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 		ev.promisc = readPromisc(ctx, t.Parent.NetNS, exp.Promisc)
 	}
 	rep.Pairs = comparePairs(exp, results, ev)
+	rep.PairsTotal = len(rep.Pairs)
+	var notProbed string
+	for _, p := range rep.Pairs {
+		if p.Observed != NotProbed {
+			rep.PairsProbed++
+		} else if notProbed == "" {
+			notProbed = fmt.Sprintf("%s→%s: %s", p.FromName, p.ToName, p.Probe)
+		}
+	}
+	if rep.PairsProbed == 0 {
+		return nil, fmt.Errorf("%w: probed none of the %d pairs on %s (%s)", ErrEnvironment, rep.PairsTotal, rep.Parent, notProbed)
+	}
 	rep.Checks = runChecks(exp, rep.Pairs, results, ev)
+	if o.MinPairs > 0 {
+		rep.Checks = append(rep.Checks, checkMinPairs(rep.PairsProbed, o.MinPairs))
+	}
 	rep.OK = true
 	for _, c := range rep.Checks {
 		if !c.OK {

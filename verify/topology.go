@@ -24,6 +24,9 @@ type Topology struct {
 	// and the MAC checks credit those frames to them. Each has Kind "vlan",
 	// NetNS, Interface, VLANs and, when it differs from the parent's, MAC.
 	VLANLinks []Endpoint
+	// Search says where discovery looked (nil for a topology that was not
+	// discovered), for the message when it found nothing.
+	Search *Search
 }
 
 // Parent is the interface every endpoint's frames cross, and where verify
@@ -43,6 +46,9 @@ type Switch struct {
 	// it came in on (a Linux bridge port with hairpin on: the reflective
 	// relay VEPA needs). nil means unknown: verify detects it.
 	Reflects *bool
+	// ReflectsFrom says where a set Reflects came from, for the report
+	// ("given with --reflects"); empty means the topology.
+	ReflectsFrom string
 	// VLANs the switch carries on the parent's port; nil means all.
 	VLANs []uint16
 }
@@ -74,6 +80,9 @@ type Endpoint struct {
 	Lower string
 	MAC   net.HardwareAddr
 	Addrs []netip.Prefix
+	// Namespace identifies NetNS for good (inode, process, container),
+	// when discovery found the endpoint; nil otherwise.
+	Namespace *NetNSIdentity
 	// Routes are the IPv4 destinations the endpoint's namespace routes out
 	// of this interface besides its addresses' own subnets (a host shim's
 	// routes to the containers). The model sends a namespace's replies out

@@ -7,14 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/vmlink/vmlink/verify"
-	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -44,22 +41,24 @@ const captureHelp = `usage: vmlink [-n NETNS] capture -i IFACE [OPTIONS]     cap
   --timeout D       stop after D (e.g. 10s, 2m)
   --snaplen N       bytes kept per frame (default 262144)
   --no-promisc      do not put IFACE into promiscuous mode
+  --docker-host H   the Docker API socket naming containers' MACs as
+                    docker:NAME/IFACE (default: $DOCKER_HOST, else
+                    unix:///var/run/docker.sock)
 Filters combine with AND; live they run in the kernel as classic BPF.
 Output: one line per frame as tcpdump -e -nn, then a per-VLAN and per-MAC
 summary (on stderr with -w or -j). Ctrl-C stops and prints the summary.
-Exit status: 0 ok, 1 the capture failed, 2 the command line is wrong,
-3 the environment prevents it (no privileges).
-`
+
+` + exitTable
 
 // captureArgs is the parsed command line.
 type captureArgs struct {
-	iface, read, write string
-	count              int
-	json               bool
-	filter             verify.Filter
-	timeout            time.Duration
-	snaplen            int
-	noPromisc          bool
+	iface, read, write, dockerHost string
+	count                          int
+	json                           bool
+	filter                         verify.Filter
+	timeout                        time.Duration
+	snaplen                        int
+	noPromisc                      bool
 }
 
 var errCaptureHelp = errors.New("help")
@@ -81,6 +80,7 @@ func parseCaptureArgs(args []string, g *globals) (*captureArgs, error) {
 	timeout := fs.String("timeout", "", "")
 	snaplen := fs.String("snaplen", "", "")
 	fs.BoolVar(&a.noPromisc, "no-promisc", false, "")
+	fs.StringVar(&a.dockerHost, "docker-host", "", "")
 	if err := parseFlags(fs, "capture", args, errCaptureHelp); err != nil {
 		return nil, err
 	}
@@ -171,8 +171,12 @@ func runCapture(g *globals, args []string) int {
 	if err != nil {
 		return fail(g, err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := g.Ctx
+	if err := g.checkNetNS(); err != nil {
+		return fail(g, err)
+	}
+	// Ctrl-C or kill is how a live capture ends, as with tcpdump.
+	g.signalEnds = a.read == ""
 	if a.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, a.timeout)
@@ -184,10 +188,19 @@ func runCapture(g *globals, args []string) int {
 		live  *verify.Capture
 		owner verify.Owners
 	)
+	// The output file first: a path that cannot be written is a wrong
+	// command line, said before anything is captured.
+	var outFile *os.File
+	if a.write != "" && a.write != "-" {
+		if outFile, err = os.Create(a.write); err != nil {
+			return fail(g, usagef("capture: -w: %v", err))
+		}
+		defer outFile.Close()
+	}
 	if a.read != "" {
 		r, err := verify.OpenFile(a.read)
 		if err != nil {
-			return fail(g, err)
+			return fail(g, usagef("capture: -r: %v", err))
 		}
 		src = r
 	} else {
@@ -195,14 +208,11 @@ func runCapture(g *globals, args []string) int {
 			NetNS: g.NetNS, Iface: a.iface, Filter: a.filter, Snaplen: a.snaplen, NoPromisc: a.noPromisc,
 		})
 		if err != nil {
-			if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
-				err = &envError{err}
-			}
 			return fail(g, err)
 		}
 		src = live
 		// Best effort: a namespace we cannot enter only costs its names.
-		owner, _ = verify.DiscoverOwners(ctx)
+		owner, _ = verify.DiscoverOwners(ctx, a.dockerHost)
 	}
 	defer src.Close()
 
@@ -214,7 +224,7 @@ func runCapture(g *globals, args []string) int {
 	summaryTo := g.Stdout
 	if a.write != "" {
 		summaryTo = g.Stderr
-		tally, loopErr = writePcapng(ctx, g, a, src, live, owner)
+		tally, loopErr = writePcapng(ctx, g, a, outFile, src, live, owner)
 	} else {
 		if a.json {
 			summaryTo = g.Stderr
@@ -250,16 +260,10 @@ func runCapture(g *globals, args []string) int {
 // writePcapng copies frames into a pcapng file (or stdout for "-"), each
 // with its direction and the owner of its source MAC as a comment. Live,
 // every frame is flushed so `-w - | wireshark -k -i -` shows it at once.
-func writePcapng(ctx context.Context, g *globals, a *captureArgs, src frameSource, live *verify.Capture, owner verify.Owners) (*verify.Tally, error) {
+func writePcapng(ctx context.Context, g *globals, a *captureArgs, file *os.File, src frameSource, live *verify.Capture, owner verify.Owners) (*verify.Tally, error) {
 	tally := &verify.Tally{}
 	dst := g.Stdout
-	var file *os.File
-	if a.write != "-" {
-		var err error
-		if file, err = os.Create(a.write); err != nil {
-			return tally, fmt.Errorf("capture: %w", err)
-		}
-		defer file.Close()
+	if file != nil {
 		dst = file
 	}
 	name := a.iface

@@ -174,7 +174,7 @@ func TestCaptureReadFile(t *testing.T) {
 		t.Errorf("-c 2 wrote %d frames", n)
 	}
 
-	if code, _, stderr := runVmlink("capture", "-r", filepath.Join(t.TempDir(), "missing")); code != exitFailed || strings.Count(stderr, "\n") != 1 {
+	if code, _, stderr := runVmlink("capture", "-r", filepath.Join(t.TempDir(), "missing")); code != exitUsage || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("missing file: exit %d %q", code, stderr)
 	}
 }

@@ -188,26 +188,27 @@ var diffCorpus = []diffCase{
 const nameClashWhy = "ip on older kernels refuses a name its own namespace has; vmlink renames over there"
 
 // failCorpus: command lines both ip and vmlink refuse; vmlink with exit
-// code 2 (usage) or 1 (kernel), and in both namespaces nothing changes.
+// code 2 (usage), 1 (kernel) or 3 (a link that does not exist: ip says 1
+// or 2), and in both namespaces nothing changes.
 var failCorpus = []struct {
 	line string
 	code int
 }{
 	{"link add mv1 link p0 type macvlan mode bridge nopromisc", exitUsage},
 	{"link add mv1 link p0 type macvlan mode bogus", exitUsage},
-	{"link add mv1 link nosuch type macvlan mode bridge", exitUsage},
+	{"link add mv1 link nosuch type macvlan mode bridge", exitEnvError},
 	{"link add averyveryverylongname link p0 type macvlan mode bridge", exitUsage},
 	{"link add mv1 link p0 type macvlan mode bridge bogus", exitUsage},
 	{"link add p1 link p0 type macvlan mode bridge", exitFailed},
 	{"link add mv1 link p0 type macvlan mode bridge macaddr add 02:00:00:00:00:01", exitUsage},
-	{"link del nosuch", exitFailed},
+	{"link del nosuch", exitEnvError},
 	{"link add v1 link p0 type vlan id 4095", exitUsage},
 	{"link add v1 link p0 type vlan protocol 802.1ad", exitUsage},
 	{"link add v1 link p0 type vlan id 5 protocol 0x0800", exitUsage},
 	{"link add v1 link p0 type vlan id 5 reorder_hdr maybe", exitUsage},
 	{"link add ipv0 link p0 type ipvlan mode l4", exitUsage},
-	{"link add v1 link nosuch type vlan id 5", exitUsage},
-	{"link set nosuch up", exitFailed},
+	{"link add v1 link nosuch type vlan id 5", exitEnvError},
+	{"link set nosuch up", exitEnvError},
 }
 
 // strictCorpus: lines ip accepts (the kernel creates something odd or

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/vmlink/vmlink/dataplane"
@@ -55,7 +53,8 @@ commands that fix it:
 Exit status: 0 nothing found, 1 findings, 2 the command line is wrong,
 3 nothing could be inspected (no privileges, no such parent or namespace,
 no interface with children).
-`
+
+` + exitTable
 
 type doctorArgs struct {
 	parent, sysfs string
@@ -104,8 +103,10 @@ func runDoctor(g *globals, args []string) int {
 	if err != nil {
 		return fail(g, err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	if err := g.checkNetNS(); err != nil {
+		return fail(g, err)
+	}
+	ctx := g.Ctx
 	nets, err := (&dataplane.Networks{}).DoctorNetworks()
 	if err != nil {
 		return fail(g, judgeError("doctor", err))

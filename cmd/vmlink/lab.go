@@ -9,10 +9,8 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -32,13 +30,17 @@ func init() {
 
 const labHelp = `usage: vmlink [-j [-p]] lab [--keep] [NAME]
        vmlink lab --list
-       vmlink lab --down PREFIX NAME
+       vmlink lab --down PREFIX
+       vmlink lab --down
 
   NAME      the lab to run (default: modes); --list shows them all
   --keep    keep the lab after the verification, to explore it with
             'ip netns exec' or 'vmlink -n NETNS link show'; prints the
             command that removes it
-  --down PREFIX  remove a lab kept with --keep (PREFIX as it printed)
+  --down PREFIX  remove a lab kept with --keep (PREFIX as it printed,
+            vmlab-<pid>-), or what a killed lab left
+  --down    (alone) remove every orphaned lab: namespaces vmlab-<pid>-…
+            whose process <pid> no longer runs
   --wait D  how long each probe waits for an answer before it counts as
             blocked; by default the lab derives it from how fast this
             machine built the lab — netlink round trips with the kernel —
@@ -48,11 +50,9 @@ const labHelp = `usage: vmlink [-j [-p]] lab [--keep] [NAME]
 
 A lab builds its topology in namespaces named vmlab-<pid>-…, prints what it
 built, verifies it on the wire (vmlink verify), and removes everything,
-whatever happens (errors, Ctrl-C).
-Exit status: 0 the verification passed, 1 it failed, 2 the command line is
-wrong, 3 the environment prevents the lab (no privileges, a kernel feature
-the lab needs is missing).
-`
+whatever happens (errors, Ctrl-C, kill, a closed terminal or pipe).
+
+` + exitTable
 
 // verifyParent judges one parent's part of what a lab built; a variable
 // so tests can count or replace the judge.
@@ -65,7 +65,9 @@ type labArgs struct {
 	list, keep bool
 	json       bool
 	down       string // --down PREFIX: remove a kept lab
+	orphans    bool   // --down alone: remove the labs whose process is gone
 	wait       time.Duration
+	waitSet    bool
 }
 
 // parseInterspersed parses fs over args allowing flags after positional
@@ -96,9 +98,20 @@ func parseLabArgs(args []string, g *globals) (*labArgs, error) {
 	fs.BoolVar(&a.list, "l", false, "")
 	fs.BoolVar(&a.keep, "keep", false, "")
 	fs.StringVar(&a.down, "down", "", "")
-	fs.DurationVar(&a.wait, "wait", 0, "")
+	fs.Func("wait", "", func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("--wait %q: use a duration like 500ms", s)
+		}
+		a.wait, a.waitSet = d, true
+		return nil
+	})
 	fs.BoolVar(&a.json, "j", a.json, "")
 	fs.BoolVar(&a.json, "json", a.json, "")
+	// --down without a prefix (last on the line) means the orphans.
+	if n := len(args); n > 0 && (args[n-1] == "--down" || args[n-1] == "-down") {
+		a.orphans, args = true, args[:n-1]
+	}
 	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil, errHelp
@@ -114,6 +127,22 @@ func parseLabArgs(args []string, g *globals) (*labArgs, error) {
 	}
 	if len(pos) == 1 {
 		a.name = pos[0]
+	}
+	if a.down != "" {
+		if a.orphans {
+			return nil, usagef("lab --down: give one PREFIX, or none for every orphaned lab")
+		}
+		p, err := dataplane.ParseLabPrefix(a.down)
+		if err != nil {
+			return nil, usagef("lab --down: %v", err)
+		}
+		a.down = p
+	}
+	if (a.down != "" || a.orphans) && (a.keep || a.list) {
+		return nil, usagef("lab --down: goes alone, without --keep or --list")
+	}
+	if a.waitSet && a.wait <= 0 {
+		return nil, usagef("lab --wait %s: use a positive duration like 500ms, or leave it out to derive it", a.wait)
 	}
 	return a, nil
 }
@@ -137,18 +166,9 @@ func runLab(g *globals, args []string) int {
 	if g.NetNS != "" {
 		return fail(g, usagef("lab: -n is not supported: a lab makes its own namespaces"))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if a.down != "" {
-		if !strings.HasPrefix(a.down, "vmlab-") {
-			return fail(g, usagef("lab --down %q: give the prefix a kept lab printed, such as vmlab-1234-", a.down))
-		}
-		removed, err := dataplane.Down(ctx, lab.WithPrefix(a.down).Final(), nil)
-		if err != nil {
-			return fail(g, err)
-		}
-		fmt.Fprintf(g.Stdout, "removed lab %s%s: %d namespaces, %d links\n", a.down, lab.Name, len(removed.Namespaces), len(removed.Links))
-		return exitOK
+	ctx := g.Ctx
+	if a.down != "" || a.orphans {
+		return downLabs(g, a)
 	}
 	if lab.Needs != "" {
 		if err := dataplane.Probe(ctx, lab.Needs); err != nil {
@@ -159,7 +179,7 @@ func runLab(g *globals, args []string) int {
 			return fail(g, &envError{fmt.Errorf("lab %s: %w", lab.Name, err)})
 		}
 	}
-	res := runLabPhases(ctx, g, lab, fmt.Sprintf("vmlab-%d-", os.Getpid()), a.keep, a.wait)
+	res := runLabPhases(ctx, g, lab, dataplane.LabPrefix(os.Getpid()), a.keep, a.wait)
 	if a.json {
 		writeJSON(g, res)
 	}
@@ -171,13 +191,37 @@ func runLab(g *globals, args []string) int {
 		if fe != nil {
 			return fail(g, &envError{fmt.Errorf("lab %s: %w", lab.Name, res.err)})
 		}
-		if errors.Is(res.err, unix.EPERM) || errors.Is(res.err, verify.ErrEnvironment) {
+		if errors.Is(res.err, unix.EPERM) {
 			return fail(g, &envError{fmt.Errorf("lab %s: %w (labs need root: CAP_NET_ADMIN and CAP_SYS_ADMIN)", lab.Name, res.err)})
 		}
 		return fail(g, fmt.Errorf("lab %s: %w", lab.Name, res.err))
 	}
 	if !res.OK {
 		return exitFailed
+	}
+	return exitOK
+}
+
+// downLabs removes the lab run under a.down, or (--down alone) every lab
+// whose process is gone.
+func downLabs(g *globals, a *labArgs) int {
+	prefixes := []string{a.down}
+	if a.orphans {
+		var err error
+		if prefixes, err = dataplane.OrphanLabPrefixes(); err != nil {
+			return fail(g, err)
+		}
+		if len(prefixes) == 0 {
+			fmt.Fprintln(g.Stdout, "no orphaned lab namespaces (vmlab-<pid>-… of a process that is gone)")
+			return exitOK
+		}
+	}
+	for _, p := range prefixes {
+		removed, err := dataplane.DownLab(g.Ctx, p, nil)
+		if err != nil {
+			return fail(g, fmt.Errorf("lab --down %s: %w", p, err))
+		}
+		fmt.Fprintf(g.Stdout, "removed lab %s: %d namespaces, %d links\n", p, len(removed.Namespaces), len(removed.Links))
 	}
 	return exitOK
 }
@@ -273,7 +317,7 @@ func runLabPhases(ctx context.Context, g *globals, lab *dataplane.Lab, prefix st
 			res.Kept = true
 			if text {
 				fmt.Fprintf(out, "\nkept. explore with: ip netns exec %s<endpoint> ip addr\n", prefix)
-				fmt.Fprintf(out, "remove with:  vmlink lab --down %s %s\n", prefix, lab.Name)
+				fmt.Fprintf(out, "remove with:  vmlink lab --down %s\n", prefix)
 			}
 			return
 		}

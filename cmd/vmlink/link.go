@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/vmlink/vmlink/link"
 )
@@ -46,8 +44,8 @@ under a name this namespace has (eth0 link eth0 netns NS) is created under
 a temporary name and renamed there, which older kernels need (in batch
 files too); options ip would send and the kernel refuse or ignore are
 refused, naming the option (bclim before Linux 6.4: the link is deleted).
-Exit status: 0 ok, 1 the operation failed, 2 the command line is wrong.
-`
+
+` + exitTable
 
 const vlanHelp = `
 vlan ARGS := id VLANID [protocol {802.1Q|802.1ad}] [reorder_hdr {on|off}]
@@ -67,6 +65,24 @@ macvlan|macvtap ARGS := [mode {private|vepa|bridge|passthru|source}]
 const ipvlanHelp = `
 ipvlan ARGS := [mode {l2|l3|l3s}] [bridge|private|vepa]   (defaults: l3 bridge)
 `
+
+// helpTopics are what `link help TOPIC` knows besides the kinds with
+// options of their own: the subcommands, and kinds without options.
+var helpTopics = map[string]bool{"": true, "add": true, "set": true, "change": true, "del": true, "delete": true,
+	"show": true, "list": true, "batch": true, "veth": true, "dummy": true, "type": true}
+
+// checkHelpTopic refuses `link help foo` for a foo that is neither a kind
+// nor a subcommand, instead of printing everything.
+func checkHelpTopic(kind string) error {
+	switch kind {
+	case "vlan", "macvlan", "macvtap", "ipvlan":
+		return nil
+	}
+	if helpTopics[kind] {
+		return nil
+	}
+	return usagef("link help %q: no such type or command: use vlan, macvlan, macvtap, ipvlan, or add, set, del, show, batch", kind)
+}
 
 func printLinkHelp(w io.Writer, kind string) {
 	switch kind {
@@ -92,11 +108,16 @@ func runLink(g *globals, args []string) int {
 	}
 	switch req.op {
 	case opHelp:
+		if err := checkHelpTopic(req.kind); err != nil {
+			return fail(g, err)
+		}
 		printLinkHelp(g.Stdout, req.kind)
 		return exitOK
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := g.Ctx
+	if err := g.checkNetNS(); err != nil {
+		return fail(g, err)
+	}
 	h, err := link.Open(g.NetNS)
 	if err != nil {
 		return fail(g, err)
@@ -108,7 +129,7 @@ func runLink(g *globals, args []string) int {
 		err = execLink(ctx, g, h, req)
 	}
 	if err != nil {
-		return linkFail(g, err)
+		return fail(g, err)
 	}
 	return exitOK
 }
@@ -121,20 +142,6 @@ func helpKind(args []string) string {
 		}
 	}
 	return ""
-}
-
-// linkFail prints err and picks the exit code: a bad value the link package
-// caught (a *link.FieldError, e.g. an MTU above the parent's) is a usage
-// error; anything the kernel refused is a failed operation.
-func linkFail(g *globals, err error) int {
-	var fe *link.FieldError
-	if errors.As(err, &fe) {
-		var ue *usageError
-		if !errors.As(err, &ue) {
-			err = &usageError{msg: err.Error()}
-		}
-	}
-	return fail(g, err)
 }
 
 // execLink runs one parsed command (not batch).
@@ -191,8 +198,18 @@ func showLinks(ctx context.Context, g *globals, h *link.Handle, req *linkRequest
 		}
 	}
 	descs := make([]*link.Description, len(links))
+	var nsNames map[int32]string
 	for i, l := range links {
 		descs[i] = l.Describe()
+		if d := descs[i]; d.LinkNetNSID != nil && !g.JSON {
+			if nsNames == nil {
+				// Best effort, as ip: without names the id is printed.
+				if nsNames, _ = h.NetNSNames(ctx); nsNames == nil {
+					nsNames = map[int32]string{}
+				}
+			}
+			d.LinkNetNS = nsNames[*d.LinkNetNSID]
+		}
 	}
 	if g.JSON {
 		var (
@@ -233,7 +250,7 @@ func runLinkBatch(ctx context.Context, g *globals, h *link.Handle, file string) 
 	if file != "-" {
 		f, err := os.Open(file)
 		if err != nil {
-			return fmt.Errorf("link batch: %w", err)
+			return usagef("link batch: %v", err)
 		}
 		defer f.Close()
 		r = f
@@ -259,7 +276,13 @@ func runLinkBatch(ctx context.Context, g *globals, h *link.Handle, file string) 
 			j++
 		}
 		if err := h.CreateBatch(ctx, specs); err != nil {
-			return fmt.Errorf("%s: lines %d-%d: %w%s", file, lines[i].no, lines[j-1].no, err, made.undo(ctx))
+			// Name the file's line, not the position in this run of adds.
+			undone := made.undo(ctx)
+			var be *link.BatchError
+			if errors.As(err, &be) && be.Line >= 1 && be.Line <= j-i {
+				return &fileLineError{msg: fmt.Sprintf("%s:%d: %s%s", file, lines[i+be.Line-1].no, be.Msg, undone), err: err}
+			}
+			return fmt.Errorf("%s: lines %d-%d: %w%s", file, lines[i].no, lines[j-1].no, err, undone)
 		}
 		made.note(ctx, h, specs)
 		i = j
@@ -342,6 +365,16 @@ func (c *createdLinks) close() {
 		h.Close()
 	}
 }
+
+// fileLineError is an error re-worded to name a line of the file, with the
+// original kept for exitCode.
+type fileLineError struct {
+	msg string
+	err error
+}
+
+func (e *fileLineError) Error() string { return e.msg }
+func (e *fileLineError) Unwrap() error { return e.err }
 
 // parseBatch reads and parses every line of a batch file.
 func parseBatch(r io.Reader, file string) ([]batchLine, error) {

@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/link"
 )
 
@@ -89,7 +91,7 @@ func parseLinkArgs(args []string) (*linkRequest, error) {
 		return parseDel(rest)
 	case matches(cmd, "show"), matches(cmd, "lst"), matches(cmd, "list"):
 		return parseShow(rest)
-	case matches(cmd, "help"):
+	case matches(cmd, "help"), cmd == "-h", cmd == "--help", cmd == "-help":
 		r := &linkRequest{op: opHelp}
 		if len(rest) > 0 {
 			r.kind = rest[0]
@@ -1051,7 +1053,7 @@ func parseNetNS(s string) (*link.Target, error) {
 	if s == "" || strings.Contains(s, "/") {
 		return nil, fmt.Errorf("not a namespace name: name one from `ip netns list`, or give a process id")
 	}
-	if _, err := os.Stat("/run/netns/" + s); err == nil {
+	if _, err := os.Stat(filepath.Join(netns.Dir, s)); err == nil {
 		return &link.Target{Name: s}, nil
 	}
 	if n, err := strconv.Atoi(s); err == nil && n > 0 {

@@ -8,22 +8,52 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlink/vmlink/dataplane"
+	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/link"
+	"github.com/vmlink/vmlink/verify"
 )
 
-// Exit codes shared by every subcommand.
+// Exit codes shared by every subcommand; exitCode picks one for an error.
 const (
-	exitOK       = 0 // the operation succeeded (verify: everything matched)
-	exitFailed   = 1 // the operation failed (verify: a mismatch)
-	exitUsage    = 2 // the command line is wrong
-	exitEnvError = 3 // the environment prevents the operation (verify: no privileges, parent missing)
+	exitOK       = 0 // the operation succeeded (verify, lab: every check passed)
+	exitFailed   = 1 // the operation failed, or a check failed
+	exitUsage    = 2 // the command line or the file is wrong
+	exitEnvError = 3 // the environment prevents the operation
+	// An interrupting signal exits 128+N after the cleanup (SIGINT 130,
+	// SIGTERM 143, SIGHUP 129, SIGPIPE 141).
+	exitSignal = 128
 )
+
+// exitTable is the exit-status table every help text ends with.
+const exitTable = `Exit status (every vmlink command):
+  0    ok (verify, lab: every check passed)
+  1    the operation failed (the kernel refused it, it conflicts with what
+       exists: a name taken, a network not found, endpoints attached), or a
+       check failed
+  2    the command line or the file is wrong (syntax, a value out of range,
+       options that exclude each other); nothing was tried
+  3    the environment prevents it: no privileges, a kernel feature or
+       module missing, an interface or namespace it names does not exist
+  130, 143, 129, 141
+       interrupted by SIGINT, SIGTERM, SIGHUP or SIGPIPE (128+signal), after
+       removing what the command had created (capture -i: SIGINT and
+       SIGTERM are its normal end, exit 0, as with tcpdump)
+`
 
 // globals are the options that come before the subcommand, as with `ip`:
 // `vmlink -n ns1 -j link show`.
@@ -34,6 +64,55 @@ type globals struct {
 	Details bool   // -d: accepted for `ip -d` compatibility; show is always detailed
 	Stdout  io.Writer
 	Stderr  io.Writer
+
+	// Ctx ends at the first interrupting signal (see interrupts); caught
+	// records which one, and run exits 128+N for it once the command has
+	// cleaned up and returned.
+	Ctx    context.Context
+	caught atomic.Int32
+	// signalEnds makes SIGINT and SIGTERM a normal end (exit 0): a live
+	// capture stops that way, as tcpdump does.
+	signalEnds bool
+}
+
+// interrupts are the signals after which a command removes what it created
+// and exits 128+N: Ctrl-C, kill, a closed terminal, and a closed pipe
+// (`vmlink lab | head -1`). Notifying for SIGPIPE also turns a write to the
+// closed pipe into an EPIPE error instead of killing the process mid-way.
+var interrupts = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE}
+
+// watchSignals sets g.Ctx and returns the function that stops watching.
+func (g *globals) watchSignals() func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, len(interrupts))
+	signal.Notify(ch, interrupts...)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			if sig, ok := s.(syscall.Signal); ok {
+				g.caught.CompareAndSwap(0, int32(sig))
+			}
+			cancel()
+		case <-done:
+		}
+	}()
+	g.Ctx = ctx
+	return func() {
+		close(done)
+		signal.Stop(ch)
+		cancel()
+	}
+}
+
+// interrupted is the signal that ended the command, 0 for none (or for one
+// the command takes as its normal end).
+func (g *globals) interrupted() syscall.Signal {
+	sig := syscall.Signal(g.caught.Load())
+	if g.signalEnds && (sig == syscall.SIGINT || sig == syscall.SIGTERM) {
+		return 0
+	}
+	return sig
 }
 
 // command is one top-level subcommand such as "link" or "capture".
@@ -66,25 +145,82 @@ func usagef(format string, args ...any) error {
 }
 
 // envError marks an error caused by the environment (privileges, a missing
-// parent), exit code 3 where a command distinguishes it.
+// kernel feature or interface), exit code 3.
 type envError struct{ err error }
 
 func (e *envError) Error() string { return e.err.Error() }
 func (e *envError) Unwrap() error { return e.err }
 
 // fail prints err as one line prefixed with "vmlink: " and returns the exit
-// code its kind calls for.
+// code exitCode picks for it. After an interrupting signal the line says so
+// instead of blaming what the cancellation broke.
 func fail(g *globals, err error) int {
-	fmt.Fprintf(g.Stderr, "vmlink: %v\n", err)
-	var ue *usageError
-	if errors.As(err, &ue) {
+	if sig := g.interrupted(); sig != 0 {
+		fmt.Fprintf(g.Stderr, "vmlink: interrupted by %s: %s\n", signalName(sig), oneLine(err.Error()))
+		return exitSignal + int(sig)
+	}
+	fmt.Fprintf(g.Stderr, "vmlink: %s\n", oneLine(err.Error()))
+	return exitCode(err)
+}
+
+// oneLine keeps an error on the one line the CLI promises (YAML and
+// joined errors can carry newlines).
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
+
+// exitCode is the one mapping from an error to the exit status (see
+// exitTable):
+//   - 2: the command line or file is wrong, found before anything changed —
+//     our usage errors, link's and dataplane's field errors, a topology
+//     verify cannot judge as given;
+//   - 3: the environment — privileges (EPERM, EACCES), a kernel feature the
+//     kernel lacks (EOPNOTSUPP, "load module X"), an interface or namespace
+//     the command names that does not exist;
+//   - 1: everything else: the kernel refused the operation, it conflicts
+//     with what exists, or a check failed.
+func exitCode(err error) int {
+	var (
+		ue  *usageError
+		ee  *envError
+		lfe *link.FieldError
+		dfe *dataplane.FieldError
+		dft *dataplane.FeatureError
+	)
+	// The environment first: a field error about a parent that does not
+	// exist names a missing interface, not a wrong value.
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ee), errors.As(err, &dft), errors.Is(err, verify.ErrEnvironment),
+		errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES), errors.Is(err, unix.EOPNOTSUPP),
+		errors.Is(err, link.ErrNotFound), errors.Is(err, unix.ENODEV), errors.Is(err, errNoNetNS),
+		errors.Is(err, dataplane.ErrNoInterface):
+		return exitEnvError
+	case errors.Is(err, dataplane.ErrConflict):
+		return exitFailed
+	case errors.As(err, &ue), errors.As(err, &lfe), errors.As(err, &dfe), errors.Is(err, dataplane.ErrRefused),
+		errors.Is(err, verify.ErrTopology):
 		return exitUsage
 	}
-	var ee *envError
-	if errors.As(err, &ee) {
-		return exitEnvError
-	}
 	return exitFailed
+}
+
+// errNoNetNS marks a namespace the command names (-n NAME) that does not exist.
+var errNoNetNS = errors.New("no such network namespace")
+
+func signalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	case syscall.SIGPIPE:
+		return "SIGPIPE"
+	}
+	return sig.String()
 }
 
 func main() {
@@ -105,8 +241,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	help := fs.Bool("h", false, "show help")
 	fs.BoolVar(help, "help", false, "show help")
 	if err := fs.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "vmlink: %v\n", err)
-		printUsage(stderr)
+		fmt.Fprintf(stderr, "vmlink: %v: run 'vmlink help' for the options\n", err)
 		return exitUsage
 	}
 	rest := fs.Args()
@@ -127,7 +262,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vmlink: unknown command %q: run 'vmlink help' for the list\n", name)
 		return exitUsage
 	}
+	stop := g.watchSignals()
+	defer stop()
+	// A signal that came after the command had done its work (up applied,
+	// nothing left to cut short) does not change its exit status: fail
+	// reports the ones that interrupted it.
 	return c.Run(g, rest[1:])
+}
+
+// checkNetNS refuses a -n NAME that names no namespace (exit 3, as every
+// missing object the command names). Commands call it once their own
+// arguments parsed, so a wrong command line is reported first (exit 2).
+func (g *globals) checkNetNS() error {
+	name := g.NetNS
+	if name == "" {
+		return nil
+	}
+	if err := netns.ValidateName(name); err != nil {
+		return usagef("-n %q: %v", name, err)
+	}
+	if !netns.Exists(name) {
+		return fmt.Errorf("-n %s: %w: create it with 'vmlink netns add %s' (or ip netns add)", name, errNoNetNS, name)
+	}
+	return nil
 }
 
 func printUsage(w io.Writer) {
@@ -147,6 +304,7 @@ global options:
   -j         print JSON
   -p         indent JSON
 Run 'vmlink COMMAND help' for a command's options.`))
+	fmt.Fprint(w, "\n"+exitTable)
 }
 
 // parseFlags parses a command's flags the same way for every command:

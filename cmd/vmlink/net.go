@@ -9,13 +9,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/dataplane"
 )
@@ -53,9 +48,8 @@ the fix for "the host cannot reach its macvlan containers".
 State: /run/vmlink/state.json (locked); 'net ls' reconciles it with the
 kernel and says what it repaired. A corrupt state file stops every net
 command: move it aside and 'net ls' removes what it recorded, by the marks.
-Exit status: 0 ok, 1 failed, 2 the command line is wrong (or docker would
-refuse it), 3 the environment prevents it (privileges, a kernel feature).
-`
+
+` + exitTable
 
 // multi is a repeatable string flag.
 type multi []string
@@ -71,8 +65,7 @@ func runNet(g *globals, args []string) int {
 		}
 		return exitOK
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := g.Ctx
 	nets := &dataplane.Networks{Host: g.NetNS}
 	op, rest := args[0], args[1:]
 	var err error
@@ -92,21 +85,14 @@ func runNet(g *globals, args []string) int {
 	default:
 		err = usagef("net: unknown command %q: use create, connect, disconnect, ls, inspect or rm", op)
 	}
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(g.Stdout, netHelp)
+		return exitOK
+	}
 	if err != nil {
-		return netFail(g, err)
+		return fail(g, err)
 	}
 	return exitOK
-}
-
-func netFail(g *globals, err error) int {
-	if errors.Is(err, dataplane.ErrRefused) {
-		return fail(g, usagef("%v", err))
-	}
-	var fe *dataplane.FeatureError
-	if errors.As(err, &fe) || errors.Is(err, unix.EPERM) {
-		return fail(g, &envError{err})
-	}
-	return fail(g, err)
 }
 
 func newNetFlags(name string) *flag.FlagSet {
@@ -115,7 +101,39 @@ func newNetFlags(name string) *flag.FlagSet {
 	return fs
 }
 
+// parseNetFlags parses a net subcommand's flags and positional arguments:
+// -h/--help (or a lone "help") asks for the help, a bad flag is a usage
+// error naming the subcommand.
+func parseNetFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) || (err == nil && len(pos) == 1 && pos[0] == "help") {
+		return nil, errHelp
+	}
+	if err != nil {
+		return nil, usagef("net %s: %v: see 'vmlink net help'", fs.Name(), err)
+	}
+	return pos, nil
+}
+
 func netCreate(ctx context.Context, g *globals, nets *dataplane.Networks, args []string) error {
+	spec, err := parseNetCreate(args)
+	if err != nil {
+		return err
+	}
+	if err := g.checkNetNS(); err != nil {
+		return err
+	}
+	rec, err := nets.Create(ctx, spec)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(g.Stdout, rec.ID)
+	return nil
+}
+
+// parseNetCreate parses docker's `network create` flags into a spec; the
+// rules between them (a gateway inside its subnet…) are dataplane's.
+func parseNetCreate(args []string) (dataplane.NetworkSpec, error) {
 	fs := newNetFlags("create")
 	var subnets, gateways, ranges, aux, opts multi
 	driver := fs.String("d", "macvlan", "")
@@ -130,33 +148,34 @@ func netCreate(ctx context.Context, g *globals, nets *dataplane.Networks, args [
 	internal := fs.Bool("internal", false, "")
 	shim := fs.Bool("host-shim", false, "")
 	fs.Bool("attachable", false, "") // accepted for docker compatibility: every vmlink network is
-	pos, err := parseInterspersed(fs, args)
+	var spec dataplane.NetworkSpec
+	pos, err := parseNetFlags(fs, args)
 	if err != nil {
-		return usagef("net create: %v", err)
+		return spec, err
 	}
 	if len(pos) != 1 {
-		return usagef("net create: give exactly one network NAME (got %d)", len(pos))
+		return spec, usagef("net create: give exactly one network NAME (got %d)", len(pos))
 	}
-	spec := dataplane.NetworkSpec{Name: pos[0], Driver: *driver, IPv6: *ipv6, Internal: *internal, HostShim: *shim,
+	spec = dataplane.NetworkSpec{Name: pos[0], Driver: *driver, IPv6: *ipv6, Internal: *internal, HostShim: *shim,
 		Aux: map[string]netip.Addr{}}
 	for _, s := range subnets {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return usagef("net create: --subnet %q: not a CIDR prefix such as 10.0.10.0/24", s)
+			return spec, usagef("net create: --subnet %q: not a CIDR prefix such as 10.0.10.0/24", s)
 		}
 		spec.Subnets = append(spec.Subnets, p)
 	}
 	for _, s := range gateways {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return usagef("net create: --gateway %q: not an IP address", s)
+			return spec, usagef("net create: --gateway %q: not an IP address", s)
 		}
 		spec.Gateways = append(spec.Gateways, a)
 	}
 	for _, s := range ranges {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return usagef("net create: --ip-range %q: not a CIDR prefix", s)
+			return spec, usagef("net create: --ip-range %q: not a CIDR prefix", s)
 		}
 		spec.IPRanges = append(spec.IPRanges, p)
 	}
@@ -164,25 +183,25 @@ func netCreate(ctx context.Context, g *globals, nets *dataplane.Networks, args [
 		k, v, ok := strings.Cut(s, "=")
 		a, err := netip.ParseAddr(v)
 		if !ok || k == "" || err != nil {
-			return usagef("net create: --aux-address %q: write NAME=IP, e.g. router=10.0.10.254", s)
+			return spec, usagef("net create: --aux-address %q: write NAME=IP, e.g. router=10.0.10.254", s)
 		}
 		spec.Aux[k] = a
 	}
+	given := map[string]bool{}
 	for _, s := range opts {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok || k == "" {
-			return usagef("net create: -o %q: write KEY=VALUE, e.g. parent=eth0.10", s)
+			return spec, usagef("net create: -o %q: write KEY=VALUE, e.g. parent=eth0.10", s)
 		}
+		if given[k] {
+			return spec, usagef("net create: -o %s given twice: give each option once", k)
+		}
+		given[k] = true
 		if err := spec.Options.Set(k, v); err != nil {
-			return usagef("net create: %v", err)
+			return spec, usagef("net create: %v", err)
 		}
 	}
-	rec, err := nets.Create(ctx, spec)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(g.Stdout, rec.ID)
-	return nil
+	return spec, nil
 }
 
 func netConnect(ctx context.Context, g *globals, nets *dataplane.Networks, args []string) error {
@@ -190,9 +209,12 @@ func netConnect(ctx context.Context, g *globals, nets *dataplane.Networks, args 
 	ip := fs.String("ip", "", "")
 	ip6 := fs.String("ip6", "", "")
 	mac := fs.String("mac-address", "", "")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseNetFlags(fs, args)
 	if err != nil {
-		return usagef("net connect: %v", err)
+		return err
+	}
+	if err := g.checkNetNS(); err != nil {
+		return err
 	}
 	if len(pos) != 2 {
 		return usagef("net connect: give NETWORK and CONTAINER")
@@ -223,9 +245,12 @@ func netDisconnect(ctx context.Context, g *globals, nets *dataplane.Networks, ar
 	fs := newNetFlags("disconnect")
 	fs.Bool("f", false, "")
 	fs.Bool("force", false, "")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseNetFlags(fs, args)
 	if err != nil {
-		return usagef("net disconnect: %v", err)
+		return err
+	}
+	if err := g.checkNetNS(); err != nil {
+		return err
 	}
 	if len(pos) != 2 {
 		return usagef("net disconnect: give NETWORK and CONTAINER")
@@ -237,9 +262,15 @@ func netList(ctx context.Context, g *globals, nets *dataplane.Networks, args []s
 	fs := newNetFlags("ls")
 	quiet := fs.Bool("q", false, "")
 	fs.BoolVar(quiet, "quiet", false, "")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil || len(pos) > 0 {
-		return usagef("net ls: takes only -q")
+	pos, err := parseNetFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := g.checkNetNS(); err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("net ls: unexpected %q: takes only -q", pos[0])
 	}
 	recs, found, err := nets.List(ctx)
 	if err != nil {
@@ -271,6 +302,13 @@ func netList(ctx context.Context, g *globals, nets *dataplane.Networks, args []s
 }
 
 func netInspect(ctx context.Context, g *globals, nets *dataplane.Networks, args []string) error {
+	args, err := parseNetFlags(newNetFlags("inspect"), args)
+	if err != nil {
+		return err
+	}
+	if err := g.checkNetNS(); err != nil {
+		return err
+	}
 	if len(args) == 0 {
 		return usagef("net inspect: give one or more NETWORK names")
 	}
@@ -292,8 +330,24 @@ func netInspect(ctx context.Context, g *globals, nets *dataplane.Networks, args 
 }
 
 func netRemove(ctx context.Context, g *globals, nets *dataplane.Networks, args []string) error {
+	args, err := parseNetFlags(newNetFlags("rm"), args)
+	if err != nil {
+		return err
+	}
+	if err := g.checkNetNS(); err != nil {
+		return err
+	}
 	if len(args) == 0 {
 		return usagef("net rm: give one or more NETWORK names")
+	}
+	// Reconcile first, as net ls does: endpoints whose namespaces are gone
+	// are not active, and must not block the removal.
+	_, found, err := nets.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range found {
+		fmt.Fprintf(g.Stderr, "vmlink: reconciled: %s\n", f)
 	}
 	var errs []error
 	for _, name := range args {

@@ -29,9 +29,9 @@ Namespaces live under /run/netns exactly as with 'ip netns': each tool sees
 the other's. exec runs CMD in NAME as 'ip netns exec' does: in a private mount
 namespace where /sys shows NAME's interfaces (/sys/class/net) and each file
 of /etc/netns/NAME is bound over its namesake in /etc.
-Exit status: 0 ok (exec: CMD's own status), 1 failed, 2 the command line is
-wrong, 3 no privileges.
-`
+exec exits with CMD's own status.
+
+` + exitTable
 
 func runNetns(g *globals, args []string) int {
 	if len(args) == 0 {
@@ -84,8 +84,8 @@ func runNetns(g *globals, args []string) int {
 			err = netns.Delete(rest[0])
 		}
 		if err != nil {
-			if errors.Is(err, unix.EPERM) {
-				return fail(g, &envError{err})
+			if errors.Is(err, os.ErrNotExist) {
+				err = &envError{err} // a namespace it names that does not exist
 			}
 			return fail(g, err)
 		}
@@ -113,6 +113,13 @@ func runNetns(g *globals, args []string) int {
 // exec` does (its own /sys and /etc/netns/NAME files; see
 // dataplane.ExecInNetNS). It returns only when that failed.
 func netnsExec(g *globals, name string, cmd []string) int {
+	// The namespace first: it is what the command names, whatever CMD is.
+	if err := netns.ValidateName(name); err != nil {
+		return fail(g, usagef("netns exec: %v", err))
+	}
+	if !netns.Exists(name) {
+		return fail(g, &envError{fmt.Errorf("netns exec %s: no such namespace (see 'vmlink netns list')", name)})
+	}
 	path, err := exec.LookPath(cmd[0])
 	if err != nil {
 		return fail(g, fmt.Errorf("netns exec %s: %w", name, err))
@@ -120,8 +127,8 @@ func netnsExec(g *globals, name string, cmd []string) int {
 	err = dataplane.ExecInNetNS(name, path, cmd, os.Environ(), func(err error) {
 		fmt.Fprintf(g.Stderr, "vmlink: %v\n", err)
 	})
-	if errors.Is(err, unix.EPERM) {
-		return fail(g, &envError{err})
+	if errors.Is(err, os.ErrNotExist) {
+		err = &envError{err} // no such namespace
 	}
 	return fail(g, err)
 }

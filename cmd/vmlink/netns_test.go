@@ -167,7 +167,7 @@ func TestNetnsExecMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errOut := runLabCLI("netns", "exec", "vmlt-no-such-ns", "--", exe)
-	if code != exitFailed || !strings.Contains(errOut, "vmlt-no-such-ns") {
+	if code != exitEnvError || !strings.Contains(errOut, "vmlt-no-such-ns") {
 		t.Errorf("missing namespace: exit %d %q", code, errOut)
 	}
 	name := fmt.Sprintf("vmlt-nxm%d", os.Getpid())

@@ -1,17 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/dataplane"
 )
@@ -42,9 +36,7 @@ const upDownHelp = `usage: vmlink [-j [-p]] up -f FILE [-v]
         added — and nothing else, also after a crash.
   -v    print each step as it runs
 
-Exit status: 0 ok, 1 failed (rolled back), 2 the command line or the file is
-wrong, 3 the environment prevents it (no privileges, a kernel feature).
-`
+` + exitTable
 
 func runUpDown(g *globals, verb string, args []string) int {
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
@@ -77,8 +69,7 @@ func runUpDown(g *globals, verb string, args []string) int {
 	if err != nil {
 		return fail(g, usagef("%v", err))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := g.Ctx
 	opts := &dataplane.Options{}
 	if *verbose {
 		opts.Progress = func(s string) { fmt.Fprintf(g.Stderr, "  %s\n", s) }
@@ -87,7 +78,7 @@ func runUpDown(g *globals, verb string, args []string) int {
 	if verb == "down" {
 		removed, err := dataplane.Down(ctx, t, opts)
 		if err != nil {
-			return upDownFail(g, err)
+			return fail(g, err)
 		}
 		if g.JSON {
 			writeJSON(g, removed)
@@ -99,7 +90,7 @@ func runUpDown(g *globals, verb string, args []string) int {
 	}
 	built, err := dataplane.Up(ctx, t, opts)
 	if err != nil {
-		return upDownFail(g, err)
+		return fail(g, err)
 	}
 	if g.JSON {
 		writeJSON(g, map[string]any{"topology": t.Name, "created": built.Created, "namespaces": built.Namespaces,
@@ -121,18 +112,4 @@ func verbWord(verb string) string {
 		return "apply"
 	}
 	return "remove"
-}
-
-// upDownFail picks the exit code: a topology the validation refused is a
-// usage error, a missing kernel feature or privilege an environment error.
-func upDownFail(g *globals, err error) int {
-	var fe *dataplane.FieldError
-	if errors.As(err, &fe) {
-		return fail(g, usagef("%v", err))
-	}
-	var feat *dataplane.FeatureError
-	if errors.As(err, &feat) || errors.Is(err, unix.EPERM) {
-		return fail(g, &envError{err})
-	}
-	return fail(g, err)
 }

@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/vmlink/vmlink/dataplane"
+	"github.com/vmlink/vmlink/internal/nsname"
 	"github.com/vmlink/vmlink/verify"
-	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -29,7 +27,9 @@ const verifyHelp = `usage: vmlink [-n NETNS] verify --parent IFACE [OPTIONS]
        vmlink verify --topology FILE [--parent IFACE] [OPTIONS]
 
 Finds every macvlan, macvtap, ipvlan and VLAN link on IFACE (in NETNS, or
-the current namespace) across all named namespaces in /run/netns, treats
+the current namespace) across every network namespace of the host (named
+ones in /run/netns, Docker's, bind mounts, every process's), names each as
+its user knows it (docker:b1, podman:p1, k8s:NAMESPACE/POD, NAME), treats
 IFACE's own addresses as the host stack, detects whether the switch on
 IFACE's wire reflects frames, probes every ordered pair of endpoints (ARP,
 ICMP echo; NDP and ICMPv6 echo where IPv6 addresses exist) from inside their
@@ -41,7 +41,8 @@ its objects are found by the names the file gives, and every root parent
 of the file is verified in turn (--parent picks one of them). With -j each
 parent's report is one JSON object on a line of its own.
 
-  --parent IFACE    the parent interface (required without --topology)
+  --parent IFACE    the parent interface (required without --topology); one
+                    without macvlan/VLAN links is nothing to verify (exit 3)
   --reflects R      yes, no or auto (default): whether the switch sends
                     frames back out of the port they came in on (hairpin)
   --wait D          how long a probe waits for an answer (default: derived
@@ -51,15 +52,51 @@ parent's report is one JSON object on a line of its own.
   -j, --json        print the report as JSON
   --junit FILE      write a JUnit XML report (one test case per check)
   --topology FILE   a topology file applied with 'vmlink up -f FILE'
-Exit status: 0 everything matches, 1 a check failed, 2 the command line is
-wrong, 3 the environment prevents the check (no privileges, parent missing).
-`
+  --network N,...   only endpoints on these networks: Docker networks (asked
+                    over the Docker API) or vmlink networks ('vmlink net')
+  --container C,... only these containers: b1, docker:b1, podman:p1,
+                    k8s:default/web-0, or an id prefix
+  --netns NS,...    only endpoints in these namespaces (name, shown name
+                    or path)
+  --docker-host H   the Docker API socket (default: $DOCKER_HOST, else
+                    unix:///var/run/docker.sock); dockerds found running
+                    are asked too
+  --min-pairs N     fail (exit 1) when fewer than N ordered pairs were probed
+
+` + exitTable
+
+// maxVerifyWait bounds --wait: a probe that needs longer than this is a
+// broken wire, not a slow one.
+const maxVerifyWait = time.Minute
+
+// verifyTimeout bounds a whole verify run: two minutes, and more when
+// --wait asks each probe to wait long (probes run in rounds of a few waits).
+func verifyTimeout(wait time.Duration) time.Duration {
+	return 2*time.Minute + 10*wait
+}
 
 type verifyArgs struct {
 	parent, junit, write, topology string
 	reflects                       *bool
 	wait                           time.Duration
 	json, noCapture                bool
+	dockerHost                     string
+	networks, containers, netns    []string
+	minPairs                       int
+}
+
+// listFlag collects a repeatable, comma-separated flag.
+type listFlag struct{ v *[]string }
+
+func (l listFlag) String() string { return "" }
+
+func (l listFlag) Set(s string) error {
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			*l.v = append(*l.v, item)
+		}
+	}
+	return nil
 }
 
 var errVerifyHelp = errors.New("help")
@@ -77,8 +114,24 @@ func parseVerifyArgs(args []string, g *globals) (*verifyArgs, error) {
 	fs.BoolVar(&a.json, "j", a.json, "")
 	fs.BoolVar(&a.json, "json", a.json, "")
 	fs.BoolVar(&a.noCapture, "no-capture", false, "")
+	fs.StringVar(&a.dockerHost, "docker-host", "", "")
+	fs.Var(listFlag{&a.networks}, "network", "")
+	fs.Var(listFlag{&a.containers}, "container", "")
+	fs.Var(listFlag{&a.netns}, "netns", "")
+	fs.IntVar(&a.minPairs, "min-pairs", 0, "")
 	if err := parseFlags(fs, "verify", args, errVerifyHelp); err != nil {
 		return nil, err
+	}
+	if a.minPairs < 0 {
+		return nil, usagef("verify: --min-pairs %d: use a count of ordered pairs, 0 or more", a.minPairs)
+	}
+	if a.dockerHost != "" {
+		if _, err := nsname.DockerSocket(a.dockerHost); err != nil {
+			return nil, usagef("verify: --docker-host: %v", err)
+		}
+	}
+	if a.topology != "" && len(a.networks)+len(a.containers)+len(a.netns) > 0 {
+		return nil, usagef("verify: --network, --container and --netns filter what is discovered on --parent: drop --topology")
 	}
 	if fs.NArg() > 0 {
 		return nil, usagef("verify: unexpected argument %q: see 'vmlink verify help'", fs.Arg(0))
@@ -105,6 +158,9 @@ func parseVerifyArgs(args []string, g *globals) (*verifyArgs, error) {
 		if err != nil || d <= 0 {
 			return nil, usagef("verify: --wait %q: use a positive duration like 200ms", *wait)
 		}
+		if d > maxVerifyWait {
+			return nil, usagef("verify: --wait %s: at most %s per probe (the whole check gives up after %s)", d, maxVerifyWait, verifyTimeout(maxVerifyWait))
+		}
 		a.wait = d
 	}
 	if a.write != "" && a.noCapture {
@@ -112,6 +168,9 @@ func parseVerifyArgs(args []string, g *globals) (*verifyArgs, error) {
 	}
 	if a.write == "-" {
 		return nil, usagef("verify: -w - would mix the capture with the report on stdout: write to a file")
+	}
+	if a.parent == "lo" {
+		return nil, usagef("verify: --parent lo: the loopback carries no macvlan or VLAN links: name the Ethernet interface they sit on")
 	}
 	return a, nil
 }
@@ -125,9 +184,10 @@ func runVerify(g *globals, args []string) int {
 	if err != nil {
 		return fail(g, err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	if err := g.checkNetNS(); err != nil {
+		return fail(g, err)
+	}
+	ctx, cancel := context.WithTimeout(g.Ctx, verifyTimeout(a.wait))
 	defer cancel()
 
 	topos, err := verifyTopologies(ctx, g, a)
@@ -141,8 +201,9 @@ func runVerify(g *globals, args []string) int {
 	for i, topo := range topos {
 		if a.reflects != nil {
 			topo.Switch.Reflects = a.reflects
+			topo.Switch.ReflectsFrom = "given with --reflects"
 		}
-		opts := verify.Options{Wait: a.wait, NoCapture: a.noCapture}
+		opts := verify.Options{Wait: a.wait, NoCapture: a.noCapture, MinPairs: a.minPairs}
 		var pw *verify.PcapngWriter
 		if a.write != "" {
 			f, err := os.Create(a.write)
@@ -203,9 +264,27 @@ func runVerify(g *globals, args []string) int {
 // root parents of an applied topology file (only --parent's when given).
 func verifyTopologies(ctx context.Context, g *globals, a *verifyArgs) ([]verify.Topology, error) {
 	if a.topology == "" {
-		topo, err := verify.Discover(ctx, g.NetNS, a.parent)
+		filter := verify.EndpointFilter{Networks: a.networks, Containers: a.containers, NetNS: a.netns}
+		nets := &dataplane.Networks{Host: g.NetNS}
+		for _, name := range a.networks {
+			members, ok, err := nets.Members(name)
+			if err != nil {
+				return nil, &envError{err: fmt.Errorf("verify: --network %s: %w", name, err)}
+			}
+			if ok {
+				if filter.NetworkMembers == nil {
+					filter.NetworkMembers = map[string][]string{}
+				}
+				filter.NetworkMembers[name] = members
+			}
+		}
+		topo, err := verify.DiscoverWith(ctx, g.NetNS, a.parent, verify.DiscoverOptions{DockerHost: a.dockerHost, Filter: filter})
 		if err != nil {
 			return nil, verifyError(err)
+		}
+		if !hasChildren(topo) {
+			// An empty matrix would pass: say there is nothing to judge.
+			return nil, &envError{fmt.Errorf("verify: --parent %s has no macvlan, macvtap, ipvlan or VLAN links in %s: nothing to verify", a.parent, topo.Search)}
 		}
 		return []verify.Topology{topo}, nil
 	}
@@ -233,17 +312,23 @@ func verifyTopologies(ctx context.Context, g *globals, a *verifyArgs) ([]verify.
 	return nil, usagef("verify: %s has no interfaces on parent %q: its parents are %s", a.topology, a.parent, strings.Join(names, ", "))
 }
 
-// verifyError maps verify's error kinds to the CLI's exit codes.
+// hasChildren reports whether t has anything on its parent besides the
+// host's own stack.
+func hasChildren(t verify.Topology) bool {
+	for _, ep := range t.Endpoints {
+		if ep.Kind != verify.KindHost {
+			return true
+		}
+	}
+	return len(t.VLANLinks) > 0
+}
+
+// verifyError names the command; exitCode reads verify's error kinds
+// (ErrTopology, ErrEnvironment) through the wrapping.
 func verifyError(err error) error { return judgeError("verify", err) }
 
-// judgeError maps the error kinds of package verify (verify, doctor) to
-// the CLI's exit codes, prefixed with the command's name.
+// judgeError prefixes an error of package verify (verify, doctor) with the
+// command's name; exitCode maps its kinds to the exit status.
 func judgeError(cmd string, err error) error {
-	switch {
-	case errors.Is(err, verify.ErrTopology):
-		return &usageError{msg: cmd + ": " + err.Error()}
-	case errors.Is(err, verify.ErrEnvironment), errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-		return &envError{err: fmt.Errorf("%s: %w", cmd, err)}
-	}
 	return fmt.Errorf("%s: %w", cmd, err)
 }

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/testenv"
 )
 
 func TestVerifyUsage(t *testing.T) {
@@ -113,6 +116,12 @@ endpoints:
 	if !rep.OK || !rep.SwitchReflects {
 		t.Errorf("ok %v switch_reflects %v, want both true:\n%s", rep.OK, rep.SwitchReflects, out)
 	}
+	// --reflects given on the command line is reported as such, not as the
+	// topology's.
+	if code, out, errOut := runLabCLI("verify", "--topology", file, "--reflects", "yes", "--no-capture"); code != exitOK ||
+		!strings.Contains(out, "switch reflects: yes (configured: given with --reflects)") {
+		t.Errorf("verify --reflects yes: exit %d\n%s\n%s", code, out, errOut)
+	}
 	cells := map[string]string{}
 	for _, c := range rep.Pairs {
 		cells[c.From+"→"+c.To] = c.Observed
@@ -136,5 +145,121 @@ endpoints:
 	downed = true
 	if code, _, errOut := runLabCLI("verify", "--topology", file); code != exitEnvError || !strings.Contains(errOut, "apply the file first") {
 		t.Errorf("verify after down: exit %d, want %d; stderr %q", code, exitEnvError, errOut)
+	}
+}
+
+// A verify that finds nothing, or probes nothing, never passes: exit 3
+// with one line saying what it searched (or why no pair was probed). The
+// parent has no children; then a child without an address (no pair: the
+// parent has no address either); then the parent gets only an IPv6
+// address while the child has IPv4 (pairs, none probed); --min-pairs fails
+// a run that probed fewer.
+func TestVerifyNothingToVerify(t *testing.T) {
+	requireLabRoot(t)
+	p := testenv.NewParent(t, testenv.ParentOptions{Name: "h0"})
+	host := p.Host
+	verifyCLI := func(args ...string) (int, string) {
+		var out, errOut bytes.Buffer
+		code := run(append([]string{"-n", host.Name(), "verify"}, args...), &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	cases := []struct {
+		setup []string // ip command run in the host namespace first
+		args  []string
+		code  int
+		want  string
+	}{
+		{nil, []string{"--parent", "lo"}, exitUsage, "the loopback carries no macvlan or VLAN links"},
+		{nil, []string{"--parent", "h0"}, exitEnvError, "namespaces searched: /run/netns ("},
+		{[]string{"link", "add", "m1", "link", "h0", "type", "macvlan", "mode", "bridge"}, []string{"--parent", "h0"}, exitEnvError, "no pair to probe"},
+		{[]string{"addr", "add", "fd00:99::1/64", "dev", "h0", "nodad"}, []string{"--parent", "h0", "--no-capture"}, exitEnvError, "probed none of the 2 pairs"},
+		{[]string{"addr", "add", "10.97.0.1/24", "dev", "h0"}, []string{"--parent", "h0", "--no-capture", "--container", "nosuch"}, exitEnvError, "--container nosuch left out 1"},
+	}
+	for _, tc := range cases {
+		if tc.setup != nil {
+			host.Run(t, "ip", tc.setup...)
+		}
+		code, out := verifyCLI(tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.want) || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+			t.Errorf("verify %v: exit %d, want %d with one line containing %q:\n%s", tc.args, code, tc.code, tc.want, out)
+		}
+	}
+	// m1 gets an address: one pair each way with the host, probed.
+	host.Run(t, "ip", "link", "set", "m1", "up")
+	host.Run(t, "ip", "addr", "add", "10.97.0.2/24", "dev", "m1")
+	code, out := verifyCLI("--parent", "h0", "--no-capture", "--min-pairs", "3", "-j")
+	var rep struct {
+		PairsProbed int `json:"pairs_probed"`
+		PairsTotal  int `json:"pairs_total"`
+		Checks      []struct {
+			Name string `json:"name"`
+			OK   bool   `json:"ok"`
+		} `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("JSON report: %v\n%s", err, out)
+	}
+	if code != exitFailed || rep.PairsProbed != 2 || rep.PairsTotal != 2 {
+		t.Fatalf("--min-pairs 3 with 2 pairs: exit %d, probed %d of %d; want exit %d, 2 of 2:\n%s", code, rep.PairsProbed, rep.PairsTotal, exitFailed, out)
+	}
+	failed := ""
+	for _, c := range rep.Checks {
+		if !c.OK {
+			failed += c.Name + " "
+		}
+	}
+	if failed != "pairs-probed " {
+		t.Errorf("failed checks %q, want only pairs-probed:\n%s", failed, out)
+	}
+	if code, out := verifyCLI("--parent", "h0", "--no-capture", "--min-pairs", "2"); code != exitOK || !strings.Contains(out, "probed 2 of 2 ordered pairs") {
+		t.Errorf("--min-pairs 2 with 2 pairs: exit %d:\n%s", code, out)
+	}
+}
+
+// --network names a vmlink network too: verify keeps the endpoints of the
+// containers connected to it (read from vmlink's state) and leaves out
+// those of another network on the same parent.
+func TestVerifyVmlinkNetworkFilter(t *testing.T) {
+	requireLabRoot(t)
+	p := testenv.NewParent(t, testenv.ParentOptions{Name: "h0"})
+	host := p.Host.Name()
+	tag := fmt.Sprintf("%d", os.Getpid())
+	nets := []string{"vfa" + tag, "vfb" + tag}
+	ctrs := []string{"vmlt-vf" + tag + "-c1", "vmlt-vf" + tag + "-c2", "vmlt-vf" + tag + "-c3"}
+	t.Cleanup(func() {
+		for _, n := range nets {
+			runLabCLI("-n", host, "net", "rm", n)
+		}
+		for _, c := range ctrs {
+			netns.Delete(c)
+		}
+	})
+	for i, n := range nets {
+		if code, _, e := runLabCLI("-n", host, "net", "create", "--subnet", fmt.Sprintf("10.96.%d.0/24", i), "-o", "parent=h0", n); code != exitOK {
+			t.Fatalf("net create %s: %s", n, e)
+		}
+	}
+	for i, c := range ctrs {
+		if code, _, e := runLabCLI("-n", host, "net", "connect", nets[i/2], c); code != exitOK {
+			t.Fatalf("net connect %s %s: %s", nets[i/2], c, e)
+		}
+	}
+	for _, filter := range [][]string{{"--network", nets[0]}, {"--netns", ctrs[0] + "," + ctrs[1]}} {
+		var out, errOut bytes.Buffer
+		code := run(append([]string{"-n", host, "verify", "--parent", "h0", "--no-capture", "-j"}, filter...), &out, &errOut)
+		var rep struct {
+			Endpoints []struct{ ID string } `json:"endpoints"`
+		}
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("%v: exit %d: %v: %s%s", filter, code, err, out.String(), errOut.String())
+		}
+		var got []string
+		for _, ep := range rep.Endpoints {
+			ns, _, _ := strings.Cut(ep.ID, "/")
+			got = append(got, ns)
+		}
+		if code != exitOK || strings.Join(got, " ") != ctrs[0]+" "+ctrs[1] {
+			t.Errorf("%v: exit %d, endpoints in %v, want %v:\n%s%s", filter, code, got, ctrs[:2], out.String(), errOut.String())
+		}
 	}
 }

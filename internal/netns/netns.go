@@ -91,9 +91,19 @@ func OpenPath(path string) (*NS, error) {
 }
 
 // Current opens the calling thread's network namespace. Call it on a locked
-// thread, or accept that the answer is some thread's namespace.
+// thread, or accept that the answer is some thread's namespace (all of a
+// process's unlocked threads share one).
 func Current() (*NS, error) {
-	return OpenPath(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()))
+	return OpenPath("/proc/thread-self/ns/net")
+}
+
+// CurrentInode is the inode of the calling thread's network namespace.
+func CurrentInode() (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return 0, fmt.Errorf("stat the current netns: %w", err)
+	}
+	return st.Ino, nil
 }
 
 // Exists reports whether a named namespace exists.
@@ -147,38 +157,13 @@ func Create(name string) (*NS, error) {
 	}
 	f.Close()
 
-	// unshare and bind-mount on a dedicated thread: unshare changes the
-	// thread's namespace, so the thread is restored before it is released.
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := Current()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
+	err = DoNew(func() error {
+		if err := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind mount %s: %w", path, err)
 		}
-		defer orig.Close()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("unshare: %w", err)
-			return
-		}
-		self := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
-		mountErr := unix.Mount(self, path, "none", unix.MS_BIND, "")
-		if err := unix.Setns(orig.FD(), unix.CLONE_NEWNET); err != nil {
-			// The thread is stuck in the new namespace: keep it locked
-			// so the runtime kills it when this goroutine ends.
-			errc <- errors.Join(mountErr, fmt.Errorf("return to original netns: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		if mountErr != nil {
-			mountErr = fmt.Errorf("bind mount %s: %w", path, mountErr)
-		}
-		errc <- mountErr
-	}()
-	if err := <-errc; err != nil {
+		return nil
+	})
+	if err != nil {
 		os.Remove(path)
 		return nil, fmt.Errorf("create netns %s: %w", name, err)
 	}
@@ -229,34 +214,93 @@ func Delete(name string) error {
 }
 
 // Do runs fn on a locked OS thread inside n and returns the thread to its
-// original namespace. Sockets fn opens stay bound to n after Do returns.
-// If the thread cannot be returned, it stays locked and is destroyed when
-// Do's goroutine ends, so no other goroutine ever runs in n by accident.
+// original namespace. Sockets fn opens stay bound to n after Do returns;
+// goroutines fn starts do not run in n. See run for the guarantees.
 func (n *NS) Do(fn func() error) error {
-	errc := make(chan error, 1)
+	return run("enter "+n.describe(), func() error { return unix.Setns(n.fd, unix.CLONE_NEWNET) }, fn)
+}
+
+// DoNew runs fn on a locked OS thread inside a new, unnamed network
+// namespace, then returns the thread to its original one. The new
+// namespace lives on only while something holds it: a socket fn opened, a
+// bind mount of /proc/thread-self/ns/net, a process fn started.
+func DoNew(fn func() error) error {
+	return run("unshare a new netns", func() error { return unix.Unshare(unix.CLONE_NEWNET) }, fn)
+}
+
+// run is the one careful way into a namespace: on a fresh locked thread it
+// remembers the original namespace and its inode, enters (with enter), runs
+// fn, goes back and checks by inode that it got there. Only then is the
+// thread unlocked; a thread that cannot be returned stays locked and the
+// runtime destroys it when run's goroutine ends, so no other goroutine is
+// ever scheduled in the wrong namespace. A panic in fn is re-raised in the
+// caller after the thread is back.
+func run(what string, enter, fn func() error) error {
+	type result struct {
+		err      error
+		panicked bool
+		panicVal any
+	}
+	res := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
 		orig, err := Current()
 		if err != nil {
 			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netns: open current: %w", err)
+			res <- result{err: fmt.Errorf("netns: open current: %w", err)}
 			return
 		}
 		defer orig.Close()
-		if err := unix.Setns(n.fd, unix.CLONE_NEWNET); err != nil {
+		origIno, err := orig.Inode()
+		if err != nil {
 			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netns: enter %s: %w", n.describe(), err)
+			res <- result{err: fmt.Errorf("netns: stat current: %w", err)}
 			return
 		}
-		fnErr := fn()
-		if err := unix.Setns(orig.FD(), unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(fnErr, fmt.Errorf("netns: return from %s: %w", n.describe(), err))
-			return // thread stays locked and dies with this goroutine
+		if err := enter(); err != nil {
+			runtime.UnlockOSThread()
+			res <- result{err: fmt.Errorf("netns: %s: %w", what, err)}
+			return
+		}
+		var r result
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					r.panicked, r.panicVal = true, v
+				}
+			}()
+			r.err = fn()
+		}()
+		if err := returnTo(orig, origIno); err != nil {
+			// The thread stays locked and dies with this goroutine.
+			r.err = errors.Join(r.err, fmt.Errorf("netns: after %s: %w", what, err))
+			res <- r
+			return
 		}
 		runtime.UnlockOSThread()
-		errc <- fnErr
+		res <- r
 	}()
-	return <-errc
+	r := <-res
+	if r.panicked {
+		panic(r.panicVal)
+	}
+	return r.err
+}
+
+// returnTo puts the calling (locked) thread back into orig and checks it
+// got there.
+func returnTo(orig *NS, origIno uint64) error {
+	if err := unix.Setns(orig.fd, unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("return to the original netns: %w", err)
+	}
+	ino, err := CurrentInode()
+	if err != nil {
+		return fmt.Errorf("check the return to the original netns: %w", err)
+	}
+	if ino != origIno {
+		return fmt.Errorf("thread is in netns inode %d after returning to %d", ino, origIno)
+	}
+	return nil
 }
 
 func (n *NS) describe() string {

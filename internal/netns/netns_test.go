@@ -214,3 +214,51 @@ func TestDeleteWhileOpen(t *testing.T) {
 		t.Fatalf("second Delete: %v, want ErrNotExist", err)
 	}
 }
+
+func TestReturnToChecksInode(t *testing.T) {
+	privileged(t)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	ino, _ := orig.Inode()
+	if err := returnTo(orig, ino); err != nil {
+		t.Fatalf("returning to where the thread is: %v", err)
+	}
+	if err := returnTo(orig, ino+1); err == nil {
+		t.Fatal("a thread in the wrong namespace was reported back home")
+	}
+}
+
+// A panic in fn reaches Do's caller, after the thread went home: the
+// caller's goroutine, which recovers it, is still in its own namespace.
+func TestDoCarriesPanic(t *testing.T) {
+	privileged(t)
+	home, err := CurrentInode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inside uint64
+	func() {
+		defer func() {
+			if v := recover(); v != "boom" {
+				t.Errorf("recovered %v, want the panic of fn", v)
+			}
+		}()
+		DoNew(func() error {
+			inside, _ = CurrentInode()
+			panic("boom")
+		})
+	}()
+	if inside == 0 || inside == home {
+		t.Errorf("fn ran in netns %d, want a new one (home %d)", inside, home)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if now, _ := CurrentInode(); now != home {
+		t.Errorf("after the panic the caller's thread is in %d, want %d", now, home)
+	}
+}

@@ -29,6 +29,8 @@ const (
 	FeatureTcpdump    // the tcpdump command
 	FeatureTshark     // the tshark command (Wireshark's dissectors)
 	FeatureStrace     // the strace command
+	FeatureDocker     // Docker Engine: dockerd and its docker client (Debian's docker.io)
+	FeaturePodman     // the podman command with the CNI plugins (Debian's podman, containernetworking-plugins)
 	featureEnd
 )
 
@@ -56,6 +58,8 @@ var features = [featureEnd]featureInfo{
 	FeatureTcpdump:    {name: "tcpdump", tool: "tcpdump"},
 	FeatureTshark:     {name: "tshark", tool: "tshark"},
 	FeatureStrace:     {name: "strace", tool: "strace"},
+	FeatureDocker:     {name: "docker", tool: "dockerd"},
+	FeaturePodman:     {name: "podman", tool: "podman"},
 }
 
 // aliases are other names VMLINK_EXPECT_FEATURES may use for a feature:

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -142,79 +141,11 @@ func sweepStale() {
 // Do runs fn on a locked OS thread that has entered the namespace, and puts
 // the thread back in the namespace it came from before unlocking it. Sockets
 // fn opens stay in the namespace after Do returns; goroutines fn starts do
-// not run in it.
-//
-// The thread's return is checked (its namespace inode compared with the
-// original's). If the thread cannot be returned, it is never unlocked:
-// the runtime destroys it when Do's goroutine ends, so no other goroutine
-// is ever scheduled in the wrong namespace. A panic in fn is carried over
-// to Do's caller after the thread is back.
+// not run in it. The return is checked by inode; a thread that cannot be
+// returned is destroyed, never reused; a panic in fn is carried over to
+// Do's caller after the thread is back (internal/netns.NS.Do).
 func (n *NetNS) Do(fn func() error) error {
-	type result struct {
-		err      error
-		panicked bool
-		panicVal any
-	}
-	res := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.OpenPath("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			res <- result{err: fmt.Errorf("netns %s: open current netns: %w", n.name, err)}
-			return
-		}
-		defer orig.Close()
-		origIno, err := orig.Inode()
-		if err != nil {
-			runtime.UnlockOSThread()
-			res <- result{err: fmt.Errorf("netns %s: stat current netns: %w", n.name, err)}
-			return
-		}
-		if err := unix.Setns(n.ns.FD(), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			res <- result{err: fmt.Errorf("netns %s: enter: %w", n.name, err)}
-			return
-		}
-		var r result
-		func() {
-			defer func() {
-				if v := recover(); v != nil {
-					r.panicked, r.panicVal = true, v
-				}
-			}()
-			r.err = fn()
-		}()
-		if err := returnTo(orig, origIno); err != nil {
-			// The thread stays locked and exits with this goroutine.
-			r.err = errors.Join(r.err, fmt.Errorf("netns %s: %w", n.name, err))
-			res <- r
-			return
-		}
-		runtime.UnlockOSThread()
-		res <- r
-	}()
-	r := <-res
-	if r.panicked {
-		panic(r.panicVal)
-	}
-	return r.err
-}
-
-// returnTo puts the calling (locked) thread back into orig and checks it
-// got there.
-func returnTo(orig *netns.NS, origIno uint64) error {
-	if err := unix.Setns(orig.FD(), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("return to the original netns: %w", err)
-	}
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
-		return fmt.Errorf("check the return to the original netns: %w", err)
-	}
-	if st.Ino != origIno {
-		return fmt.Errorf("thread is in netns inode %d after returning to %d", st.Ino, origIno)
-	}
-	return nil
+	return n.ns.Do(fn)
 }
 
 // Start starts cmd inside the namespace: the child is forked from a thread

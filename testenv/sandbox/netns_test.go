@@ -206,24 +206,6 @@ func TestDoThreadHygiene(t *testing.T) {
 	}
 }
 
-func TestReturnToChecksInode(t *testing.T) {
-	Require(t, FeaturePrivileged)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.OpenPath("/proc/thread-self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	ino, _ := orig.Inode()
-	if err := returnTo(orig, ino); err != nil {
-		t.Fatalf("returning to where the thread is: %v", err)
-	}
-	if err := returnTo(orig, ino+1); err == nil {
-		t.Fatal("a thread in the wrong namespace was reported back home")
-	}
-}
-
 func TestStartRunsInNamespace(t *testing.T) {
 	n := NewNetNS(t)
 	want, _ := n.Inode()

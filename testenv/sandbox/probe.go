@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,6 +146,8 @@ var toolPackages = map[Feature]string{
 	FeatureTcpdump:  "tcpdump",
 	FeatureTshark:   "tshark",
 	FeatureStrace:   "strace",
+	FeatureDocker:   "docker.io",
+	FeaturePodman:   "podman containernetworking-plugins",
 }
 
 // toolVersionArgs run each tool in the cheapest way that still proves it
@@ -156,6 +157,17 @@ var toolVersionArgs = map[Feature][]string{
 	FeatureTcpdump:  {"--version"},
 	FeatureTshark:   {"--version"},
 	FeatureStrace:   {"-V"},
+	FeatureDocker:   {"--version"},
+	FeaturePodman:   {"--version"},
+}
+
+// toolCompanions are files a tool feature needs besides its command: the
+// docker client (Debian's, which matches its dockerd; another docker
+// earlier in PATH may be a different version), the CNI plugins podman's
+// CNI backend runs.
+var toolCompanions = map[Feature][]string{
+	FeatureDocker: {"/usr/bin/docker"},
+	FeaturePodman: {"/usr/lib/cni/macvlan", "/usr/lib/cni/host-local"},
 }
 
 func probeTool(f Feature) error {
@@ -175,6 +187,12 @@ func probeTool(f Feature) error {
 			Reason: fmt.Sprintf("%s does not run (`%s %s`: %v: %s)", path, tool, strings.Join(args, " "), err,
 				strings.TrimSpace(firstLine(string(out)))),
 			Instead: instead, Err: err}
+	}
+	for _, c := range toolCompanions[f] {
+		if _, err := os.Stat(c); err != nil {
+			return &NotSupportedError{Feature: f,
+				Reason: fmt.Sprintf("%s needs %s, which is missing (%v)", tool, c, err), Instead: instead, Err: err}
+		}
 	}
 	return nil
 }
@@ -358,45 +376,20 @@ func (l *probeLink) exec(typ netlink.HeaderType, flags netlink.HeaderFlags, attr
 // socket: closing it at the end removes the namespace and every link the
 // probe made, whatever happened.
 func inThrowawayNetNS(fn func(*netlink.Conn) error) error {
-	type result struct {
-		c   *netlink.Conn
-		err error
+	var c *netlink.Conn
+	err := netns.DoNew(func() error {
+		var err error
+		if c, err = netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{Strict: true}); err != nil {
+			return fmt.Errorf("dial rtnetlink in the probe netns: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		if c != nil {
+			c.Close()
+		}
+		return err
 	}
-	res := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			res <- result{err: fmt.Errorf("open current netns: %w", err)}
-			return
-		}
-		defer orig.Close()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			res <- result{err: fmt.Errorf("unshare(CLONE_NEWNET): %w", err)}
-			return
-		}
-		c, dialErr := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{Strict: true})
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			if c != nil {
-				c.Close()
-			}
-			// Stuck in the throwaway namespace: the thread stays
-			// locked and dies with this goroutine.
-			res <- result{err: fmt.Errorf("return from the probe netns: %w", err)}
-			return
-		}
-		runtime.UnlockOSThread()
-		if dialErr != nil {
-			dialErr = fmt.Errorf("dial rtnetlink in the probe netns: %w", dialErr)
-		}
-		res <- result{c: c, err: dialErr}
-	}()
-	r := <-res
-	if r.err != nil {
-		return r.err
-	}
-	defer r.c.Close()
-	return fn(r.c)
+	defer c.Close()
+	return fn(c)
 }
