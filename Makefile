@@ -14,7 +14,8 @@ BIN         ?= bin
 LOGDIR      ?= $(BIN)/logs
 # Debian packages the tiers use: strace/iproute2/tcpdump/tshark are the
 # references the tests compare against, qemu boots the VM kernels.
-APT_PKGS    := iproute2 iputils-ping bc strace tcpdump tshark qemu-system-x86 xz-utils cpio kmod
+APT_PKGS    := iproute2 iputils-ping bc strace tcpdump tshark qemu-system-x86 xz-utils cpio kmod \
+               containernetworking-plugins
 
 .PHONY: all build test test-unit test-priv deps lint bench-links bench-decode bench-verify bench-cni clean
 
