@@ -21,13 +21,15 @@ LOGDIR      ?= $(BIN)/logs
 APT_PKGS    := iproute2 iputils-ping bc strace tcpdump tshark qemu-system-x86 xz-utils cpio kmod \
                docker.io podman containernetworking-plugins busybox-static
 
-.PHONY: all build test test-unit test-priv test-runtime deps lint bench-links bench-decode bench-verify clean
+.PHONY: all build test test-unit test-priv test-runtime deps lint bench-links bench-decode bench-verify bench-cni clean
 
 all: build
 
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/vmlink ./cmd/vmlink
+	@mkdir -p $(BIN)/cni
+	$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/cni/vmlink ./cmd/vmlink-cni
 
 # deps installs the Debian packages the tests use, only when one is missing.
 deps:
@@ -89,6 +91,9 @@ bench-decode: build
 
 bench-verify: build
 	scripts/bench-verify.sh
+
+bench-cni: build
+	scripts/bench-cni.sh
 
 clean:
 	rm -rf $(BIN)

@@ -113,6 +113,10 @@ type EndpointLinkSpec struct {
 	Addrs []netip.Prefix
 	// Routes are installed through the interface once it is up.
 	Routes []Route
+	// Broadcast gives IPv4 addresses their subnet's broadcast address
+	// (`ip addr add … brd +`), as the reference CNI plugins' netlink
+	// library does; iproute2 without `brd` sets none.
+	Broadcast bool
 }
 
 // Route is a route through an endpoint's interface.
@@ -275,7 +279,7 @@ func (ep *EndpointLink) complete(ctx context.Context, ec *rtnl.Conn, spec Endpoi
 		}
 	}
 	for _, p := range spec.Addrs {
-		added, err := ensureAddr(ctx, ec, ep.Index, p)
+		added, err := ensureAddrBrd(ctx, ec, ep.Index, p, spec.Broadcast)
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}

@@ -172,11 +172,21 @@ func setHairpin(ctx context.Context, c *rtnl.Conn, index int32, on bool) error {
 
 // ensureAddr adds p to the link unless it has it; added reports a change.
 func ensureAddr(ctx context.Context, c *rtnl.Conn, index int32, p netip.Prefix) (added bool, err error) {
+	return ensureAddrBrd(ctx, c, index, p, false)
+}
+
+// ensureAddrBrd is ensureAddr that, with brd, gives an IPv4 address its
+// subnet's broadcast address (`brd +`).
+func ensureAddrBrd(ctx context.Context, c *rtnl.Conn, index int32, p netip.Prefix, brd bool) (added bool, err error) {
 	have, err := hasAddr(ctx, c, index, p)
 	if err != nil || have {
 		return false, err
 	}
-	if err := c.AddAddr(ctx, uint32(index), p); err != nil {
+	add := c.AddAddr
+	if brd {
+		add = c.AddAddrBroadcast
+	}
+	if err := add(ctx, uint32(index), p); err != nil {
 		if errors.Is(err, unix.EEXIST) {
 			return false, nil
 		}

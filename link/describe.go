@@ -21,7 +21,9 @@ type Link struct {
 	Type uint16
 	// Flags are the IFF_* flags (IFF_UP, IFF_LOWER_UP…).
 	Flags uint32
-	// ParentIndex is IFLA_LINK, 0 when the link has no parent.
+	// ParentIndex is IFLA_LINK, 0 when the link has no parent. For a
+	// parent in another namespace it may equal Index (the kernel then
+	// sends no IFLA_LINK).
 	ParentIndex int32
 	// Parent is the parent's name when it lives in the same namespace and
 	// was found; "" otherwise.
@@ -306,7 +308,9 @@ func (l *Link) Describe() *Description {
 		AddrGenMode: addrGenModeName(l.AddrGenMode),
 		IfAlias:     l.Alias,
 	}
-	if l.ParentIndex != 0 {
+	// ip prints the parent only from IFLA_LINK, which the kernel leaves out
+	// when the parent's index is the link's own (see decodeLink).
+	if l.ParentIndex != 0 && l.ParentIndex != l.Index {
 		if l.ParentNetNSID != nil || l.Parent == "" {
 			idx := l.ParentIndex
 			d.LinkIndex = &idx

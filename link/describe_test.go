@@ -157,6 +157,26 @@ func TestDescribeParentElsewhere(t *testing.T) {
 	}
 }
 
+// TestDecodeParentWithTheSameIndex: a container's eth0 with ifindex 2 on
+// a parent that is ifindex 2 in the host: the kernel sends
+// IFLA_LINK_NETNSID but no IFLA_LINK. The parent's index is 2, and ip
+// prints no link_index.
+func TestDecodeParentWithTheSameIndex(t *testing.T) {
+	nsid := int32(0)
+	m := &rtnl.LinkMessage{Index: 2, Type: unix.ARPHRD_ETHER, Attrs: rtnl.LinkAttrs{Name: "eth0", LinkNetNSID: &nsid}}
+	l, err := decodeLink(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.ParentIndex != 2 || l.ParentNetNSID == nil {
+		t.Errorf("parent index %d, netnsid %v; want 2 in netnsid 0", l.ParentIndex, l.ParentNetNSID)
+	}
+	b, _ := json.Marshal(l.Describe())
+	if strings.Contains(string(b), "link_index") || !strings.Contains(string(b), `"link_netnsid":0`) {
+		t.Errorf("described as %s", b)
+	}
+}
+
 func TestFlagNames(t *testing.T) {
 	tests := []struct {
 		flags      uint32

@@ -182,9 +182,17 @@ func decodeLink(m *rtnl.LinkMessage) (*Link, error) {
 		l.AddrGenMode = mode
 	}
 	// The kernel sends IFLA_LINK only when it differs from the link's own
-	// index; a value of 0 means "no parent" too.
-	if a.Link != nil && int32(*a.Link) != m.Index {
+	// index (rtnl_fill_link_ifindex); a value of 0 means "no parent" too.
+	// A link whose parent is in another namespace (IFLA_LINK_NETNSID) can
+	// have the parent's index as its own: a container's eth0 numbered 2 on
+	// the host's ifindex-2 eth0. Then IFLA_LINK is absent and the parent's
+	// index is the link's.
+	switch {
+	case a.Link != nil && int32(*a.Link) != m.Index:
 		l.ParentIndex = int32(*a.Link)
+		l.ParentNetNSID = a.LinkNetNSID
+	case a.LinkNetNSID != nil:
+		l.ParentIndex = m.Index
 		l.ParentNetNSID = a.LinkNetNSID
 	}
 	if a.MTU != nil {

@@ -19,6 +19,9 @@ VMTEST      := $(VMTEST_DIR)/vmtest
 VM_PKGS     ?= ./...
 VM_GOFLAGS  ?= -count=1 -p 2
 VMTEST_ARGS ?=
+# The reference CNI plugins the cni package's VM tests compare against
+# (Debian's containernetworking-plugins), copied into the guest when here.
+VM_BINS     ?= $(wildcard $(addprefix /usr/lib/cni/,host-local static macvlan ipvlan vlan))
 
 .PHONY: test-vm vm-kernels vm-tools
 
@@ -60,7 +63,7 @@ test-vm: vm-tools
 	touch $(VM_LOG).stats; \
 	VMLINK_EXPECT_FEATURES=$(VM_FEATURES) VMLINK_VMTEST_STATS=$(abspath $(VM_LOG)).stats CGO_ENABLED=0 \
 		scripts/run-tier.sh vm-$(KERNEL) $(VM_LOG).log \
-		$(GO) test $(VM_GOFLAGS) -exec '$(abspath $(VMTEST)) --kernel $(KERNEL) $(VMTEST_ARGS) --' -tags vm $(VM_PKGS); \
+		$(GO) test $(VM_GOFLAGS) -exec '$(abspath $(VMTEST)) --kernel $(KERNEL) $(VMTEST_ARGS) $(addprefix --bin ,$(VM_BINS)) --' -tags vm $(VM_PKGS); \
 	rc=$$?; \
 	line=$$(awk -v k=$(KERNEL) -v wall=$$(( $$(date +%s) - start )) ' \
 		{ for (i = 1; i <= NF; i++) { split($$i, kv, "="); v[kv[1]] = kv[2] } \

@@ -191,6 +191,32 @@ func (c *Conn) AddAddr(ctx context.Context, index uint32, p netip.Prefix) error 
 	return err
 }
 
+// AddAddrBroadcast is AddAddr with the IPv4 broadcast address of p's
+// subnet (IFA_BROADCAST), as `ip addr add P brd + dev LINK`; for IPv6 and
+// for /31 and /32 it is AddAddr.
+func (c *Conn) AddAddrBroadcast(ctx context.Context, index uint32, p netip.Prefix) error {
+	m, err := addrMessage(index, p)
+	if err != nil {
+		return &OpError{Op: "RTM_NEWADDR", Err: fmt.Errorf("add %s: %w", p, err)}
+	}
+	m.Attrs.Broadcast = BroadcastOf(p)
+	_, err = c.execute(ctx, unix.RTM_NEWADDR, netlink.Create|netlink.Excl, m, nil)
+	return err
+}
+
+// BroadcastOf is the broadcast address of p's IPv4 subnet (`brd +`), or
+// the zero Addr for IPv6, /31 and /32.
+func BroadcastOf(p netip.Prefix) netip.Addr {
+	a := p.Addr().Unmap()
+	if !a.Is4() || p.Bits() >= 31 {
+		return netip.Addr{}
+	}
+	b := a.As4()
+	v := binary.BigEndian.Uint32(b[:]) | ^uint32(0)>>p.Bits()
+	binary.BigEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
+
 // DelAddr removes address p from link index.
 func (c *Conn) DelAddr(ctx context.Context, index uint32, p netip.Prefix) error {
 	m, err := addrMessage(index, p)

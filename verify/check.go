@@ -435,6 +435,30 @@ func checkMACSources(exp *Expectation, ev *evidence) CheckResult {
 	}
 	unknownOut := map[MAC]int{}
 	wrong := 0
+	// A frame that arrives from the switch with an endpoint's MAC as its
+	// source, and is no reflection of one the parent sent (same bytes), was
+	// sent by another station using that MAC: the kernel refuses duplicate
+	// MACs among one parent's macvlans, not on the segment. A unicast to
+	// another endpoint is a bridge-mode sibling's frame, which the parent's
+	// taps see as received (dev_forward_skb): not evidence.
+	sent := map[string]bool{}
+	for _, f := range ev.frames {
+		if f.Dir.Outbound() {
+			sent[string(f.Data)] = true
+		}
+	}
+	owners := map[MAC]string{}
+	for k, o := range owner {
+		owners[k.mac] = o
+	}
+	impostor := map[MAC]bool{}
+	for _, f := range ev.frames {
+		_, local := owners[f.Dst]
+		if o, ok := owners[f.Src]; ok && !local && f.Dir.Inbound() && !outside[f.Src] && !sent[string(f.Data)] && !impostor[f.Src] {
+			impostor[f.Src] = true
+			bad = append(bad, fmt.Sprintf("frame from %s, the MAC of %s, arrived from the switch although %s did not send it: another station uses this MAC: %s", f.Src, o, o, f.Summary()))
+		}
+	}
 	for _, f := range ev.frames {
 		if f.Src == ev.spare {
 			continue

@@ -104,6 +104,20 @@ func TestCheckMACSources(t *testing.T) {
 	if c.OK || !strings.Contains(c.Detail, "sends untagged") {
 		t.Fatalf("untagged owner seen tagged not caught: %+v", c)
 	}
+	// Another station behind the switch sends from :0b: received, and
+	// not the same bytes as anything the parent sent.
+	imp := frame("02:00:00:00:00:0b", DirBroadcast)
+	imp.Data = []byte("another station's frame")
+	c = checkMACSources(exp, &evidence{exp: exp, frames: append(good, imp), captured: true})
+	if c.OK || !strings.Contains(c.Detail, "another station uses this MAC") {
+		t.Fatalf("station sending from an endpoint's MAC not caught: %+v", c)
+	}
+	// A bridge-mode sibling's unicast shows as received: not evidence.
+	sib := frame("02:00:00:00:00:0b", DirOtherHost)
+	sib.Dst, sib.Data = MACFrom(hw("02:00:00:00:00:0a")), []byte("sibling")
+	if c := checkMACSources(exp, &evidence{exp: exp, frames: append(good, sib), captured: true}); !c.OK {
+		t.Fatalf("a sibling's unicast taken for another station: %s", c.Detail)
+	}
 	// Two children with one MAC.
 	topo := checkTopo()
 	topo.Endpoints[2].MAC = hw("02:00:00:00:00:0c")

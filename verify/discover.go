@@ -120,7 +120,17 @@ func DiscoverWith(ctx context.Context, ns, parent string, o DiscoverOptions) (To
 		for si, s := range spaces {
 			for _, l := range s.links {
 				k := lowerKey{si, int(l.Index)}
-				if done[k] || l.Attrs.Link == nil || l.Attrs.Info == nil {
+				if done[k] || l.Attrs.Info == nil {
+					continue
+				}
+				// The kernel leaves IFLA_LINK out when the lower's index is
+				// the link's own, which happens across namespaces (a
+				// container's eth0 numbered like the host's parent).
+				lowerIndex := int(l.Index)
+				switch {
+				case l.Attrs.Link != nil:
+					lowerIndex = int(*l.Attrs.Link)
+				case l.Attrs.LinkNetNSID == nil:
 					continue
 				}
 				li := si // the namespace the link's lower lives in
@@ -130,7 +140,7 @@ func DiscoverWith(ctx context.Context, ns, parent string, o DiscoverOptions) (To
 						continue
 					}
 				}
-				low, ok := lowers[lowerKey{li, int(*l.Attrs.Link)}]
+				low, ok := lowers[lowerKey{li, lowerIndex}]
 				if !ok {
 					continue
 				}

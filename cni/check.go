@@ -1,0 +1,320 @@
+package cni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/link"
+	"github.com/vmlink/vmlink/rtnl"
+	"github.com/vmlink/vmlink/verify"
+)
+
+func checkFailed(msg string, details ...string) *types.Error {
+	return types.NewError(ErrCheckConfig, msg, strings.Join(details, "; "))
+}
+
+// check is CHECK: the reference plugins' checks (IPAM's own CHECK, link
+// kind and mode, MAC, addresses, routes) plus the parent ifindex and every
+// other field the configuration sets, then the attachment on the wire.
+func (p *plugin) check(ctx context.Context) error {
+	p.cniPathEnv()
+	if err := version.ParsePrevResult(&p.conf.PluginConf); err != nil {
+		return types.NewError(types.ErrDecodingFailure, "decode prevResult: "+err.Error(), "")
+	}
+	if p.conf.PrevResult == nil {
+		return types.NewError(types.ErrInvalidNetworkConfig, "CHECK needs prevResult: the runtime passes the result of ADD", "")
+	}
+	prev, err := current.NewResultFromResult(p.conf.PrevResult)
+	if err != nil {
+		return types.NewError(types.ErrDecodingFailure, "convert prevResult: "+err.Error(), "")
+	}
+	if p.conf.IPAM.Type != "" {
+		if _, err := p.delegate(ctx, "CHECK"); err != nil {
+			return err
+		}
+	}
+	idx := -1
+	for i, it := range prev.Interfaces {
+		if it.Name == p.env.IfName && (it.Sandbox == p.env.NetNS || it.Sandbox == "") {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return checkFailed(fmt.Sprintf("prevResult has no interface %s in sandbox %s", p.env.IfName, p.env.NetNS))
+	}
+	sb, err := openSandbox(p.env.NetNS)
+	if err != nil {
+		return types.NewError(types.ErrInvalidNetNS, "open CNI_NETNS "+p.env.NetNS, err.Error())
+	}
+	defer sb.close()
+	h, done, err := p.masterHandle(sb)
+	if err != nil {
+		return err
+	}
+	defer done()
+	s, err := p.spec(ctx, h, sb)
+	if err != nil {
+		return err
+	}
+	if mac, err := net.ParseMAC(prev.Interfaces[idx].Mac); err == nil {
+		s.Base().Address = mac
+	}
+	s.Base().Up = false
+	l, diffs, err := h.Compare(ctx, s)
+	switch {
+	case errors.Is(err, link.ErrNotFound) && l == nil:
+		return checkFailed(fmt.Sprintf("%s is gone from the container", p.env.IfName), err.Error())
+	case err != nil:
+		return checkFailed(fmt.Sprintf("%s: %v", p.env.IfName, err))
+	case len(diffs) > 0:
+		return checkFailed(fmt.Sprintf("%s differs from its configuration", p.env.IfName), diffs...)
+	}
+	if err := checkMasterUp(ctx, h, s.Base().Parent); err != nil {
+		return err
+	}
+	if err := checkUp(l); err != nil {
+		return err
+	}
+	if err := checkAddrs(ctx, sb.c, l, prev, idx); err != nil {
+		return err
+	}
+	if err := checkRoutes(ctx, sb.c, l, prev); err != nil {
+		return err
+	}
+	if p.conf.LinkInContainer {
+		return nil // the master is in the container: verify needs it in a named namespace of ours
+	}
+	return p.proveWire(ctx, s, l)
+}
+
+// Operational states (IF_OPER_*) CHECK tells apart.
+const (
+	operUnknown        = 0
+	operDown           = 2
+	operLowerLayerDown = 3
+	operUp             = 6
+)
+
+// checkUp: an interface set down, or whose master is down, fails; one that
+// is up but not yet operationally up (the kernel's link watch reports
+// carrier changes up to a second late) is still settling: try again.
+func checkUp(l *link.Link) error {
+	if !l.Up() {
+		return checkFailed(fmt.Sprintf("%s is down", l.Name), "bring it up or delete and re-add the attachment")
+	}
+	if l.OperState == nil {
+		return nil
+	}
+	switch *l.OperState {
+	case operUp, operUnknown:
+		return nil
+	case operLowerLayerDown:
+		return checkFailed(fmt.Sprintf("the master of %s is down (operstate LOWERLAYERDOWN)", l.Name))
+	case operDown:
+		// The master is up (checkMasterUp): a carrier change not yet
+		// propagated.
+	}
+	return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("%s is up but not yet operationally up (operstate %d)", l.Name, *l.OperState), "")
+}
+
+// checkMasterUp fails when the master is down or has no carrier: the
+// attachment's operstate then follows it down.
+func checkMasterUp(ctx context.Context, h *link.Handle, master string) error {
+	m, err := h.Get(ctx, master)
+	if err != nil {
+		return checkFailed(fmt.Sprintf("master %s: %v", master, err))
+	}
+	if !m.Up() {
+		return checkFailed(fmt.Sprintf("the master of %s is down", master), "ip link set "+master+" up")
+	}
+	if m.Flags&unix.IFF_LOWER_UP == 0 {
+		return checkFailed(fmt.Sprintf("the master %s has no carrier", master))
+	}
+	return nil
+}
+
+// checkAddrs finds every address of prevResult that belongs to the
+// interface on the link; a tentative IPv6 address is a state still
+// settling (code 11).
+func checkAddrs(ctx context.Context, c *rtnl.Conn, l *link.Link, prev *current.Result, idx int) error {
+	msgs, err := c.Addrs(ctx, 0, uint32(l.Index))
+	if err != nil {
+		return fmt.Errorf("list the addresses of %s: %w", l.Name, err)
+	}
+	for _, ip := range prev.IPs {
+		if ip.Interface != nil && *ip.Interface != idx {
+			continue
+		}
+		want, err := ipNetPrefix(ip.Address)
+		if err != nil {
+			return err
+		}
+		a, _ := netip.AddrFromSlice(ip.Address.IP)
+		want = netip.PrefixFrom(a.Unmap(), want.Bits())
+		found := false
+		for _, m := range msgs {
+			if m.Attrs.Local == want.Addr() && int(m.PrefixLen) == want.Bits() {
+				found = true
+				if m.Flags&unix.IFA_F_TENTATIVE != 0 {
+					return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("address %s on %s is still tentative (duplicate address detection)", want, l.Name), "")
+				}
+			}
+		}
+		if !found {
+			return checkFailed(fmt.Sprintf("address %s is missing from %s", want, l.Name))
+		}
+	}
+	return nil
+}
+
+// checkRoutes finds every route of prevResult in the container, through
+// the interface.
+func checkRoutes(ctx context.Context, c *rtnl.Conn, l *link.Link, prev *current.Result) error {
+	_, routes, err := applyIPAM(prev)
+	if err != nil {
+		return err
+	}
+	for _, want := range routes {
+		fam := uint8(unix.AF_INET)
+		if want.Dst.Addr().Is6() {
+			fam = unix.AF_INET6
+		}
+		have, err := c.Routes(ctx, fam)
+		if err != nil {
+			return fmt.Errorf("list routes: %w", err)
+		}
+		found := false
+		for _, r := range have {
+			if r.DstPrefix() == want.Dst && r.Attrs.Gateway == want.Gateway && r.Attrs.OIF != nil && int32(*r.Attrs.OIF) == l.Index {
+				found = true
+			}
+		}
+		if !found {
+			gw := ""
+			if want.Gateway.IsValid() {
+				gw = " via " + want.Gateway.String()
+			}
+			return checkFailed(fmt.Sprintf("route %s%s dev %s is missing", want.Dst, gw, l.Name))
+		}
+	}
+	return nil
+}
+
+// proveWire runs vmlink's verifier on this attachment and one sibling on
+// the same master: its MAC is unique on the master's segment and the only
+// source of its frames there, its frames carry the right VLAN tag, and it
+// reaches the sibling (and the host stack) exactly as its mode promises.
+// It needs the container's namespace under /run/netns (where runtimes
+// such as Podman and containerd put them); elsewhere the wire part is
+// left out.
+func (p *plugin) proveWire(ctx context.Context, s link.Spec, l *link.Link) error {
+	name := filepath.Base(p.env.NetNS)
+	if dir := filepath.Dir(p.env.NetNS); dir != netns.Dir && dir != "/var/run/netns" {
+		return nil
+	}
+	master := s.Base().Parent
+	t, err := verify.Discover(ctx, "", master)
+	if err != nil {
+		return fmt.Errorf("discover the endpoints on %s: %w", master, err)
+	}
+	var ours *verify.Endpoint
+	var sibling *verify.Endpoint
+	for i := range t.Endpoints {
+		ep := &t.Endpoints[i]
+		switch {
+		case ep.NetNS == name && ep.Interface == p.env.IfName:
+			ours = ep
+		case sibling == nil && len(ep.Addrs) > 0 && ep.Kind != verify.KindHost:
+			sibling = ep
+		}
+	}
+	if ours == nil {
+		return checkFailed(fmt.Sprintf("%s/%s is not found on %s by discovery", name, p.env.IfName, master))
+	}
+	eps := []verify.Endpoint{*ours}
+	if sibling != nil {
+		eps = append(eps, *sibling)
+	}
+	t.Endpoints = eps
+	rep, err := verify.Run(ctx, t, verify.Options{})
+	if err != nil {
+		return fmt.Errorf("verify %s on %s: %w", l.Name, master, err)
+	}
+	if rep.OK {
+		return nil
+	}
+	var details []string
+	for _, c := range rep.Checks {
+		if !c.OK && !c.Skipped {
+			details = append(details, c.Name+": "+c.Detail)
+		}
+	}
+	for _, pr := range rep.Pairs {
+		if !pr.OK {
+			details = append(details, fmt.Sprintf("%s -> %s: expected %s, observed %s (%s)", pr.From, pr.To, pr.Expected, pr.Observed, pr.Why))
+		}
+	}
+	return types.NewError(ErrCheckWire, fmt.Sprintf("%s misbehaves on the wire of %s", l.Name, master), strings.Join(details, "; "))
+}
+
+// status is STATUS: the master is there and up, and the IPAM plugin says
+// it is ready when it speaks STATUS.
+func (p *plugin) status(ctx context.Context) error {
+	p.cniPathEnv()
+	if !p.conf.LinkInContainer {
+		h, err := link.Open("")
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		master, err := p.master(ctx, h)
+		if err != nil {
+			return types.NewError(types.ErrPluginNotAvailable, "no master", err.Error())
+		}
+		ml, err := h.Get(ctx, master)
+		if err != nil {
+			return types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("master %s is missing", master), err.Error())
+		}
+		if !ml.Up() {
+			return types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("master %s is down", master), "bring it up: ip link set "+master+" up")
+		}
+	}
+	if p.ipamSpeaks(ctx, "1.1.0") {
+		return invoke.DelegateStatus(ctx, p.conf.IPAM.Type, p.conf.raw, nil)
+	}
+	return nil
+}
+
+// ipamSpeaks reports whether the IPAM plugin supports spec version v (an
+// older one, like Debian's host-local 1.1.1, knows no STATUS or GC).
+func (p *plugin) ipamSpeaks(ctx context.Context, v string) bool {
+	if p.conf.IPAM.Type == "" {
+		return false
+	}
+	path, err := invoke.FindInPath(p.conf.IPAM.Type, filepath.SplitList(p.env.Path))
+	if err != nil {
+		return false
+	}
+	info, err := invoke.GetVersionInfo(ctx, path, nil)
+	if err != nil {
+		return false
+	}
+	for _, s := range info.SupportedVersions() {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,172 @@
+package cni
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/rtnl"
+)
+
+// gc is GC: every attachment of this network that carries the plugin's
+// mark, in the plugin's namespace or any named one, and is not in
+// cni.dev/valid-attachments loses its link and its IPAM allocation (a DEL
+// to the IPAM plugin with the attachment's container id and interface
+// name). The IPAM plugin gets the GC too when it speaks 1.1.0.
+func (p *plugin) gc(ctx context.Context) error {
+	p.cniPathEnv()
+	valid := map[types.GCAttachment]bool{}
+	for _, a := range p.conf.ValidAttachments {
+		valid[a] = true
+	}
+	spaces, err := netns.List()
+	if err != nil {
+		return fmt.Errorf("list namespaces: %w", err)
+	}
+	var errs []error
+	for _, name := range append([]string{""}, spaces...) {
+		errs = append(errs, p.gcIn(ctx, name, valid))
+	}
+	if p.ipamSpeaks(ctx, "1.1.0") {
+		errs = append(errs, invoke.DelegateGC(ctx, p.conf.IPAM.Type, p.conf.raw, nil))
+	}
+	return errors.Join(errs...)
+}
+
+// gcIn collects the stale attachments of one namespace ("" the plugin's).
+func (p *plugin) gcIn(ctx context.Context, ns string, valid map[types.GCAttachment]bool) error {
+	var c *rtnl.Conn
+	var err error
+	if ns == "" {
+		c, err = rtnl.Dial(nil)
+	} else {
+		c, err = rtnl.DialNetNS(ns, nil)
+	}
+	if err != nil {
+		return nil // gone while we looked
+	}
+	defer c.Close()
+	links, err := c.Links(ctx)
+	if err != nil {
+		return fmt.Errorf("list links in %s: %w", nsWord(ns), err)
+	}
+	var errs []error
+	for _, m := range links {
+		if m.Attrs.Group == nil || *m.Attrs.Group != mark.Group() || m.Attrs.Alias == nil {
+			continue
+		}
+		network, cid, ifname, ok := parseAttachment(*m.Attrs.Alias)
+		if !ok || network != p.conf.Name || valid[types.GCAttachment{ContainerID: cid, IfName: ifname}] {
+			continue
+		}
+		if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil {
+			errs = append(errs, fmt.Errorf("delete stale attachment %s/%s in %s: %w", cid, ifname, nsWord(ns), err))
+			continue
+		}
+		errs = append(errs, p.releaseIPs(ctx, cid, ifname, ns))
+	}
+	return errors.Join(errs...)
+}
+
+// releaseIPs sends the IPAM plugin the DEL of one attachment, with the
+// configuration's version lowered to what the plugin speaks (GC comes with
+// 1.1.0, which an older IPAM plugin refuses).
+func (p *plugin) releaseIPs(ctx context.Context, containerID, ifname, ns string) error {
+	if p.conf.IPAM.Type == "" {
+		return nil
+	}
+	path, err := invoke.FindInPath(p.conf.IPAM.Type, filepath.SplitList(p.env.Path))
+	if err != nil {
+		return err
+	}
+	conf := p.ipamConf(ctx, path)
+	nsPath := ""
+	if ns != "" {
+		nsPath = filepath.Join(netns.Dir, ns)
+	}
+	args := &invoke.Args{Command: "DEL", ContainerID: containerID, NetNS: nsPath, IfName: ifname, Path: p.env.Path}
+	if err := invoke.ExecPluginWithoutResult(ctx, path, conf, args, nil); err != nil {
+		return fmt.Errorf("release the addresses of %s/%s: %w", containerID, ifname, err)
+	}
+	return nil
+}
+
+// ipamConf is the configuration for the IPAM plugin at path: unchanged,
+// or with cniVersion lowered to the newest the plugin speaks when it does
+// not speak the configuration's (Debian's host-local 1.1.1 stops at 1.0.0,
+// and GC and STATUS configurations are 1.1.0).
+func (p *plugin) ipamConf(ctx context.Context, path string) []byte {
+	conf := p.conf.raw
+	info, err := invoke.GetVersionInfo(ctx, path, nil)
+	if err != nil {
+		return conf
+	}
+	vs := info.SupportedVersions()
+	if len(vs) == 0 || contains(vs, p.conf.CNIVersion) {
+		return conf
+	}
+	var m map[string]any
+	if json.Unmarshal(conf, &m) != nil {
+		return conf
+	}
+	m["cniVersion"] = vs[len(vs)-1]
+	delete(m, "cni.dev/valid-attachments")
+	if b, err := json.Marshal(m); err == nil {
+		return b
+	}
+	return conf
+}
+
+// ipamIncompatible reports whether err is the IPAM plugin refusing the
+// configuration's version.
+func ipamIncompatible(err error) bool {
+	var te *types.Error
+	return errors.As(err, &te) && te.Code == types.ErrIncompatibleCNIVersion
+}
+
+// delegate runs the IPAM plugin for verb (ADD, DEL, CHECK) as the
+// reference plugins do (invoke.Delegate*), and once more with the version
+// lowered when the plugin refuses the configuration's.
+func (p *plugin) delegate(ctx context.Context, verb string) (types.Result, error) {
+	call := func(conf []byte) (types.Result, error) {
+		switch verb {
+		case "ADD":
+			return invoke.DelegateAdd(ctx, p.conf.IPAM.Type, conf, nil)
+		case "DEL":
+			return nil, invoke.DelegateDel(ctx, p.conf.IPAM.Type, conf, nil)
+		default:
+			return nil, invoke.DelegateCheck(ctx, p.conf.IPAM.Type, conf, nil)
+		}
+	}
+	r, err := call(p.conf.raw)
+	if !ipamIncompatible(err) {
+		return r, err
+	}
+	path, ferr := invoke.FindInPath(p.conf.IPAM.Type, filepath.SplitList(p.env.Path))
+	if ferr != nil {
+		return r, err
+	}
+	return call(p.ipamConf(ctx, path))
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func nsWord(ns string) string {
+	if ns == "" {
+		return "the plugin's namespace"
+	}
+	return "netns " + ns
+}
