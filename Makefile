@@ -50,7 +50,7 @@ VM_FEATURES   ?= privileged,macvlan,macvtap,veth,bridge,bridge_vlan,vlan,ipvlan,
 RUNTIME_FEATURES ?= $(PRIV_FEATURES),docker,podman
 # The runtime tier's tests carry the build tag runtime and are named
 # TestRuntime*; the other tiers never build them.
-RUNTIME_PKGS  ?= ./testenv/runtime/ ./cmd/vmlink/
+RUNTIME_PKGS  ?= ./testenv/runtime/ ./cmd/vmlink/ ./cni/
 
 # test runs every tier even when one fails, so one run shows everything,
 # then the summary: per tier "N passed, N failed, N skipped", the VM boot
