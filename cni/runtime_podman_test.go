@@ -26,6 +26,8 @@ func TestRuntimePodmanVmlink(t *testing.T) {
 	t.Setenv(pluginEnv, "1")
 	pm := runtime.NewPodman(t, p.Host, runtime.PodmanOptions{CNIPluginDirs: []string{pluginDir(t)}})
 	net := "vmlt-vmlink-" + strconv.Itoa(os.Getpid())
+	// host-local keeps its lock and last-reserved files per network name.
+	t.Cleanup(func() { os.RemoveAll(filepath.Join("/var/lib/cni/networks", net)) })
 	conflist := `{"cniVersion":"0.4.0","name":"` + net + `","plugins":[{"type":"vmlink","kind":"macvlan","master":"eth0","mode":"bridge",` +
 		`"ipam":{"type":"host-local","subnet":"172.16.30.0/24","gateway":"172.16.30.1","routes":[{"dst":"0.0.0.0/0"}]}}]}`
 	if err := os.WriteFile(filepath.Join(pm.NetworkConfigDir, net+".conflist"), []byte(conflist), 0o644); err != nil {
