@@ -31,24 +31,40 @@ import (
 // negative is "nothing came back within a few of this run's round trips",
 // not a fixed guess.
 type pacer struct {
-	floor  time.Duration
+	floor time.Duration
+	// fixed makes floor the wait, whatever the answers' pace (--wait).
+	fixed  bool
 	slowst atomic.Int64
+	// seen is the slowest answer as this process saw it: the kernel's
+	// receive stamp the engine learns from (prober.go) does not count the
+	// time a frame waited in a deferred softirq (ksoftirqd on a busy
+	// machine) before it reached the socket; this does (and this process's
+	// own delays too).
+	seen atomic.Int64
 }
 
-// budget is the current wait.
-func (p *pacer) budget() time.Duration {
-	return max(p.floor, 4*time.Duration(p.slowst.Load()))
-}
+// saw records how long an answer took to reach us.
+func (p *pacer) saw(d time.Duration) { raise(&p.seen, d) }
 
-// answered records how long an answer took.
-func (p *pacer) answered(d time.Duration) {
+func raise(v *atomic.Int64, d time.Duration) {
 	for {
-		cur := p.slowst.Load()
-		if int64(d) <= cur || p.slowst.CompareAndSwap(cur, int64(d)) {
+		cur := v.Load()
+		if int64(d) <= cur || v.CompareAndSwap(cur, int64(d)) {
 			return
 		}
 	}
 }
+
+// budget is the current wait.
+func (p *pacer) budget() time.Duration {
+	if p.fixed {
+		return p.floor
+	}
+	return max(p.floor, 4*time.Duration(p.slowst.Load()))
+}
+
+// answered records how long an answer took.
+func (p *pacer) answered(d time.Duration) { raise(&p.slowst, d) }
 
 // next returns the read deadline of a wait loop that started at start and
 // resends at most once, halfway: the earliest of the end, the pending
@@ -214,7 +230,11 @@ func families(v4, v6 bool) string {
 	return "no address"
 }
 
-// probeFamily probes one family: an ARP request through mdlayher/arp
+// probeFamily probes one family the way the engine (prober.go) does not:
+// for a sender whose interface is a parent of other links (the host stack
+// on the parent, a VLAN that is a lower), where a packet socket also sees
+// the frames the macvlan rx_handler takes away from the stack after the
+// taps, and for L3 ipvlan ends. An ARP request through mdlayher/arp
 // (IPv6: a neighbour solicitation) on from's interface, from our own
 // packet socket so the kernel's neighbour cache neither helps nor hides
 // anything; then, when it was answered, one ICMP echo through the

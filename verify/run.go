@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
-	"runtime"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/vmlink/vmlink/rtnl"
@@ -25,16 +21,20 @@ var ErrTopology = errors.New("invalid topology")
 
 // Options tune Run. The zero value is ready to use.
 type Options struct {
-	// Wait is the least a probe waits for each answer before it counts as
-	// blocked; it grows to four times the slowest answer of the run (see
-	// pacer). 0 derives it from the switch round trip the reflection probe
+	// Wait is how long a probe waits for each answer (three requests,
+	// a third of it apart) before it counts as blocked, exactly. 0 derives
+	// a least wait from the switch round trip the reflection probe
 	// measured (20 round trips, within 150 ms to 1 s), or 250 ms when
-	// nothing came back to measure.
+	// nothing came back to measure, that grows to four times the slowest
+	// answer of the run (see pacer), and probes unanswered pairs again
+	// when answers reached us later than that.
 	Wait time.Duration
 	// ReflectWait bounds the reflection probe; 0 means 200 ms.
 	ReflectWait time.Duration
-	// Parallel caps the probes running at once; 0 means eight per CPU
-	// (at least 16): each probe holds an OS thread inside a namespace.
+	// Parallel caps the pairs in flight at once; 0 means as many as the
+	// kernel's neighbour tables have room for (half the room left below
+	// gc_thresh3, 16 to 512): each pair in flight holds one entry in its
+	// target's table until it is judged.
 	Parallel int
 	// NoCapture skips the capture on the parent and so the wire checks
 	// (VLAN tags, MAC sources, wire evidence).
@@ -124,7 +124,8 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 	defer stopCapture()
 	if !o.NoCapture {
 		var err error
-		capt, err = OpenCapture(ctx, CaptureOptions{NetNS: t.Parent.NetNS, Iface: t.Parent.Name, NoPromisc: true})
+		capt, err = OpenCapture(ctx, CaptureOptions{NetNS: t.Parent.NetNS, Iface: t.Parent.Name, NoPromisc: true,
+			BufferSize: captureBuffer(len(t.Endpoints))})
 		if err != nil {
 			return nil, fmt.Errorf("%w: capture on parent %s: %w", ErrEnvironment, rep.Parent, err)
 		}
@@ -184,7 +185,7 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 			wait = min(max(20*refl.RTT, 150*time.Millisecond), time.Second)
 		}
 	}
-	pace := &pacer{floor: wait}
+	pace := &pacer{floor: wait, fixed: o.Wait > 0}
 	results := runProbes(ctx, exp, pace, o.Parallel)
 	rep.Wait = pace.budget()
 
@@ -208,6 +209,9 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 	}
 
 	ev := &evidence{exp: exp, frames: frames, spare: refl.MAC, captured: capt != nil}
+	if rep.Capture != nil {
+		ev.drops = rep.Capture.KernelDrops
+	}
 	if len(exp.Promisc) > 0 {
 		ev.promisc = readPromisc(ctx, t.Parent.NetNS, exp.Promisc)
 	}
@@ -244,6 +248,15 @@ const (
 	maxCaptureGrace = time.Second
 )
 
+// captureBuffer sizes the capture's socket buffer for a parent with n
+// endpoints: every ordered pair puts about eight frames on the parent
+// (ARP request and reply, echo and reply, some seen twice), each taking
+// about a kilobyte of buffer, and under load the reader falls behind the
+// probes; within the default 4 MiB and 64 MiB.
+func captureBuffer(n int) int {
+	return min(max(defaultCaptureBuf, (n+1)*n*8<<10), 64<<20)
+}
+
 // captureGrace is how long the capture keeps running after the last probe
 // ended, so that the reflected copies of the last frames, and the frames
 // still queued on the capture's socket, are counted: four switch round
@@ -256,33 +269,60 @@ func captureGrace(rtt, slowest time.Duration) time.Duration {
 	return min(max(minCaptureGrace, 4*rtt, slowest), maxCaptureGrace)
 }
 
-// runProbes probes every ordered pair, at most parallel at once.
+// reprobeRounds bounds how often unanswered pairs are probed again when
+// the evidence against them is in doubt.
+const reprobeRounds = 2
+
+// runProbes probes every ordered pair, at most parallel in flight (0: as
+// the kernel's neighbour tables have room for). A pair counts as blocked
+// only on clean evidence: when the neighbour table overflowed or a probe
+// socket dropped frames during a pass, its unanswered pairs are probed
+// again, with a quarter of the pairs in flight; a doubt that persists is
+// written into their details.
 func runProbes(ctx context.Context, exp *Expectation, pace *pacer, parallel int) []probeResult {
-	if parallel <= 0 {
-		parallel = max(16, 8*runtime.NumCPU())
-	}
 	results := make([]probeResult, len(exp.Pairs))
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
-	// Echo identifiers: a random base so two runs (or someone's ping) do
-	// not mistake each other's replies, plus the pair's index.
-	base := uint16(rand.IntN(1 << 15))
-	for i, p := range exp.Pairs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				results[i] = probeResult{Observed: ProbeError, Detail: ctx.Err().Error()}
-				return
+	base := newEchoBase()
+	doubt := probeAll(ctx, exp, pace, parallel, base, results, nil)
+	for round := 0; round < reprobeRounds && ctx.Err() == nil; round++ {
+		// Overflows and drops call for fewer pairs in flight; a slow
+		// machine only for a longer wait.
+		if doubt != "" {
+			parallel = max(minNeighBudget, neighBudget()/4)
+		}
+		if b, seen := pace.budget(), time.Duration(pace.seen.Load()); doubt == "" && seen > b && !pace.fixed {
+			// Some answers reached us later than the wait the pairs were
+			// given (the machine is busy): an unanswered pair may be one
+			// of those. Ask them again, waiting as long as that.
+			doubt = fmt.Sprintf("answers took up to %v to arrive, longer than the %v wait", seen.Round(time.Millisecond), b.Round(time.Millisecond))
+			pace.floor = max(pace.floor, seen)
+		}
+		if doubt == "" {
+			break
+		}
+		var again []int
+		for i, r := range results {
+			if unanswered(r) {
+				again = append(again, i)
 			}
-			defer func() { <-sem }()
-			results[i] = probePair(ctx, exp.Endpoints[p.From], exp.Endpoints[p.To], base+uint16(i), pace)
-		}()
+		}
+		if len(again) == 0 {
+			return results
+		}
+		doubt = probeAll(ctx, exp, pace, parallel, base, results, again)
 	}
-	wg.Wait()
+	if doubt != "" {
+		for i, r := range results {
+			if unanswered(r) {
+				results[i].Detail += " (in doubt: " + doubt + ")"
+			}
+		}
+	}
 	return results
+}
+
+// unanswered reports whether a pair's probe (either family) got no answer.
+func unanswered(r probeResult) bool {
+	return r.Observed == Blocked || r.V6 != nil && r.V6.Observed == Blocked
 }
 
 // readPromisc reads IFLA_PROMISCUITY of every lower the rules name, in the
@@ -296,21 +336,7 @@ func readPromisc(ctx context.Context, ns string, rules []PromiscRule) map[string
 		}
 		return out
 	}
-	var (
-		c   *rtnl.Conn
-		err error
-	)
-	if ns == "" {
-		c, err = rtnl.Dial(nil)
-	} else if strings.ContainsRune(ns, '/') {
-		err = inNetNS(ns, func() error {
-			var derr error
-			c, derr = rtnl.Dial(nil)
-			return derr
-		})
-	} else {
-		c, err = rtnl.DialNetNS(ns, nil)
-	}
+	c, err := dialRtnl(ns)
 	if err != nil {
 		return fail(fmt.Errorf("netlink in namespace %s: %w", nsWord(ns), err))
 	}
