@@ -256,8 +256,16 @@ func ipCmd(ns string, args ...string) (string, error) {
 	if ns != "" {
 		args = append([]string{"-n", ns}, args...)
 	}
-	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
-	return string(out), err
+	// stdout alone on success: ip also complains on stderr about names in
+	// /run/netns it cannot resolve (a stale file left by someone else),
+	// which is no part of what it shows.
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "ip", args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String() + stderr.String(), err
+	}
+	return stdout.String(), nil
 }
 
 func ipRun(t *testing.T, ns string, args ...string) string {
