@@ -15,6 +15,11 @@ import (
 // CLI exits 3 for it.
 var ErrEnvironment = errors.New("the environment prevents the check")
 
+// ErrNoPair marks a run refused because its topology has no ordered pair
+// to probe (one endpoint and a parent without an address). It comes with
+// ErrEnvironment: a verifier that probed nothing never passes.
+var ErrNoPair = errors.New("no pair to probe")
+
 // ErrTopology marks a topology that cannot be judged as given (a missing
 // name, an unknown kind). The CLI exits 2 for it.
 var ErrTopology = errors.New("invalid topology")
@@ -174,8 +179,8 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 	exp := Model(t)
 	rep.Endpoints = exp.Endpoints
 	if len(exp.Pairs) == 0 {
-		return nil, fmt.Errorf("%w: no pair to probe on %s: %d endpoint(s) and the parent has no address of its own (give the host stack an address, or add endpoints)",
-			ErrEnvironment, rep.Parent, len(t.Endpoints))
+		return nil, fmt.Errorf("%w: %w on %s: %d endpoint(s) and the parent has no address of its own (give the host stack an address, or add endpoints)",
+			ErrEnvironment, ErrNoPair, rep.Parent, len(t.Endpoints))
 	}
 
 	wait := o.Wait

@@ -45,8 +45,9 @@ parent's report is one JSON object on a line of its own.
                     without macvlan/VLAN links is nothing to verify (exit 3)
   --reflects R      yes, no or auto (default): whether the switch sends
                     frames back out of the port they came in on (hairpin)
-  --wait D          how long a probe waits for an answer (default: derived
-                    from the switch round trip, 150ms-1s)
+  --wait D          how long one probe waits for each answer, at most 1m
+                    (default: derived from the switch round trip, 150ms-1s);
+                    the run itself has no deadline of its own
   -w FILE           also write the capture on IFACE as pcapng
   --no-capture      skip the capture and the wire checks
   -j, --json        print the report as JSON
@@ -148,6 +149,9 @@ func parseVerifyArgs(args []string, g *globals) (*verifyArgs, error) {
 		if err != nil || d <= 0 {
 			return nil, usagef("verify: --wait %q: use a positive duration like 200ms", *wait)
 		}
+		if d > maxProbeWait {
+			return nil, usagef("verify: --wait %s: one probe's wait is at most %v (it bounds each answer, not the run)", *wait, maxProbeWait)
+		}
 		a.wait = d
 	}
 	if a.write != "" && a.noCapture {
@@ -161,6 +165,10 @@ func parseVerifyArgs(args []string, g *globals) (*verifyArgs, error) {
 	}
 	return a, nil
 }
+
+// maxProbeWait bounds --wait: an answer later than a minute is no answer
+// on any segment verify judges, and an unanswered pair waits three times.
+const maxProbeWait = time.Minute
 
 func runVerify(g *globals, args []string) int {
 	a, err := parseVerifyArgs(args, g)
