@@ -109,7 +109,7 @@ func macvlanInfo(d *rtnl.Macvlan) *MacvlanInfo {
 		mi.Mode = MacvlanMode(*d.Mode)
 	}
 	if d.Flags != nil {
-		mi.Flags = uint16(*d.Flags)
+		mi.Flags = *d.Flags
 	}
 	return mi
 }

@@ -8,51 +8,65 @@ import (
 	"github.com/vmlink/vmlink/rtnl"
 )
 
-// MacvlanMode is a macvlan or macvtap mode; the values are the kernel's
-// MACVLAN_MODE_* bits. The zero value means "not given", which vmlink
-// creates as bridge (see the package documentation).
-type MacvlanMode uint32
+// The typed vocabulary of link kinds is rtnl's (defined once, with the
+// kernel's values, one String/Parse pair and text marshalling); link
+// re-exports it so that a caller of link needs no rtnl import.
+type (
+	// MacvlanMode is a macvlan or macvtap mode. The zero value means "not
+	// given", which vmlink creates as bridge (see the package documentation).
+	MacvlanMode = rtnl.MacvlanMode
+	// MacvlanFlags are the IFLA_MACVLAN_FLAGS bits.
+	MacvlanFlags = rtnl.MacvlanFlags
+	// IPVlanMode is an ipvlan mode. The zero value means "not given": the
+	// kernel then uses l3.
+	IPVlanMode = rtnl.IPVlanMode
+	// IPVlanFlags is how ipvlan links of one parent reach each other:
+	// bridge, private or vepa. The zero value means "not given": bridge.
+	IPVlanFlags = rtnl.IPVlanFlags
+	// VLANProtocol is the VLAN tag's TPID. The zero value means "not
+	// given": the kernel then uses 802.1Q.
+	VLANProtocol = rtnl.VLANProtocol
+)
 
+// Values of the vocabulary; the zero value of each is "not given".
 const (
 	MacvlanModeUnset    MacvlanMode = 0
-	MacvlanModePrivate  MacvlanMode = 1
-	MacvlanModeVEPA     MacvlanMode = 2
-	MacvlanModeBridge   MacvlanMode = 4
-	MacvlanModePassthru MacvlanMode = 8
-	MacvlanModeSource   MacvlanMode = 16
+	MacvlanModePrivate              = rtnl.MacvlanModePrivate
+	MacvlanModeVEPA                 = rtnl.MacvlanModeVEPA
+	MacvlanModeBridge               = rtnl.MacvlanModeBridge
+	MacvlanModePassthru             = rtnl.MacvlanModePassthru
+	MacvlanModeSource               = rtnl.MacvlanModeSource
+
+	MacvlanFlagNoPromisc = rtnl.MacvlanFlagNoPromisc // passthru: do not put the parent in promiscuous mode
+	MacvlanFlagNoDst     = rtnl.MacvlanFlagNoDst     // source: do not also deliver to the link the destination MAC matches
+
+	IPVlanModeUnset IPVlanMode = 0
+	IPVlanModeL2               = rtnl.IPVlanModeL2
+	IPVlanModeL3               = rtnl.IPVlanModeL3
+	IPVlanModeL3S              = rtnl.IPVlanModeL3S
+
+	IPVlanFlagUnset   IPVlanFlags = 0
+	IPVlanFlagBridge              = rtnl.IPVlanFlagBridge
+	IPVlanFlagPrivate             = rtnl.IPVlanFlagPrivate
+	IPVlanFlagVEPA                = rtnl.IPVlanFlagVEPA
+
+	VLANProtocolUnset VLANProtocol = 0
+	VLAN8021Q                      = rtnl.VLANProtocol8021Q  // customer tag, `protocol 802.1Q`
+	VLAN8021AD                     = rtnl.VLANProtocol8021AD // service tag (QinQ), `protocol 802.1ad`
+)
+
+// The one conversion from iproute2's words; the errors say only the fix
+// (the caller names the field and the value).
+var (
+	ParseMacvlanMode  = rtnl.ParseMacvlanMode
+	ParseIPVlanMode   = rtnl.ParseIPVlanMode
+	ParseIPVlanFlags  = rtnl.ParseIPVlanFlags
+	ParseVLANProtocol = rtnl.ParseVLANProtocol
 )
 
 // DefaultMacvlanMode is the mode vmlink creates a macvlan or macvtap in
 // when none is given. The kernel's own default would be vepa.
 const DefaultMacvlanMode = MacvlanModeBridge
-
-// String returns iproute2's name for the mode (rtnl owns the names; the
-// values are the same kernel bits).
-func (m MacvlanMode) String() string {
-	switch m {
-	case MacvlanModeUnset:
-		return "unset"
-	case MacvlanModePrivate, MacvlanModeVEPA, MacvlanModeBridge, MacvlanModePassthru, MacvlanModeSource:
-		return rtnl.MacvlanMode(m).String()
-	}
-	return "unknown"
-}
-
-// ParseMacvlanMode parses iproute2's mode names.
-func ParseMacvlanMode(s string) (MacvlanMode, error) {
-	m, err := rtnl.ParseMacvlanMode(s)
-	if err != nil {
-		// The caller names the field and the value; say only the fix.
-		return 0, fmt.Errorf("unknown macvlan mode: use private, vepa, bridge, passthru or source")
-	}
-	return MacvlanMode(m), nil
-}
-
-// Macvlan flags (IFLA_MACVLAN_FLAGS bits).
-const (
-	MacvlanFlagNoPromisc uint16 = 1 // passthru: do not put the parent in promiscuous mode
-	MacvlanFlagNoDst     uint16 = 2 // source: do not also deliver to the link the destination MAC matches
-)
 
 // MACAddrOp is what a `macaddr` option does to a source-mode link's list of
 // allowed source MACs. The zero value means no change.
@@ -110,7 +124,9 @@ type Macvlan struct {
 	// NoDst (`nodst`) is only valid in source mode.
 	NoDst bool
 	// SourceMACs is the list of source MACs a source-mode link accepts
-	// (`macaddr set MAC…`); only valid in source mode.
+	// (`macaddr set MAC…`); only valid in source mode. A non-nil empty
+	// list is a list given empty (`macaddr flush`), also refused outside
+	// source mode.
 	SourceMACs []net.HardwareAddr
 	// BCQueueLen (`bcqueuelen`) is the length of the broadcast/multicast
 	// receive queue (the parent uses the largest of its links'); kernel 5.11+.
@@ -149,8 +165,8 @@ func (m *Macvlan) EffectiveMode() MacvlanMode {
 }
 
 // Flags returns the IFLA_MACVLAN_FLAGS bits of the spec.
-func (m *Macvlan) Flags() uint16 {
-	var f uint16
+func (m *Macvlan) Flags() MacvlanFlags {
+	var f MacvlanFlags
 	if m.NoPromisc {
 		f |= MacvlanFlagNoPromisc
 	}
@@ -164,14 +180,38 @@ func (m *Macvlan) validate(kind string) error {
 	if err := m.Common.validate(kind, true); err != nil {
 		return err
 	}
-	return validateMacvlanOpts(kind, m.Name, m.EffectiveMode(), m.NoPromisc, m.NoDst, m.SourceMACs, MACAddrSet)
+	op := MACAddrNone
+	if m.SourceMACs != nil {
+		op = MACAddrSet
+	}
+	return validateMacvlanOpts(kind, m.Name, m.EffectiveMode(), m.NoPromisc, m.NoDst, m.SourceMACs, op)
+}
+
+// badMacvlanMode is the error for a mode outside the vocabulary; the fix is
+// ParseMacvlanMode's.
+func badMacvlanMode(kind, name string, m MacvlanMode) error {
+	_, err := ParseMacvlanMode("")
+	return fieldErr(kind, name, "mode", m.String(), err.Error())
+}
+
+// validateIPVlanOpts checks a given (non-zero) ipvlan mode and flag.
+func validateIPVlanOpts(kind, name string, m IPVlanMode, f IPVlanFlags) error {
+	if m != IPVlanModeUnset && !m.Valid() {
+		_, err := ParseIPVlanMode("")
+		return fieldErr(kind, name, "mode", m.String(), err.Error())
+	}
+	if f != IPVlanFlagUnset && !f.Valid() {
+		_, err := ParseIPVlanFlags("")
+		return fieldErr(kind, name, "flag", f.String(), err.Error())
+	}
+	return nil
 }
 
 // validateMacvlanOpts checks mode-dependent options against the mode the
 // link will have.
 func validateMacvlanOpts(kind, name string, mode MacvlanMode, noPromisc, noDst bool, macs []net.HardwareAddr, op MACAddrOp) error {
-	if mode.String() == "unknown" || mode == MacvlanModeUnset {
-		return fieldErr(kind, name, "mode", fmt.Sprint(uint32(mode)), "unknown macvlan mode: use private, vepa, bridge, passthru or source")
+	if !mode.Valid() {
+		return badMacvlanMode(kind, name, mode)
 	}
 	if noPromisc && mode != MacvlanModePassthru {
 		return fieldErr(kind, name, "nopromisc", "", fmt.Sprintf("only valid in passthru mode, not %s: drop nopromisc or use mode passthru", mode))
@@ -179,7 +219,7 @@ func validateMacvlanOpts(kind, name string, mode MacvlanMode, noPromisc, noDst b
 	if noDst && mode != MacvlanModeSource {
 		return fieldErr(kind, name, "nodst", "", fmt.Sprintf("only valid in source mode, not %s: drop nodst or use mode source", mode))
 	}
-	if (len(macs) > 0 || (op != MACAddrNone && op != MACAddrSet)) && mode != MacvlanModeSource {
+	if (len(macs) > 0 || op != MACAddrNone) && mode != MacvlanModeSource {
 		return fieldErr(kind, name, "macaddr", "", fmt.Sprintf("a list of source MACs is only valid in source mode, not %s: drop macaddr or use mode source", mode))
 	}
 	seen := map[string]bool{}
@@ -195,74 +235,12 @@ func validateMacvlanOpts(kind, name string, mode MacvlanMode, noPromisc, noDst b
 	return nil
 }
 
-// IPVlanMode is an ipvlan mode. The zero value means "not given": the
-// kernel then uses l3. The kernel's own numbers are one less (l2 = 0).
-type IPVlanMode uint8
-
-const (
-	IPVlanModeUnset IPVlanMode = iota
-	IPVlanModeL2
-	IPVlanModeL3
-	IPVlanModeL3S
-)
-
-// String returns iproute2's name.
-func (m IPVlanMode) String() string {
-	switch m {
-	case IPVlanModeUnset:
-		return "unset"
-	case IPVlanModeL2:
-		return "l2"
-	case IPVlanModeL3:
-		return "l3"
-	case IPVlanModeL3S:
-		return "l3s"
-	}
-	return "unknown"
-}
-
-// ParseIPVlanMode parses l2, l3 or l3s.
-func ParseIPVlanMode(s string) (IPVlanMode, error) {
-	for _, m := range []IPVlanMode{IPVlanModeL2, IPVlanModeL3, IPVlanModeL3S} {
-		if s == m.String() {
-			return m, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown ipvlan mode: use l2, l3 or l3s")
-}
-
-// IPVlanFlag is how ipvlan slaves of one parent reach each other. The zero
-// value means "not given": bridge.
-type IPVlanFlag uint8
-
-const (
-	IPVlanFlagUnset IPVlanFlag = iota
-	IPVlanFlagBridge
-	IPVlanFlagPrivate
-	IPVlanFlagVEPA
-)
-
-// String returns iproute2's name.
-func (f IPVlanFlag) String() string {
-	switch f {
-	case IPVlanFlagUnset:
-		return "unset"
-	case IPVlanFlagBridge:
-		return "bridge"
-	case IPVlanFlagPrivate:
-		return "private"
-	case IPVlanFlagVEPA:
-		return "vepa"
-	}
-	return "unknown"
-}
-
 // IPVlan is an ipvlan link: `ip link add NAME link PARENT type ipvlan mode
 // l3 [bridge|private|vepa]`.
 type IPVlan struct {
 	Common
 	Mode IPVlanMode
-	Flag IPVlanFlag
+	Flag IPVlanFlags
 }
 
 // Kind implements Spec.
@@ -275,11 +253,8 @@ func (v *IPVlan) Validate() error {
 	if err := v.Common.validate("ipvlan", true); err != nil {
 		return err
 	}
-	if v.Mode > IPVlanModeL3S {
-		return fieldErr("ipvlan", v.Name, "mode", fmt.Sprint(uint8(v.Mode)), "unknown ipvlan mode: use l2, l3 or l3s")
-	}
-	if v.Flag > IPVlanFlagVEPA {
-		return fieldErr("ipvlan", v.Name, "flag", fmt.Sprint(uint8(v.Flag)), "unknown ipvlan flag: use bridge, private or vepa")
+	if err := validateIPVlanOpts("ipvlan", v.Name, v.Mode, v.Flag); err != nil {
+		return err
 	}
 	if v.Address != nil {
 		// ipvlan links share the parent's MAC: the kernel refuses another.

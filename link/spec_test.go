@@ -144,7 +144,7 @@ func TestChangeValidate(t *testing.T) {
 		{Change{Macvlan: &MacvlanChange{MACAddrs: []net.HardwareAddr{mustMAC(t, "02:00:00:00:00:01")}}}, "macaddr"},
 		{Change{Macvlan: &MacvlanChange{MACAddrOp: MACAddrSet, MACAddrs: []net.HardwareAddr{mustMAC(t, "00:00:00:00:00:00")}}}, "macaddr"},
 		{Change{Macvlan: &MacvlanChange{Mode: 5}}, "mode"},
-		{Change{Macvlan: &MacvlanChange{Flags: ptr(uint16(4))}}, "flag"},
+		{Change{Macvlan: &MacvlanChange{Flags: ptr(MacvlanFlags(4))}}, "flag"},
 		{Change{Kind: "vlan", Macvlan: &MacvlanChange{Mode: MacvlanModeBridge}}, "type"},
 		{Change{VLAN: &VLANChange{}, IPVlan: &IPVlanChange{}}, "type"},
 		{Change{VLAN: &VLANChange{EgressQoS: []QoSMapping{{From: 1, To: 9}}}}, "egress-qos-map"},
@@ -169,7 +169,7 @@ func TestEnums(t *testing.T) {
 			t.Errorf("ParseMacvlanMode(%q) = %v, %v", m, got, err)
 		}
 	}
-	if MacvlanModeUnset.String() != "unset" || MacvlanMode(3).String() != "unknown" {
+	if MacvlanModeUnset.String() != "unset" || MacvlanMode(3).String() != "MacvlanMode(3)" {
 		t.Error("invalid macvlan modes must not print as a valid one")
 	}
 	if _, err := ParseMacvlanMode("bridged"); err == nil {

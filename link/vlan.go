@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/vmlink/vmlink/rtnl"
 )
 
 // MaxVLANID is the highest VLAN id a link may use: 4095 is reserved, and
@@ -25,55 +27,13 @@ func SplitVLANName(name string) (lower string, id uint16, ok bool) {
 	return name[:i], uint16(n), true
 }
 
-// VLANProtocol is the VLAN tag's TPID. The zero value means "not given":
-// the kernel then uses 802.1Q.
-type VLANProtocol uint16
-
-const (
-	VLANProtocolUnset VLANProtocol = 0
-	VLAN8021Q         VLANProtocol = 0x8100 // customer tag, `protocol 802.1Q`
-	VLAN8021AD        VLANProtocol = 0x88a8 // service tag (QinQ), `protocol 802.1ad`
-)
-
-// String returns iproute2's name: "802.1Q" or "802.1ad".
-func (p VLANProtocol) String() string {
-	switch p {
-	case VLANProtocolUnset:
-		return "unset"
-	case VLAN8021Q:
-		return "802.1Q"
-	case VLAN8021AD:
-		return "802.1ad"
-	}
-	return fmt.Sprintf("0x%04x", uint16(p))
-}
-
-// ParseVLANProtocol accepts what `ip link … protocol` accepts for a VLAN:
-// the names 802.1Q and 802.1ad (any case) or the ethertype as a number
-// (0x8100, 0x88a8, or decimal).
-func ParseVLANProtocol(s string) (VLANProtocol, error) {
-	switch strings.ToLower(s) {
-	case "802.1q":
-		return VLAN8021Q, nil
-	case "802.1ad":
-		return VLAN8021AD, nil
-	}
-	if n, err := strconv.ParseUint(s, 0, 16); err == nil {
-		switch p := VLANProtocol(n); p {
-		case VLAN8021Q, VLAN8021AD:
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown VLAN protocol: use 802.1Q or 802.1ad")
-}
-
 // VLAN flags (IFLA_VLAN_FLAGS bits), as the kernel numbers them.
 const (
-	VLANFlagReorderHdr    uint32 = 0x1
-	VLANFlagGVRP          uint32 = 0x2
-	VLANFlagLooseBinding  uint32 = 0x4
-	VLANFlagMVRP          uint32 = 0x8
-	VLANFlagBridgeBinding uint32 = 0x10
+	VLANFlagReorderHdr    = rtnl.VLANFlagReorderHdr
+	VLANFlagGVRP          = rtnl.VLANFlagGVRP
+	VLANFlagLooseBinding  = rtnl.VLANFlagLooseBinding
+	VLANFlagMVRP          = rtnl.VLANFlagMVRP
+	VLANFlagBridgeBinding = rtnl.VLANFlagBridgeBinding
 )
 
 // vlanFlagNames are the flags in iproute2's print order with its names.
@@ -155,9 +115,7 @@ func (v *VLAN) Validate() error {
 	if v.ID > MaxVLANID {
 		return fieldErr("vlan", v.Name, "id", strconv.Itoa(int(v.ID)), fmt.Sprintf("VLAN ids run from 0 to %d (4095 is reserved)", MaxVLANID))
 	}
-	switch v.Protocol {
-	case VLANProtocolUnset, VLAN8021Q, VLAN8021AD:
-	default:
+	if v.Protocol != VLANProtocolUnset && !v.Protocol.Valid() {
 		return fieldErr("vlan", v.Name, "protocol", v.Protocol.String(), "unknown VLAN protocol: use 802.1Q or 802.1ad")
 	}
 	return validateQoS(v.Name, v.IngressQoS, v.EgressQoS)

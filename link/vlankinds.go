@@ -32,9 +32,13 @@ func vlanKindInfo(s Spec) (*rtnl.LinkInfo, error) {
 		}
 		// iproute2 sends the flags whenever it sends data (0 is bridge);
 		// so do we, so the same words make the same request.
-		d := &rtnl.IPVlan{Flags: ipvlanKernelFlags(v.Flag)}
+		flag := v.Flag
+		if flag == IPVlanFlagUnset {
+			flag = IPVlanFlagBridge
+		}
+		d := &rtnl.IPVlan{Flags: &flag}
 		if v.Mode != IPVlanModeUnset {
-			d.Mode = ipvlanKernelMode(v.Mode)
+			d.Mode = &v.Mode
 		}
 		info.Data = d
 		return info, nil
@@ -63,25 +67,6 @@ func vlanData(f VLANFlags, ingress, egress []QoSMapping) *rtnl.VLAN {
 	return d
 }
 
-// ipvlanKernelMode maps our mode (zero = unset) to the kernel's (l2 = 0).
-func ipvlanKernelMode(m IPVlanMode) *rtnl.IPVlanMode {
-	km := rtnl.IPVlanMode(m - 1)
-	return &km
-}
-
-// ipvlanKernelFlags maps our flag (zero = unset, meaning bridge) to the
-// kernel's bits.
-func ipvlanKernelFlags(f IPVlanFlag) *rtnl.IPVlanFlags {
-	kf := rtnl.IPVlanFlagBridge
-	switch f {
-	case IPVlanFlagPrivate:
-		kf = rtnl.IPVlanFlagPrivate
-	case IPVlanFlagVEPA:
-		kf = rtnl.IPVlanFlagVEPA
-	}
-	return &kf
-}
-
 // vlanChangeInfo builds IFLA_LINKINFO changing a VLAN or ipvlan link.
 func vlanChangeInfo(cur *Link, ch *Change) (*rtnl.LinkInfo, error) {
 	switch {
@@ -91,7 +76,7 @@ func vlanChangeInfo(cur *Link, ch *Change) (*rtnl.LinkInfo, error) {
 		c := ch.IPVlan
 		d := &rtnl.IPVlan{}
 		if c.Mode != IPVlanModeUnset {
-			d.Mode = ipvlanKernelMode(c.Mode)
+			d.Mode = &c.Mode
 		}
 		flag := c.Flag
 		if flag == IPVlanFlagUnset && cur.IPVlan != nil && cur.IPVlan.Flag != nil {
@@ -101,7 +86,7 @@ func vlanChangeInfo(cur *Link, ch *Change) (*rtnl.LinkInfo, error) {
 			flag = *cur.IPVlan.Flag
 		}
 		if flag != IPVlanFlagUnset {
-			d.Flags = ipvlanKernelFlags(flag)
+			d.Flags = &flag
 		}
 		return &rtnl.LinkInfo{Kind: "ipvlan", Data: d}, nil
 	}
@@ -132,19 +117,9 @@ func decodeVLANKind(l *Link, info *rtnl.LinkInfo) error {
 		}
 		l.VLAN = v
 	case *rtnl.IPVlan:
-		ip := &IPVlanInfo{}
+		ip := &IPVlanInfo{Flag: d.Flags}
 		if d.Mode != nil {
-			ip.Mode = IPVlanMode(*d.Mode + 1)
-		}
-		if d.Flags != nil {
-			f := IPVlanFlagBridge
-			switch {
-			case *d.Flags&rtnl.IPVlanFlagPrivate != 0:
-				f = IPVlanFlagPrivate
-			case *d.Flags&rtnl.IPVlanFlagVEPA != 0:
-				f = IPVlanFlagVEPA
-			}
-			ip.Flag = &f
+			ip.Mode = *d.Mode
 		}
 		l.IPVlan = ip
 	}

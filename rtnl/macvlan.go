@@ -1,8 +1,10 @@
 package rtnl
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/jsimonetti/rtnetlink/v2"
 	"github.com/mdlayher/netlink"
@@ -21,9 +23,13 @@ const (
 	iflaMacvlanBcCutoff       = 9
 )
 
-// MacvlanMode is IFLA_MACVLAN_MODE. The zero value is invalid: the kernel
-// treats an absent mode as vepa, which is rarely what anybody meant, so
-// vmlink always sends one.
+// MacvlanMode is IFLA_MACVLAN_MODE, the mode of a macvlan or macvtap link,
+// with the kernel's values. The zero value is invalid: the kernel treats an
+// absent mode as vepa, which is rarely what anybody meant, so vmlink always
+// sends one; in a spec it means "not given".
+//
+// String and ParseMacvlanMode (and MarshalText/UnmarshalText, built on
+// them) are the one place converting a mode to and from iproute2's words.
 type MacvlanMode uint32
 
 // Macvlan modes as the kernel numbers them.
@@ -35,9 +41,15 @@ const (
 	MacvlanModeSource   MacvlanMode = 16
 )
 
-// String returns iproute2's name for the mode.
+// macvlanModes are the valid modes, in iproute2's order.
+var macvlanModes = []MacvlanMode{MacvlanModePrivate, MacvlanModeVEPA, MacvlanModeBridge, MacvlanModePassthru, MacvlanModeSource}
+
+// String returns iproute2's name for the mode, "unset" for the zero value
+// and MacvlanMode(N) for a value the kernel does not define.
 func (m MacvlanMode) String() string {
 	switch m {
+	case 0:
+		return "unset"
 	case MacvlanModePrivate:
 		return "private"
 	case MacvlanModeVEPA:
@@ -52,17 +64,39 @@ func (m MacvlanMode) String() string {
 	return fmt.Sprintf("MacvlanMode(%d)", uint32(m))
 }
 
-// ParseMacvlanMode parses iproute2's mode names.
+// Valid reports whether m is one of the kernel's modes.
+func (m MacvlanMode) Valid() bool { return slices.Contains(macvlanModes, m) }
+
+// ParseMacvlanMode parses iproute2's mode names. The error says only the
+// fix: the caller names the field and the value.
 func ParseMacvlanMode(s string) (MacvlanMode, error) {
-	for _, m := range []MacvlanMode{MacvlanModePrivate, MacvlanModeVEPA, MacvlanModeBridge, MacvlanModePassthru, MacvlanModeSource} {
+	for _, m := range macvlanModes {
 		if m.String() == s {
 			return m, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown macvlan mode %q: use bridge, private, vepa, passthru or source", s)
+	return 0, errors.New("unknown macvlan mode: use private, vepa, bridge, passthru or source")
 }
 
-// MacvlanFlags is IFLA_MACVLAN_FLAGS (u16).
+// MarshalText implements encoding.TextMarshaler with iproute2's name.
+func (m MacvlanMode) MarshalText() ([]byte, error) {
+	if !m.Valid() {
+		return nil, fmt.Errorf("cannot marshal %v: not a macvlan mode", m)
+	}
+	return []byte(m.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseMacvlanMode.
+func (m *MacvlanMode) UnmarshalText(b []byte) error {
+	v, err := ParseMacvlanMode(string(b))
+	if err != nil {
+		return fmt.Errorf("%q: %w", b, err)
+	}
+	*m = v
+	return nil
+}
+
+// MacvlanFlags is IFLA_MACVLAN_FLAGS (u16), a bit set.
 type MacvlanFlags uint16
 
 // Macvlan flags.

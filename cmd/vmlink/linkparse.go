@@ -388,8 +388,10 @@ func parseAdd(args []string) (*linkRequest, error) {
 			m.NoDst = *o.flags&link.MacvlanFlagNoDst != 0
 		}
 		m.SourceMACs = o.list
-		if o.listTouched && m.EffectiveMode() != link.MacvlanModeSource {
-			return nil, usagef("link add %s: macaddr is only valid in source mode: drop macaddr or use mode source", name)
+		if o.listTouched && m.SourceMACs == nil {
+			// An explicit empty list (`macaddr flush`) is still a list:
+			// Validate refuses it outside source mode.
+			m.SourceMACs = []net.HardwareAddr{}
 		}
 		if c.kind == "macvlan" {
 			spec = &m
@@ -737,7 +739,7 @@ type macaddrOp struct {
 // macvlanOpts are the options after `type macvlan|macvtap`.
 type macvlanOpts struct {
 	mode        link.MacvlanMode
-	flags       *uint16
+	flags       *link.MacvlanFlags
 	ops         []macaddrOp
 	list        []net.HardwareAddr // the ops applied to an empty list (add)
 	listTouched bool
@@ -748,9 +750,9 @@ type macvlanOpts struct {
 
 func parseMacvlanOpts(kind string, args []string, create bool) (*macvlanOpts, error) {
 	o := &macvlanOpts{}
-	setFlag := func(bit uint16) {
+	setFlag := func(bit link.MacvlanFlags) {
 		if o.flags == nil {
-			o.flags = new(uint16)
+			o.flags = new(link.MacvlanFlags)
 		}
 		*o.flags |= bit
 	}
@@ -861,11 +863,8 @@ func parseMacvlanOpts(kind string, args []string, create bool) (*macvlanOpts, er
 			return nil, usagef("%s: unknown option %q: use mode, flag, nopromisc, nodst, macaddr, bcqueuelen or bclim", kind, a)
 		}
 	}
-	// iproute2 refuses nopromisc without `mode passthru` on the same line;
-	// on set we check against the link's actual mode instead (link.Set).
-	if create && o.flags != nil && *o.flags&link.MacvlanFlagNoPromisc != 0 && o.mode != link.MacvlanModePassthru {
-		return nil, usagef("%s: nopromisc is only valid in passthru mode: add mode passthru or drop nopromisc", kind)
-	}
+	// Which options a mode allows is link's rule: Validate checks a new
+	// link's spec, link.Set a change against the link's actual mode.
 	return o, nil
 }
 
@@ -897,7 +896,7 @@ func applyMACOp(list []net.HardwareAddr, op macaddrOp) []net.HardwareAddr {
 
 type ipvlanOpts struct {
 	mode link.IPVlanMode
-	flag link.IPVlanFlag
+	flag link.IPVlanFlags
 }
 
 func parseIPVlanOpts(args []string) (*ipvlanOpts, error) {
