@@ -148,23 +148,12 @@ func setMaster(ctx context.Context, c *rtnl.Conn, index, master int32) error {
 	return nil
 }
 
-// setHairpin turns a bridge port's hairpin mode on, as `bridge link set dev
-// PORT hairpin on`: RTM_SETLINK in the AF_BRIDGE family with the port
-// attributes nested in IFLA_PROTINFO. (RTM_NEWLINK would go to the generic
-// handler, which ignores IFLA_PROTINFO.)
+// setHairpin turns a bridge port's hairpin mode on or off, as `ip link set
+// dev PORT type bridge_slave hairpin on`.
 func setHairpin(ctx context.Context, c *rtnl.Conn, index int32, on bool) error {
-	ae := netlink.NewAttributeEncoder()
-	v := uint8(0)
-	if on {
-		v = 1
-	}
-	ae.Uint8(unix.IFLA_BRPORT_MODE, v)
-	b, err := ae.Encode()
-	if err != nil {
-		return err
-	}
-	msg := &rtnl.LinkMessage{Family: unix.AF_BRIDGE, Index: index, Attrs: rtnl.LinkAttrs{ProtInfo: b}}
-	if _, err := c.Execute(ctx, unix.RTM_SETLINK, 0, msg); err != nil {
+	msg := &rtnl.LinkMessage{Index: index, Attrs: rtnl.LinkAttrs{
+		Info: &rtnl.LinkInfo{SlaveKind: "bridge", SlaveData: &rtnl.BridgePort{Hairpin: &on}}}}
+	if err := c.SetLink(ctx, msg); err != nil {
 		return fmt.Errorf("set hairpin: %w", err)
 	}
 	return nil
@@ -352,15 +341,11 @@ const brForwarding = 3
 
 // portForwarding reports whether a bridge port passes frames, from the
 // IFLA_BRPORT_STATE the kernel reports in the port's slave data. When the
-// state is not reported in a form we read, the port's operstate decides.
+// state is not reported, the port's operstate decides.
 func portForwarding(m *rtnl.LinkMessage) bool {
 	if m.Attrs.Info != nil {
-		if raw, ok := m.Attrs.Info.SlaveData.(*rtnl.RawData); ok {
-			for _, a := range raw.Attrs {
-				if a.Type&^unix.NLA_F_NESTED == unix.IFLA_BRPORT_STATE && len(a.Data) == 1 {
-					return a.Data[0] == brForwarding
-				}
-			}
+		if p, ok := m.Attrs.Info.SlaveData.(*rtnl.BridgePort); ok && p.State != nil {
+			return *p.State == brForwarding
 		}
 	}
 	return operUp(m)
