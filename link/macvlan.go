@@ -220,7 +220,7 @@ func validateMacvlanOpts(kind, name string, mode MacvlanMode, noPromisc, noDst b
 		return fieldErr(kind, name, "nodst", "", fmt.Sprintf("only valid in source mode, not %s: drop nodst or use mode source", mode))
 	}
 	if (len(macs) > 0 || op != MACAddrNone) && mode != MacvlanModeSource {
-		return fieldErr(kind, name, "macaddr", "", fmt.Sprintf("a list of source MACs is only valid in source mode, not %s: drop macaddr or use mode source", mode))
+		return fieldErr(kind, name, "macaddr", "", fmt.Sprintf("a list of source MACs is only valid in source mode, not %s: drop the source MACs or use mode source", mode))
 	}
 	seen := map[string]bool{}
 	for _, a := range macs {

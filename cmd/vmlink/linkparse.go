@@ -208,7 +208,7 @@ func parseCommon(op string, args []string) (*common, error) {
 				return nil, err
 			}
 			i++
-			mac, err := parseMAC(v)
+			mac, err := link.ParseMAC(v)
 			if err != nil {
 				return nil, usagef("link %s: address %q: %v", op, v, err)
 			}
@@ -808,7 +808,7 @@ func parseMacvlanOpts(kind string, args []string, create bool) (*macvlanOpts, er
 				if err != nil {
 					return nil, err
 				}
-				mac, perr := parseMAC(m)
+				mac, perr := link.ParseMAC(m)
 				if perr != nil {
 					return nil, usagef("%s: macaddr %s %q: %v", kind, v, m, perr)
 				}
@@ -816,7 +816,7 @@ func parseMacvlanOpts(kind string, args []string, create bool) (*macvlanOpts, er
 			case "set":
 				op.op = link.MACAddrSet
 				for i+1 < len(args) {
-					mac, perr := parseMAC(args[i+1])
+					mac, perr := link.ParseMAC(args[i+1])
 					if perr != nil {
 						break
 					}
@@ -963,7 +963,7 @@ func parseVethOpts(base link.Common, args []string) (*link.Veth, error) {
 			if err != nil {
 				return nil, err
 			}
-			mac, perr := parseMAC(s)
+			mac, perr := link.ParseMAC(s)
 			if perr != nil {
 				return nil, usagef("veth: peer address %q: %v", s, perr)
 			}
@@ -1023,27 +1023,6 @@ func groupNames() map[string]uint32 {
 		}
 	}
 	return names
-}
-
-// parseMAC parses a MAC like iproute2's ll_addr_a2n for Ethernet: six
-// colon-separated hex bytes of one or two digits each ("2:0:0:0:0:1" works).
-func parseMAC(s string) (net.HardwareAddr, error) {
-	parts := strings.Split(s, ":")
-	if len(parts) != 6 {
-		return nil, fmt.Errorf("not a MAC address: write six hex bytes like 02:00:00:00:00:01")
-	}
-	mac := make(net.HardwareAddr, 6)
-	for i, p := range parts {
-		if len(p) < 1 || len(p) > 2 {
-			return nil, fmt.Errorf("not a MAC address: write six hex bytes like 02:00:00:00:00:01")
-		}
-		n, err := strconv.ParseUint(p, 16, 8)
-		if err != nil {
-			return nil, fmt.Errorf("not a MAC address: write six hex bytes like 02:00:00:00:00:01")
-		}
-		mac[i] = byte(n)
-	}
-	return mac, nil
 }
 
 // parseNetNS parses `netns NAME|PID` like iproute2: a name under /run/netns
