@@ -11,9 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/vmlink/vmlink/internal/feature"
 	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
@@ -301,35 +301,21 @@ func (n Namespace) readSysctl(path string) (string, error) {
 
 func macOf(m *rtnl.LinkMessage) net.HardwareAddr { return m.Attrs.Address }
 
-// Probe reports whether the kernel knows the link kind a feature provides
-// ("8021q" → vlan, "ipvlan", "macvlan", "macvtap"), as a *FeatureError when
-// it does not. It sends RTM_NEWLINK for the kind without a parent or
-// attributes: a kernel without the kind refuses it with EOPNOTSUPP ("Unknown
-// device type") after trying to load the module; a kernel with it refuses
-// the missing attributes (EINVAL). Either way nothing is created.
-func Probe(ctx context.Context, feature string) error {
-	kind := map[string]string{"8021q": "vlan", "ipvlan": "ipvlan", "macvlan": "macvlan", "macvtap": "macvtap"}[feature]
+// Probe reports whether the kernel has the link kind a feature provides
+// ("8021q" or "vlan", "ipvlan", "macvlan", "macvtap"): nil, a *FeatureError
+// when it does not, or another error when the probe could not tell. It asks
+// internal/feature's probe, which creates the kind in a throwaway namespace
+// once per process; ctx is not needed by it.
+func Probe(ctx context.Context, name string) error {
+	kind := feature.Kind(name)
 	if kind == "" {
-		return fmt.Errorf("probe: unknown feature %q", feature)
+		return fmt.Errorf("probe: unknown feature %q", name)
 	}
-	c, err := rtnl.Dial(nil)
-	if err != nil {
-		return err
+	err := feature.LinkKind(kind)
+	if errors.Is(err, feature.ErrNotSupported) {
+		return &FeatureError{Feature: feature.Module(kind), Err: err}
 	}
-	defer c.Close()
-	const name = "vmlprobe0"
-	err = c.NewLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name, Info: &rtnl.LinkInfo{Kind: kind}}}, netlink.Create|netlink.Excl)
-	switch {
-	case err == nil:
-		// Should not happen for these kinds; never leave it behind.
-		_ = c.DelLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}})
-		return nil
-	case errors.Is(err, unix.EOPNOTSUPP):
-		return &FeatureError{Feature: feature, Err: err}
-	case errors.Is(err, unix.EPERM):
-		return fmt.Errorf("probe %s: %w", feature, err)
-	}
-	return nil
+	return err
 }
 
 // ifOperUp is IF_OPER_UP.
