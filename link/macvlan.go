@@ -3,65 +3,8 @@ package link
 import (
 	"fmt"
 	"net"
-	"strings"
 
 	"github.com/vmlink/vmlink/rtnl"
-)
-
-// The typed vocabulary of link kinds is rtnl's (defined once, with the
-// kernel's values, one String/Parse pair and text marshalling); link
-// re-exports it so that a caller of link needs no rtnl import.
-type (
-	// MacvlanMode is a macvlan or macvtap mode. The zero value means "not
-	// given", which vmlink creates as bridge (see the package documentation).
-	MacvlanMode = rtnl.MacvlanMode
-	// MacvlanFlags are the IFLA_MACVLAN_FLAGS bits.
-	MacvlanFlags = rtnl.MacvlanFlags
-	// IPVlanMode is an ipvlan mode. The zero value means "not given": the
-	// kernel then uses l3.
-	IPVlanMode = rtnl.IPVlanMode
-	// IPVlanFlags is how ipvlan links of one parent reach each other:
-	// bridge, private or vepa. The zero value means "not given": bridge.
-	IPVlanFlags = rtnl.IPVlanFlags
-	// VLANProtocol is the VLAN tag's TPID. The zero value means "not
-	// given": the kernel then uses 802.1Q.
-	VLANProtocol = rtnl.VLANProtocol
-)
-
-// Values of the vocabulary; the zero value of each is "not given".
-const (
-	MacvlanModeUnset    MacvlanMode = 0
-	MacvlanModePrivate              = rtnl.MacvlanModePrivate
-	MacvlanModeVEPA                 = rtnl.MacvlanModeVEPA
-	MacvlanModeBridge               = rtnl.MacvlanModeBridge
-	MacvlanModePassthru             = rtnl.MacvlanModePassthru
-	MacvlanModeSource               = rtnl.MacvlanModeSource
-
-	MacvlanFlagNoPromisc = rtnl.MacvlanFlagNoPromisc // passthru: do not put the parent in promiscuous mode
-	MacvlanFlagNoDst     = rtnl.MacvlanFlagNoDst     // source: do not also deliver to the link the destination MAC matches
-
-	IPVlanModeUnset IPVlanMode = 0
-	IPVlanModeL2               = rtnl.IPVlanModeL2
-	IPVlanModeL3               = rtnl.IPVlanModeL3
-	IPVlanModeL3S              = rtnl.IPVlanModeL3S
-
-	IPVlanFlagUnset   IPVlanFlags = 0
-	IPVlanFlagBridge              = rtnl.IPVlanFlagBridge
-	IPVlanFlagPrivate             = rtnl.IPVlanFlagPrivate
-	IPVlanFlagVEPA                = rtnl.IPVlanFlagVEPA
-
-	VLANProtocolUnset VLANProtocol = 0
-	VLAN8021Q                      = rtnl.VLANProtocol8021Q  // customer tag, `protocol 802.1Q`
-	VLAN8021AD                     = rtnl.VLANProtocol8021AD // service tag (QinQ), `protocol 802.1ad`
-)
-
-// The one conversion from iproute2's words; the errors say only the fix
-// (the caller names the field and the value).
-var (
-	ParseMacvlanMode  = rtnl.ParseMacvlanMode
-	ParseIPVlanMode   = rtnl.ParseIPVlanMode
-	ParseIPVlanFlags  = rtnl.ParseIPVlanFlags
-	ParseVLANProtocol = rtnl.ParseVLANProtocol
 )
 
 // DefaultMacvlanMode is the mode vmlink creates a macvlan or macvtap in
@@ -194,19 +137,6 @@ func badMacvlanMode(kind, name string, m MacvlanMode) error {
 	return fieldErr(kind, name, "mode", m.String(), err.Error())
 }
 
-// validateIPVlanOpts checks a given (non-zero) ipvlan mode and flag.
-func validateIPVlanOpts(kind, name string, m IPVlanMode, f IPVlanFlags) error {
-	if m != IPVlanModeUnset && !m.Valid() {
-		_, err := ParseIPVlanMode("")
-		return fieldErr(kind, name, "mode", m.String(), err.Error())
-	}
-	if f != IPVlanFlagUnset && !f.Valid() {
-		_, err := ParseIPVlanFlags("")
-		return fieldErr(kind, name, "flag", f.String(), err.Error())
-	}
-	return nil
-}
-
 // validateMacvlanOpts checks mode-dependent options against the mode the
 // link will have.
 func validateMacvlanOpts(kind, name string, mode MacvlanMode, noPromisc, noDst bool, macs []net.HardwareAddr, op MACAddrOp) error {
@@ -235,85 +165,143 @@ func validateMacvlanOpts(kind, name string, mode MacvlanMode, noPromisc, noDst b
 	return nil
 }
 
-// IPVlan is an ipvlan link: `ip link add NAME link PARENT type ipvlan mode
-// l3 [bridge|private|vepa]`.
-type IPVlan struct {
-	Common
-	Mode IPVlanMode
-	Flag IPVlanFlags
+// macvlanData is the macvlan/macvtap IFLA_INFO_DATA creating m. The mode is
+// always sent (the kernel's default without it is vepa).
+func macvlanData(m *Macvlan) *rtnl.Macvlan {
+	mode := rtnl.MacvlanMode(m.EffectiveMode())
+	d := &rtnl.Macvlan{Mode: &mode, BcQueueLen: m.BCQueueLen, BcCutoff: m.BCCutoff}
+	if f := m.Flags(); f != 0 {
+		ff := rtnl.MacvlanFlags(f)
+		d.Flags = &ff
+	}
+	if len(m.SourceMACs) > 0 {
+		op := rtnl.MacaddrSet
+		d.MacaddrMode = &op
+		d.MacaddrData = m.SourceMACs
+	}
+	return d
 }
 
-// Kind implements Spec.
-func (*IPVlan) Kind() string { return "ipvlan" }
-
-func (*IPVlan) needsParent() bool { return true }
-
-// Validate implements Spec.
-func (v *IPVlan) Validate() error {
-	if err := v.Common.validate("ipvlan", true); err != nil {
-		return err
+func macvlanInfo(d *rtnl.Macvlan) *MacvlanInfo {
+	mi := &MacvlanInfo{
+		MACAddrCount:   d.MacaddrCount,
+		MACAddrs:       d.MacaddrData,
+		BCQueueLen:     d.BcQueueLen,
+		BCQueueLenUsed: d.BcQueueLenUsed,
+		BCCutoff:       d.BcCutoff,
 	}
-	if err := validateIPVlanOpts("ipvlan", v.Name, v.Mode, v.Flag); err != nil {
-		return err
+	if d.Mode != nil {
+		mi.Mode = MacvlanMode(*d.Mode)
 	}
-	if v.Address != nil {
-		// ipvlan links share the parent's MAC: the kernel refuses another.
-		return fieldErr("ipvlan", v.Name, "address", v.Address.String(), "ipvlan links always use the parent's MAC: drop address")
+	if d.Flags != nil {
+		mi.Flags = *d.Flags
+	}
+	return mi
+}
+
+// hasNewerOptions reports whether s asks for an option ignoredByKernel
+// checks, so that a batch reads back only those links.
+func hasNewerOptions(s Spec) bool {
+	m := macvlanSpec(s)
+	return m != nil && (m.BCCutoff != nil || m.BCQueueLen != nil)
+}
+
+// macvlanSpec is s as a *Macvlan when it is a macvlan or a macvtap (the
+// same options), else nil.
+func macvlanSpec(s Spec) *Macvlan {
+	switch v := s.(type) {
+	case *Macvlan:
+		return v
+	case *Macvtap:
+		return (*Macvlan)(v)
 	}
 	return nil
 }
 
-// Veth is a veth pair: `ip link add NAME type veth peer name PEER`. The
-// peer is created next to the link (move it with Set afterwards).
-type Veth struct {
-	Common
-	Peer        string
-	PeerAddress net.HardwareAddr
-	// PeerUp brings the peer up too.
-	PeerUp bool
+// defaultBCCutoff is the kernel's bclim when none is set. macvlan_fill_info
+// leaves IFLA_MACVLAN_BC_CUTOFF out of a dump when the cutoff has this value
+// (measured on 6.18: bclim 0, -1, 2 and 8 are reported, 1 is not).
+const defaultBCCutoff = 1
+
+// reportedBCCutoff is the cutoff a dump says, the default when absent.
+func reportedBCCutoff(m *MacvlanInfo) int32 {
+	if m.BCCutoff == nil {
+		return defaultBCCutoff
+	}
+	return *m.BCCutoff
 }
 
-// Kind implements Spec.
-func (*Veth) Kind() string { return "veth" }
+// ignoredByKernel finds options of s the kernel accepted without applying:
+// attributes newer than the kernel, which it skips without a word (macvlan
+// parses IFLA_INFO_DATA leniently). ip reports success for them; the link
+// l read back after creation tells. bclim (IFLA_MACVLAN_BC_CUTOFF) came in
+// 6.4: Debian 12's 6.1 creates the link and drops the option.
+func ignoredByKernel(s Spec, l *Link) error {
+	m := macvlanSpec(s)
+	if m == nil || l.Macvlan == nil {
+		return nil
+	}
+	// An absent cutoff is the default on 6.4+, so only a bclim other than
+	// the default shows that the kernel dropped it.
+	if m.BCCutoff != nil && *m.BCCutoff != defaultBCCutoff && l.Macvlan.BCCutoff == nil {
+		return fieldErr(s.Kind(), m.Name, "bclim", fmt.Sprint(*m.BCCutoff),
+			"this kernel ignores it (IFLA_MACVLAN_BC_CUTOFF needs Linux 6.4 or newer): leave bclim out here")
+	}
+	if m.BCQueueLen != nil && l.Macvlan.BCQueueLen == nil {
+		return fieldErr(s.Kind(), m.Name, "bcqueuelen", fmt.Sprint(*m.BCQueueLen),
+			"this kernel ignores it (IFLA_MACVLAN_BC_QUEUE_LEN needs Linux 5.11 or newer): leave bcqueuelen out here")
+	}
+	return nil
+}
 
-func (*Veth) needsParent() bool { return false }
-
-// Validate implements Spec.
-func (v *Veth) Validate() error {
-	if err := v.Common.validate("veth", false); err != nil {
-		return err
+// macvlanChangeInfo builds IFLA_LINKINFO changing a macvlan or macvtap
+// link cur.
+func macvlanChangeInfo(cur *Link, c *MacvlanChange) *rtnl.LinkInfo {
+	d := &rtnl.Macvlan{BcQueueLen: c.BCQueueLen, BcCutoff: c.BCCutoff}
+	if c.Mode != MacvlanModeUnset {
+		mode := c.Mode
+		d.Mode = &mode
 	}
-	if err := CheckName(v.Peer); err != nil {
-		return fieldErr("veth", v.Name, "peer name", v.Peer, err.Error())
+	if c.Flags != nil {
+		f := *c.Flags
+		d.Flags = &f
 	}
-	if v.Peer == v.Name {
-		return fieldErr("veth", v.Name, "peer name", v.Peer, "the peer needs a name of its own")
-	}
-	if v.PeerAddress != nil {
-		if err := CheckUnicastMAC(v.PeerAddress); err != nil {
-			return fieldErr("veth", v.Name, "peer address", v.PeerAddress.String(), err.Error())
+	if km, ok := c.MACAddrOp.KernelMode(); ok {
+		op := rtnl.MacaddrMode(km)
+		d.MacaddrMode = &op
+		switch c.MACAddrOp {
+		case MACAddrAdd, MACAddrDel:
+			d.Macaddr = c.MACAddrs[0]
+		case MACAddrSet:
+			d.MacaddrData = c.MACAddrs
 		}
 	}
-	return nil
-}
-
-// Dummy is a dummy link (`type dummy`), a parent that needs no peer.
-type Dummy struct {
-	Common
-}
-
-// Kind implements Spec.
-func (*Dummy) Kind() string { return "dummy" }
-
-func (*Dummy) needsParent() bool { return false }
-
-// Validate implements Spec.
-func (d *Dummy) Validate() error { return d.Common.validate("dummy", false) }
-
-// kindOf returns a display kind for messages when s may be nil.
-func kindOf(s Spec) string {
-	if s == nil {
-		return "link"
+	if cur.Kind == "macvtap" {
+		return &rtnl.LinkInfo{Kind: "macvtap", Data: &rtnl.Macvtap{Macvlan: *d}}
 	}
-	return strings.TrimSpace(s.Kind())
+	return &rtnl.LinkInfo{Kind: "macvlan", Data: d}
+}
+
+// compareMacvlan lists how a macvlan or macvtap link differs from m.
+func compareMacvlan(m *Macvlan, l *Link) []string {
+	if l.Macvlan == nil {
+		return []string{"mode: not reported by the kernel"}
+	}
+	var d diffs
+	if have, want := l.Macvlan.Mode, m.EffectiveMode(); have != want {
+		d.add("mode", have, want)
+	}
+	if have, want := l.Macvlan.Flags, m.Flags(); have != want {
+		d.add("flags", have, want)
+	}
+	if m.BCQueueLen != nil && (l.Macvlan.BCQueueLen == nil || *l.Macvlan.BCQueueLen != *m.BCQueueLen) {
+		d.add("bcqueuelen", derefOr(l.Macvlan.BCQueueLen), *m.BCQueueLen)
+	}
+	if m.BCCutoff != nil && reportedBCCutoff(l.Macvlan) != *m.BCCutoff {
+		d.add("bclim", reportedBCCutoff(l.Macvlan), *m.BCCutoff)
+	}
+	if len(m.SourceMACs) > 0 && !sameMACs(macStrings(l.Macvlan.MACAddrs), macStrings(m.SourceMACs)) {
+		d.add("macaddr", macStrings(l.Macvlan.MACAddrs), macStrings(m.SourceMACs))
+	}
+	return d
 }

@@ -2,6 +2,7 @@ package link
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -136,4 +137,98 @@ func validateQoS(name string, ingress, egress []QoSMapping) error {
 		}
 	}
 	return nil
+}
+
+// vlanData is the IFLA_INFO_DATA part VLAN creation and changes share:
+// flags (only the bits given, in the mask) and QoS mappings.
+func vlanData(f VLANFlags, ingress, egress []QoSMapping) *rtnl.VLAN {
+	d := &rtnl.VLAN{}
+	if flags, mask := f.FlagsMask(); mask != 0 {
+		d.Flags = &rtnl.VLANFlags{Flags: flags, Mask: mask}
+	}
+	qos := func(m []QoSMapping) []rtnl.VLANQoSMapping {
+		if len(m) == 0 {
+			return nil
+		}
+		out := make([]rtnl.VLANQoSMapping, len(m))
+		for i, q := range m {
+			out[i] = rtnl.VLANQoSMapping{From: q.From, To: q.To}
+		}
+		return out
+	}
+	d.IngressQoS, d.EgressQoS = qos(ingress), qos(egress)
+	return d
+}
+
+// vlanLinkInfo builds IFLA_LINKINFO creating v.
+func vlanLinkInfo(v *VLAN) *rtnl.LinkInfo {
+	id := v.ID
+	d := vlanData(v.VLANFlags, v.IngressQoS, v.EgressQoS)
+	d.ID = &id
+	if v.Protocol != VLANProtocolUnset {
+		// Unset leaves the kernel's default, 802.1Q, as ip does.
+		p := v.Protocol
+		d.Protocol = &p
+	}
+	return &rtnl.LinkInfo{Kind: "vlan", Data: d}
+}
+
+// vlanChangeInfo builds IFLA_LINKINFO changing a VLAN link.
+func vlanChangeInfo(c *VLANChange) *rtnl.LinkInfo {
+	return &rtnl.LinkInfo{Kind: "vlan", Data: vlanData(c.VLANFlags, c.IngressQoS, c.EgressQoS)}
+}
+
+// vlanInfo is the VLANInfo of a kernel's IFLA_INFO_DATA.
+func vlanInfo(d *rtnl.VLAN) (*VLANInfo, error) {
+	if d.ID == nil {
+		return nil, fmt.Errorf("vlan link without IFLA_VLAN_ID")
+	}
+	v := &VLANInfo{ID: *d.ID, Protocol: VLAN8021Q}
+	if d.Protocol != nil {
+		v.Protocol = *d.Protocol
+	}
+	if d.Flags != nil {
+		v.Flags, v.HasFlags = d.Flags.Flags&d.Flags.Mask, true
+	}
+	for _, q := range d.IngressQoS {
+		v.IngressQoS = append(v.IngressQoS, QoSMapping{From: q.From, To: q.To})
+	}
+	for _, q := range d.EgressQoS {
+		v.EgressQoS = append(v.EgressQoS, QoSMapping{From: q.From, To: q.To})
+	}
+	return v, nil
+}
+
+// compareVLAN lists how a VLAN link differs from v.
+func compareVLAN(v *VLAN, l *Link) []string {
+	if l.VLAN == nil {
+		return []string{"id: not reported by the kernel"}
+	}
+	var d diffs
+	if l.VLAN.ID != v.ID {
+		d.add("id", l.VLAN.ID, v.ID)
+	}
+	want := v.Protocol
+	if want == VLANProtocolUnset {
+		want = VLAN8021Q
+	}
+	if l.VLAN.Protocol != want {
+		d.add("protocol", l.VLAN.Protocol, want)
+	}
+	if flags, mask := v.FlagsMask(); mask != 0 && l.VLAN.Flags&mask != flags {
+		d.add("flags", VLANFlagNames(l.VLAN.Flags&mask), VLANFlagNames(flags))
+	}
+	// The kernel reports only mappings to a non-zero priority (a mapping
+	// to 0 clears an entry), so compare those.
+	qos := func(field string, have, want []QoSMapping) {
+		for _, m := range want {
+			if m.To != 0 && !slices.Contains(have, m) {
+				d.add(field, have, want)
+				return
+			}
+		}
+	}
+	qos("ingress-qos-map", l.VLAN.IngressQoS, v.IngressQoS)
+	qos("egress-qos-map", l.VLAN.EgressQoS, v.EgressQoS)
+	return d
 }
