@@ -217,7 +217,7 @@ func fillMacvlan(ep *Endpoint, d *rtnl.Macvlan) {
 	if d.Mode != nil {
 		ep.Mode = d.Mode.String()
 	} else {
-		ep.Mode = "vepa" // no mode attribute means VEPA
+		ep.Mode = rtnl.MacvlanModeVEPA.String() // no mode attribute means VEPA
 	}
 	if d.Flags != nil && *d.Flags&rtnl.MacvlanFlagNoPromisc != 0 {
 		ep.NoPromisc = true

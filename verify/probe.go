@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/internal/ndp"
+	"github.com/vmlink/vmlink/rtnl"
 )
 
 // pacer decides how long a probe waits for an answer before it counts as
@@ -315,11 +315,8 @@ func noARP(ep Endpoint) bool {
 	if ep.Kind != KindIPVlan {
 		return false
 	}
-	switch strings.ToLower(ep.Mode) {
-	case "", "l3", "l3s":
-		return true
-	}
-	return false
+	m, err := endpointModes(ep)
+	return err == nil && m.ipvlan != rtnl.IPVlanModeL2
 }
 
 // listenRaw opens a raw packet socket for ethertype proto on the interface
