@@ -11,51 +11,6 @@ import (
 // when none is given. The kernel's own default would be vepa.
 const DefaultMacvlanMode = MacvlanModeBridge
 
-// MACAddrOp is what a `macaddr` option does to a source-mode link's list of
-// allowed source MACs. The zero value means no change.
-type MACAddrOp uint8
-
-const (
-	MACAddrNone  MACAddrOp = iota
-	MACAddrAdd             // macaddr add MAC
-	MACAddrDel             // macaddr del MAC
-	MACAddrFlush           // macaddr flush
-	MACAddrSet             // macaddr set [MAC…]: replace the list
-)
-
-// String returns the iproute2 keyword.
-func (o MACAddrOp) String() string {
-	switch o {
-	case MACAddrNone:
-		return "none"
-	case MACAddrAdd:
-		return "add"
-	case MACAddrDel:
-		return "del"
-	case MACAddrFlush:
-		return "flush"
-	case MACAddrSet:
-		return "set"
-	}
-	return "unknown"
-}
-
-// KernelMode returns the IFLA_MACVLAN_MACADDR_MODE value; ok is false for
-// MACAddrNone.
-func (o MACAddrOp) KernelMode() (mode uint32, ok bool) {
-	switch o {
-	case MACAddrAdd:
-		return 0, true
-	case MACAddrDel:
-		return 1, true
-	case MACAddrFlush:
-		return 2, true
-	case MACAddrSet:
-		return 3, true
-	}
-	return 0, false
-}
-
 // Macvlan is a macvlan link on Parent:
 // `ip link add NAME link PARENT type macvlan mode MODE …`.
 type Macvlan struct {
@@ -266,8 +221,8 @@ func macvlanChangeInfo(cur *Link, c *MacvlanChange) *rtnl.LinkInfo {
 		f := *c.Flags
 		d.Flags = &f
 	}
-	if km, ok := c.MACAddrOp.KernelMode(); ok {
-		op := rtnl.MacaddrMode(km)
+	if c.MACAddrOp != MACAddrNone {
+		op := c.MACAddrOp
 		d.MacaddrMode = &op
 		switch c.MACAddrOp {
 		case MACAddrAdd, MACAddrDel:

@@ -190,13 +190,10 @@ func TestEnums(t *testing.T) {
 			t.Errorf("ParseIPVlanMode(%q) = %v, %v", m, got, err)
 		}
 	}
-	for op, want := range map[MACAddrOp]uint32{MACAddrAdd: 0, MACAddrDel: 1, MACAddrFlush: 2, MACAddrSet: 3} {
-		if got, ok := op.KernelMode(); !ok || got != want {
-			t.Errorf("%v.KernelMode() = %d, %v; want %d", op, got, ok, want)
+	for op, want := range map[MACAddrOp]string{MACAddrNone: "none", MACAddrAdd: "add", MACAddrDel: "del", MACAddrFlush: "flush", MACAddrSet: "set"} {
+		if got := op.String(); got != want {
+			t.Errorf("%d.String() = %q, want %q", op, got, want)
 		}
-	}
-	if _, ok := MACAddrNone.KernelMode(); ok {
-		t.Error("MACAddrNone has a kernel mode")
 	}
 	f, m := VLANFlags{ReorderHdr: ptr(false), GVRP: ptr(true), BridgeBinding: ptr(true)}.FlagsMask()
 	if f != VLANFlagGVRP|VLANFlagBridgeBinding || m != VLANFlagReorderHdr|VLANFlagGVRP|VLANFlagBridgeBinding {

@@ -17,6 +17,9 @@ type (
 	// IPVlanFlags is how ipvlan links of one parent reach each other:
 	// bridge, private or vepa. The zero value means "not given": bridge.
 	IPVlanFlags = rtnl.IPVlanFlags
+	// MACAddrOp is what a `macaddr` option does to a source-mode link's
+	// list of allowed source MACs. The zero value means no change.
+	MACAddrOp = rtnl.MacaddrMode
 	// VLANProtocol is the VLAN tag's TPID. The zero value means "not
 	// given": the kernel then uses 802.1Q.
 	VLANProtocol = rtnl.VLANProtocol
@@ -43,6 +46,12 @@ const (
 	IPVlanFlagBridge              = rtnl.IPVlanFlagBridge
 	IPVlanFlagPrivate             = rtnl.IPVlanFlagPrivate
 	IPVlanFlagVEPA                = rtnl.IPVlanFlagVEPA
+
+	MACAddrNone  MACAddrOp = 0
+	MACAddrAdd             = rtnl.MacaddrAdd   // macaddr add MAC
+	MACAddrDel             = rtnl.MacaddrDel   // macaddr del MAC
+	MACAddrFlush           = rtnl.MacaddrFlush // macaddr flush
+	MACAddrSet             = rtnl.MacaddrSet   // macaddr set [MAC…]: replace the list
 
 	VLANProtocolUnset VLANProtocol = 0
 	VLAN8021Q                      = rtnl.VLANProtocol8021Q  // customer tag, `protocol 802.1Q`

@@ -106,21 +106,25 @@ const (
 )
 
 // MacaddrMode is IFLA_MACVLAN_MACADDR_MODE, the operation on a source-mode
-// macvlan's list of allowed source MACs. Values are the kernel's; the
-// zero value ADD is valid there, so the field is a pointer in Macvlan.
+// macvlan's list of allowed source MACs (iproute2's `macaddr add|del|flush|
+// set`). Like our other enums its zero value is invalid ("no operation" in
+// a change), so the constants are the kernel's MACVLAN_MACADDR_* plus one
+// (the kernel's ADD is 0): the codec converts.
 type MacaddrMode uint32
 
 // Source-MAC list operations.
 const (
-	MacaddrAdd   MacaddrMode = 0
-	MacaddrDel   MacaddrMode = 1
-	MacaddrFlush MacaddrMode = 2
-	MacaddrSet   MacaddrMode = 3
+	MacaddrAdd   MacaddrMode = 1 // MACVLAN_MACADDR_ADD (0 on the wire)
+	MacaddrDel   MacaddrMode = 2 // MACVLAN_MACADDR_DEL (1)
+	MacaddrFlush MacaddrMode = 3 // MACVLAN_MACADDR_FLUSH (2)
+	MacaddrSet   MacaddrMode = 4 // MACVLAN_MACADDR_SET (3)
 )
 
-// String returns iproute2's keyword.
+// String returns iproute2's keyword ("none" for the zero value).
 func (m MacaddrMode) String() string {
 	switch m {
+	case 0:
+		return "none"
 	case MacaddrAdd:
 		return "add"
 	case MacaddrDel:
@@ -185,7 +189,7 @@ func (m *Macvlan) Encode(ae *netlink.AttributeEncoder) error {
 		ae.Uint16(iflaMacvlanFlags, uint16(*m.Flags))
 	}
 	if m.MacaddrMode != nil {
-		ae.Uint32(iflaMacvlanMacaddrMode, uint32(*m.MacaddrMode))
+		ae.Uint32(iflaMacvlanMacaddrMode, uint32(*m.MacaddrMode)-1)
 	}
 	if len(m.Macaddr) > 0 {
 		ae.Bytes(iflaMacvlanMacaddr, m.Macaddr)
@@ -218,7 +222,7 @@ func (m *Macvlan) Decode(ad *netlink.AttributeDecoder) error {
 			v := MacvlanFlags(ad.Uint16())
 			m.Flags = &v
 		case iflaMacvlanMacaddrMode:
-			v := MacaddrMode(ad.Uint32())
+			v := MacaddrMode(ad.Uint32() + 1)
 			m.MacaddrMode = &v
 		case iflaMacvlanMacaddr:
 			a, err := decodeMAC(ad.Bytes())
