@@ -3,7 +3,7 @@ package link
 import "github.com/vmlink/vmlink/rtnl"
 
 // The typed vocabulary of link kinds is rtnl's (defined once, with the
-// kernel's values, one String/Parse pair and text marshalling); link
+// kernel's values and one String/Parse pair); link
 // re-exports it so that a caller of link needs no rtnl import.
 type (
 	// MacvlanMode is a macvlan or macvtap mode. The zero value means "not

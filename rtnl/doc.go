@@ -21,8 +21,8 @@
 //   - the vocabulary of link kinds: MacvlanMode, MacvlanFlags, MacaddrMode,
 //     IPVlanMode, IPVlanFlags and VLANProtocol, each with an invalid zero
 //     value ("not given"), String and a Parse function for iproute2's
-//     words, and text marshalling for JSON and YAML; the codecs convert to
-//     the kernel's numbers where those start at 0.
+//     words (the one conversion the CLI, topology files and verify use);
+//     the codecs convert to the kernel's numbers where those start at 0.
 //
 // What it does not own: the meaning of modes, names or addresses (package
 // link validates specs and describes links), and anything about the CLI.

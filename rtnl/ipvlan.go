@@ -1,7 +1,6 @@
 package rtnl
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/jsimonetti/rtnetlink/v2"
@@ -20,8 +19,8 @@ const (
 // codec converts, and nothing else needs to know. Without the attribute
 // the kernel uses l3.
 //
-// String and ParseIPVlanMode (and MarshalText/UnmarshalText) are the one
-// place converting a mode to and from iproute2's words.
+// String and ParseIPVlanMode are the one place converting a mode to and
+// from iproute2's words.
 type IPVlanMode uint16
 
 // ipvlan modes.
@@ -56,30 +55,7 @@ func (m IPVlanMode) Valid() bool { return m >= IPVlanModeL2 && m <= IPVlanModeL3
 
 // ParseIPVlanMode parses l2, l3 or l3s. The error says only the fix.
 func ParseIPVlanMode(s string) (IPVlanMode, error) {
-	for _, m := range []IPVlanMode{IPVlanModeL2, IPVlanModeL3, IPVlanModeL3S} {
-		if s == m.String() {
-			return m, nil
-		}
-	}
-	return 0, errors.New("unknown ipvlan mode: use l2, l3 or l3s")
-}
-
-// MarshalText implements encoding.TextMarshaler with iproute2's name.
-func (m IPVlanMode) MarshalText() ([]byte, error) {
-	if !m.Valid() {
-		return nil, fmt.Errorf("cannot marshal %v: not an ipvlan mode", m)
-	}
-	return []byte(m.String()), nil
-}
-
-// UnmarshalText implements encoding.TextUnmarshaler with ParseIPVlanMode.
-func (m *IPVlanMode) UnmarshalText(b []byte) error {
-	v, err := ParseIPVlanMode(string(b))
-	if err != nil {
-		return fmt.Errorf("%q: %w", b, err)
-	}
-	*m = v
-	return nil
+	return parseWord(s, "ipvlan mode", IPVlanModeL2, IPVlanModeL3, IPVlanModeL3S)
 }
 
 // IPVlanFlags is IFLA_IPVLAN_FLAGS: how the ipvlan links of one parent
@@ -149,30 +125,7 @@ func (f IPVlanFlags) Valid() bool { return f >= IPVlanFlagBridge && f <= IPVlanF
 // ParseIPVlanFlags parses bridge, private or vepa. The error says only the
 // fix.
 func ParseIPVlanFlags(s string) (IPVlanFlags, error) {
-	for _, f := range []IPVlanFlags{IPVlanFlagBridge, IPVlanFlagPrivate, IPVlanFlagVEPA} {
-		if s == f.String() {
-			return f, nil
-		}
-	}
-	return 0, errors.New("unknown ipvlan flag: use bridge, private or vepa")
-}
-
-// MarshalText implements encoding.TextMarshaler with iproute2's name.
-func (f IPVlanFlags) MarshalText() ([]byte, error) {
-	if !f.Valid() {
-		return nil, fmt.Errorf("cannot marshal %v: not an ipvlan flag", f)
-	}
-	return []byte(f.String()), nil
-}
-
-// UnmarshalText implements encoding.TextUnmarshaler with ParseIPVlanFlags.
-func (f *IPVlanFlags) UnmarshalText(b []byte) error {
-	v, err := ParseIPVlanFlags(string(b))
-	if err != nil {
-		return fmt.Errorf("%q: %w", b, err)
-	}
-	*f = v
-	return nil
+	return parseWord(s, "ipvlan flag", IPVlanFlagBridge, IPVlanFlagPrivate, IPVlanFlagVEPA)
 }
 
 // IPVlan is the IFLA_INFO_DATA of kind "ipvlan". iproute2 sends

@@ -1,7 +1,6 @@
 package rtnl
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -28,8 +27,8 @@ const (
 // absent mode as vepa, which is rarely what anybody meant, so vmlink always
 // sends one; in a spec it means "not given".
 //
-// String and ParseMacvlanMode (and MarshalText/UnmarshalText, built on
-// them) are the one place converting a mode to and from iproute2's words.
+// String and ParseMacvlanMode are the one place converting a mode to and
+// from iproute2's words.
 type MacvlanMode uint32
 
 // Macvlan modes as the kernel numbers them.
@@ -70,30 +69,7 @@ func (m MacvlanMode) Valid() bool { return slices.Contains(macvlanModes, m) }
 // ParseMacvlanMode parses iproute2's mode names. The error says only the
 // fix: the caller names the field and the value.
 func ParseMacvlanMode(s string) (MacvlanMode, error) {
-	for _, m := range macvlanModes {
-		if m.String() == s {
-			return m, nil
-		}
-	}
-	return 0, errors.New("unknown macvlan mode: use private, vepa, bridge, passthru or source")
-}
-
-// MarshalText implements encoding.TextMarshaler with iproute2's name.
-func (m MacvlanMode) MarshalText() ([]byte, error) {
-	if !m.Valid() {
-		return nil, fmt.Errorf("cannot marshal %v: not a macvlan mode", m)
-	}
-	return []byte(m.String()), nil
-}
-
-// UnmarshalText implements encoding.TextUnmarshaler with ParseMacvlanMode.
-func (m *MacvlanMode) UnmarshalText(b []byte) error {
-	v, err := ParseMacvlanMode(string(b))
-	if err != nil {
-		return fmt.Errorf("%q: %w", b, err)
-	}
-	*m = v
-	return nil
+	return parseWord(s, "macvlan mode", macvlanModes...)
 }
 
 // MacvlanFlags is IFLA_MACVLAN_FLAGS (u16), a bit set.

@@ -70,24 +70,6 @@ func ParseVLANProtocol(s string) (VLANProtocol, error) {
 	return 0, errors.New("unknown VLAN protocol: use 802.1Q or 802.1ad")
 }
 
-// MarshalText implements encoding.TextMarshaler with iproute2's name.
-func (p VLANProtocol) MarshalText() ([]byte, error) {
-	if !p.Valid() {
-		return nil, fmt.Errorf("cannot marshal %v: not a VLAN protocol", p)
-	}
-	return []byte(p.String()), nil
-}
-
-// UnmarshalText implements encoding.TextUnmarshaler with ParseVLANProtocol.
-func (p *VLANProtocol) UnmarshalText(b []byte) error {
-	v, err := ParseVLANProtocol(string(b))
-	if err != nil {
-		return fmt.Errorf("%q: %w", b, err)
-	}
-	*p = v
-	return nil
-}
-
 // VLAN flag bits of IFLA_VLAN_FLAGS (enum vlan_flags).
 const (
 	VLANFlagReorderHdr    uint32 = 0x1 // kernel default on

@@ -427,9 +427,7 @@ func replyVia(nodes []node, cands []int, dst netip.Addr) int {
 }
 
 func makeNode(t Topology, ep Endpoint) node {
-	// Validate refused bad modes; a Model of an unvalidated topology
-	// treats them as no mode.
-	m, _ := endpointModes(ep)
+	m, _ := endpointModes(ep) // Validate refuses bad modes; here they are none
 	n := node{ep: ep, id: EndpointID(ep), stack: stackOfEndpoint(ep), kind: strings.ToLower(ep.Kind), modes: m}
 	switch n.kind {
 	case KindHost:
