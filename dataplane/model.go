@@ -567,14 +567,14 @@ func checkDriverMode(driver, mode string) error {
 			return nil
 		}
 		if _, err := link.ParseMacvlanMode(mode); err != nil {
-			return fmt.Errorf("not a %s mode: use bridge, private, vepa, passthru or source", driver)
+			return err
 		}
 	case "ipvlan":
 		if mode == "" {
 			return nil
 		}
 		if _, err := link.ParseIPVlanMode(mode); err != nil {
-			return errors.New("not an ipvlan mode: use l2, l3 or l3s")
+			return err
 		}
 	default:
 		return fmt.Errorf("driver %q is not supported: use macvlan, macvtap or ipvlan", driver)

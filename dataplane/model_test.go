@@ -37,7 +37,7 @@ func TestParseRefusals(t *testing.T) {
 	}{
 		{"unknown key", base + "networkz: []\n", "field networkz not found"},
 		{"lo parent", "name: x\nnetworks: [{name: n, parent: lo}]\n", "loopback"},
-		{"bad mode", base + "networks: [{name: n, parent: p0, mode: bridged}]\n", "not a macvlan mode"},
+		{"bad mode", base + "networks: [{name: n, parent: p0, mode: bridged}]\n", `networks[0].mode "bridged": unknown macvlan mode: use private, vepa, bridge, passthru or source`},
 		{"bad driver", base + "networks: [{name: n, parent: p0, driver: bond}]\n", "not supported"},
 		{"passthru twice", base + "networks: [{name: a, parent: p0, mode: passthru}, {name: b, parent: p0, mode: passthru}]\n", "passthru takes the parent alone"},
 		{"passthru shared", base + "networks: [{name: a, parent: p0, mode: passthru}, {name: b, parent: p0}]\n", "taken by passthru"},
