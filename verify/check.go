@@ -406,7 +406,7 @@ func checkMACSources(exp *Expectation, ev *evidence) CheckResult {
 		}
 		switch {
 		case ep.Kind == KindMacvlan || ep.Kind == KindMacvtap:
-			if m, _ := endpointModes(ep); m.macvlan == rtnl.MacvlanModePassthru {
+			if ep.macvlanMode() == rtnl.MacvlanModePassthru {
 				if !parent.IsZero() && mac != parent {
 					bad = append(bad, fmt.Sprintf("passthru %s has MAC %s, not the parent's %s", EndpointID(ep), mac, parent))
 				}

@@ -138,3 +138,10 @@ func endpointModes(ep Endpoint) (modes, error) {
 	}
 	return m, nil
 }
+
+// macvlanMode is a macvlan or macvtap endpoint's mode (zero for other
+// kinds and for a mode Validate would refuse).
+func (ep Endpoint) macvlanMode() rtnl.MacvlanMode {
+	m, _ := endpointModes(ep)
+	return m.macvlan
+}
