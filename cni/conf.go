@@ -238,8 +238,8 @@ func (c *Conf) kindKeys() error {
 }
 
 // parseIPVlanFlag parses the ipvlan port flag by link's own names.
-func parseIPVlanFlag(s string) (link.IPVlanFlag, error) {
-	for _, f := range []link.IPVlanFlag{link.IPVlanFlagBridge, link.IPVlanFlagPrivate, link.IPVlanFlagVEPA} {
+func parseIPVlanFlag(s string) (link.IPVlanFlags, error) {
+	for _, f := range []link.IPVlanFlags{link.IPVlanFlagBridge, link.IPVlanFlagPrivate, link.IPVlanFlagVEPA} {
 		if s == f.String() {
 			return f, nil
 		}

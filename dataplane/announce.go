@@ -7,7 +7,11 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/packet"
+
+	"github.com/vmlink/vmlink/internal/ndp"
 )
 
 // announcement is one interface whose addresses the network should learn
@@ -41,7 +45,10 @@ func (an *announcement) send() error {
 		for _, p := range an.Addrs {
 			a := p.Addr()
 			if a.Is4() {
-				_, err = c.WriteTo(garpFrame(an.MAC, a), &packet.Addr{HardwareAddr: broadcastMAC})
+				var f []byte
+				if f, err = garpFrame(an.MAC, a); err == nil {
+					_, err = c.WriteTo(f, &packet.Addr{HardwareAddr: broadcastMAC})
+				}
 			} else {
 				_, err = c.WriteTo(unsolicitedNAFrame(an.MAC, a), &packet.Addr{HardwareAddr: allNodesMAC})
 			}
@@ -58,24 +65,20 @@ func (an *announcement) send() error {
 	return nil
 }
 
-// garpFrame is a gratuitous ARP request (sender and target both ip),
-// broadcast: the form every stack accepts for updating its cache.
-func garpFrame(mac net.HardwareAddr, ip netip.Addr) []byte {
-	b := make([]byte, 42)
-	copy(b[0:6], broadcastMAC)
-	copy(b[6:12], mac)
-	binary.BigEndian.PutUint16(b[12:14], 0x0806)
-	arp := b[14:]
-	binary.BigEndian.PutUint16(arp[0:2], 1)      // Ethernet
-	binary.BigEndian.PutUint16(arp[2:4], 0x0800) // IPv4
-	arp[4], arp[5] = 6, 4
-	binary.BigEndian.PutUint16(arp[6:8], 1) // request
-	copy(arp[8:14], mac)
-	a := ip.As4()
-	copy(arp[14:18], a[:])
-	// target hardware address stays zero
-	copy(arp[24:28], a[:])
-	return b
+// garpFrame is a gratuitous ARP request (sender and target both ip, target
+// hardware address zero), broadcast: the form every stack accepts for
+// updating its cache. mdlayher/arp encodes it, as for verify's ARP probe.
+func garpFrame(mac net.HardwareAddr, ip netip.Addr) ([]byte, error) {
+	p, err := arp.NewPacket(arp.OperationRequest, mac, ip, make(net.HardwareAddr, 6), ip)
+	if err != nil {
+		return nil, fmt.Errorf("gratuitous ARP for %s: %w", ip, err)
+	}
+	payload, err := p.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	f := &ethernet.Frame{Destination: ethernet.Broadcast, Source: mac, EtherType: ethernet.EtherTypeARP, Payload: payload}
+	return f.MarshalBinary()
 }
 
 var allNodesMAC = net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}
@@ -104,31 +107,6 @@ func unsolicitedNAFrame(mac net.HardwareAddr, ip netip.Addr) []byte {
 	copy(icmp[8:24], src[:])
 	icmp[24], icmp[25] = 2, 1 // target link-layer address, 8 bytes
 	copy(icmp[26:32], mac)
-	binary.BigEndian.PutUint16(icmp[2:4], icmpv6Checksum(src, dst, icmp))
+	binary.BigEndian.PutUint16(icmp[2:4], ndp.Checksum(src, dst, icmp))
 	return b
-}
-
-// icmpv6Checksum is the Internet checksum over the IPv6 pseudo-header and
-// the ICMPv6 message (whose checksum field is zero).
-func icmpv6Checksum(src, dst [16]byte, msg []byte) uint16 {
-	var sum uint32
-	add := func(b []byte) {
-		for i := 0; i+1 < len(b); i += 2 {
-			sum += uint32(binary.BigEndian.Uint16(b[i:]))
-		}
-		if len(b)%2 == 1 {
-			sum += uint32(b[len(b)-1]) << 8
-		}
-	}
-	add(src[:])
-	add(dst[:])
-	var l [8]byte
-	binary.BigEndian.PutUint32(l[0:4], uint32(len(msg)))
-	l[7] = 58
-	add(l[:])
-	add(msg)
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }

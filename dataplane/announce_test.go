@@ -6,16 +6,24 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/vmlink/vmlink/internal/ndp"
 )
 
 func TestGARPFrame(t *testing.T) {
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
-	b := garpFrame(mac, netip.MustParseAddr("10.0.0.2"))
+	b, err := garpFrame(mac, netip.MustParseAddr("10.0.0.2"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := []byte{
 		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x08, 0x06,
 		0, 1, 0x08, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 2,
 		0, 0, 0, 0, 0, 0, 10, 0, 0, 2,
 	}
+	// The encoder pads to the Ethernet minimum of 60 bytes (the kernel
+	// would pad a shorter frame the same way on the wire).
+	want = append(want, make([]byte, 60-len(want))...)
 	if !bytes.Equal(b, want) {
 		t.Fatalf("garpFrame =\n% x\nwant\n% x", b, want)
 	}
@@ -37,7 +45,7 @@ func TestUnsolicitedNAFrame(t *testing.T) {
 	copy(dst[:], b[38:54])
 	// A correct checksum makes the sum over the message, checksum
 	// included, come out as zero.
-	if got := icmpv6Checksum(src, dst, icmp); got != 0 {
+	if got := ndp.Checksum(src, dst, icmp); got != 0 {
 		t.Fatalf("checksum does not verify: residue %#04x", got)
 	}
 	if !bytes.Equal(icmp[26:32], mac) || !bytes.Equal(icmp[8:24], ip.AsSlice()) {

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vmlink/vmlink/internal/feature"
 	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
@@ -165,10 +166,11 @@ func (e *ForeignLinkError) Error() string {
 	return fmt.Sprintf("%s exists in %s and is not ours (group %d, alias %q): remove or rename it", e.Name, e.NetNS.label(), e.Group, e.Alias)
 }
 
-// featureOf is the kernel feature (module) behind a link kind.
+// featureOf is the kernel feature (module) behind a link kind, from
+// internal/feature's one map.
 func featureOf(kind string) string {
-	if kind == "vlan" {
-		return "8021q"
+	if m := feature.Module(kind); m != "" {
+		return m
 	}
 	return kind
 }

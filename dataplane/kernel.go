@@ -11,9 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/vmlink/vmlink/internal/feature"
 	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
@@ -148,23 +148,12 @@ func setMaster(ctx context.Context, c *rtnl.Conn, index, master int32) error {
 	return nil
 }
 
-// setHairpin turns a bridge port's hairpin mode on, as `bridge link set dev
-// PORT hairpin on`: RTM_SETLINK in the AF_BRIDGE family with the port
-// attributes nested in IFLA_PROTINFO. (RTM_NEWLINK would go to the generic
-// handler, which ignores IFLA_PROTINFO.)
+// setHairpin turns a bridge port's hairpin mode on or off, as `ip link set
+// dev PORT type bridge_slave hairpin on`.
 func setHairpin(ctx context.Context, c *rtnl.Conn, index int32, on bool) error {
-	ae := netlink.NewAttributeEncoder()
-	v := uint8(0)
-	if on {
-		v = 1
-	}
-	ae.Uint8(unix.IFLA_BRPORT_MODE, v)
-	b, err := ae.Encode()
-	if err != nil {
-		return err
-	}
-	msg := &rtnl.LinkMessage{Family: unix.AF_BRIDGE, Index: index, Attrs: rtnl.LinkAttrs{ProtInfo: b}}
-	if _, err := c.Execute(ctx, unix.RTM_SETLINK, 0, msg); err != nil {
+	msg := &rtnl.LinkMessage{Index: index, Attrs: rtnl.LinkAttrs{
+		Info: &rtnl.LinkInfo{SlaveKind: "bridge", SlaveData: &rtnl.BridgePort{Hairpin: &on}}}}
+	if err := c.SetLink(ctx, msg); err != nil {
 		return fmt.Errorf("set hairpin: %w", err)
 	}
 	return nil
@@ -312,35 +301,21 @@ func (n Namespace) readSysctl(path string) (string, error) {
 
 func macOf(m *rtnl.LinkMessage) net.HardwareAddr { return m.Attrs.Address }
 
-// Probe reports whether the kernel knows the link kind a feature provides
-// ("8021q" → vlan, "ipvlan", "macvlan", "macvtap"), as a *FeatureError when
-// it does not. It sends RTM_NEWLINK for the kind without a parent or
-// attributes: a kernel without the kind refuses it with EOPNOTSUPP ("Unknown
-// device type") after trying to load the module; a kernel with it refuses
-// the missing attributes (EINVAL). Either way nothing is created.
-func Probe(ctx context.Context, feature string) error {
-	kind := map[string]string{"8021q": "vlan", "ipvlan": "ipvlan", "macvlan": "macvlan", "macvtap": "macvtap"}[feature]
+// Probe reports whether the kernel has the link kind a feature provides
+// ("8021q" or "vlan", "ipvlan", "macvlan", "macvtap"): nil, a *FeatureError
+// when it does not, or another error when the probe could not tell. It asks
+// internal/feature's probe, which creates the kind in a throwaway namespace
+// once per process; ctx is not needed by it.
+func Probe(ctx context.Context, name string) error {
+	kind := feature.Kind(name)
 	if kind == "" {
-		return fmt.Errorf("probe: unknown feature %q", feature)
+		return fmt.Errorf("probe: unknown feature %q", name)
 	}
-	c, err := rtnl.Dial(nil)
-	if err != nil {
-		return err
+	err := feature.LinkKind(kind)
+	if errors.Is(err, feature.ErrNotSupported) {
+		return &FeatureError{Feature: feature.Module(kind), Err: err}
 	}
-	defer c.Close()
-	const name = "vmlprobe0"
-	err = c.NewLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name, Info: &rtnl.LinkInfo{Kind: kind}}}, netlink.Create|netlink.Excl)
-	switch {
-	case err == nil:
-		// Should not happen for these kinds; never leave it behind.
-		_ = c.DelLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}})
-		return nil
-	case errors.Is(err, unix.EOPNOTSUPP):
-		return &FeatureError{Feature: feature, Err: err}
-	case errors.Is(err, unix.EPERM):
-		return fmt.Errorf("probe %s: %w", feature, err)
-	}
-	return nil
+	return err
 }
 
 // ifOperUp is IF_OPER_UP.
@@ -352,15 +327,11 @@ const brForwarding = 3
 
 // portForwarding reports whether a bridge port passes frames, from the
 // IFLA_BRPORT_STATE the kernel reports in the port's slave data. When the
-// state is not reported in a form we read, the port's operstate decides.
+// state is not reported, the port's operstate decides.
 func portForwarding(m *rtnl.LinkMessage) bool {
 	if m.Attrs.Info != nil {
-		if raw, ok := m.Attrs.Info.SlaveData.(*rtnl.RawData); ok {
-			for _, a := range raw.Attrs {
-				if a.Type&^unix.NLA_F_NESTED == unix.IFLA_BRPORT_STATE && len(a.Data) == 1 {
-					return a.Data[0] == brForwarding
-				}
-			}
+		if p, ok := m.Attrs.Info.SlaveData.(*rtnl.BridgePort); ok && p.State != nil {
+			return *p.State == brForwarding
 		}
 	}
 	return operUp(m)

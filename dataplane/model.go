@@ -268,11 +268,8 @@ func (t *Topology) Validate() error {
 	for i := range t.Parents {
 		p := &t.Parents[i]
 		f := fmt.Sprintf("parents[%d]", i)
-		if err := link.CheckName(p.Name); err != nil {
+		if err := link.CheckParent(p.Name); err != nil {
 			return ferr(f+".name", p.Name, "%v", err)
-		}
-		if p.Name == "lo" {
-			return ferr(f+".name", p.Name, "the loopback cannot be a parent: use an Ethernet link or a sandbox")
 		}
 		if parents[p.Name] != nil {
 			return ferr(f+".name", p.Name, "declared twice: give each parent one entry")
@@ -306,6 +303,7 @@ func (t *Topology) Validate() error {
 		}
 	}
 	nets := map[string]*Network{}
+	netField := map[string]string{} // network name → its field path
 	passthru := map[string]string{}
 	for i := range t.Networks {
 		n := &t.Networks[i]
@@ -317,27 +315,19 @@ func (t *Topology) Validate() error {
 			return ferr(f+".name", n.Name, "declared twice: network names are unique")
 		}
 		nets[n.Name] = n
+		netField[n.Name] = f
 		if err := checkDriverMode(n.driver(), n.Mode); err != nil {
 			return ferr(f+".mode", n.Mode, "%v", err)
-		}
-		if n.NoPromisc && n.Mode != "passthru" {
-			return ferr(f+".nopromisc", "", "only valid in passthru mode")
-		}
-		if n.NoDst && n.Mode != "source" {
-			return ferr(f+".nodst", "", "only valid in source mode")
 		}
 		if n.Parent == "" {
 			return ferr(f+".parent", "", "missing: name the interface the network sits on (a parent, an existing interface, or X.N for VLAN N on X)")
 		}
-		if n.Parent == "lo" {
-			return ferr(f+".parent", n.Parent, "the loopback cannot be a parent")
-		}
-		if err := link.CheckName(n.Parent); err != nil {
-			return ferr(f+".parent", n.Parent, "%v", err)
+		if err := checkLeaf(n, f, nil, ""); err != nil {
+			return err
 		}
 		if base, _, ok := splitVLANParent(n.Parent); ok && parents[n.Parent] == nil {
-			if base == "lo" {
-				return ferr(f+".parent", n.Parent, "the loopback cannot carry VLANs")
+			if err := link.CheckParent(base); err != nil {
+				return ferr(f+".parent", n.Parent, "VLAN parent %s: %v", base, err)
 			}
 		}
 		if n.Mode == "passthru" {
@@ -430,13 +420,16 @@ func (t *Topology) Validate() error {
 					return ferr(fi+".mac", it.MAC, "%v", err)
 				}
 			}
+			var sources []net.HardwareAddr
 			for k, m := range it.SourceMACs {
-				if _, err := parseMAC(m); err != nil {
+				mac, err := parseMAC(m)
+				if err != nil {
 					return ferr(fmt.Sprintf("%s.source_macs[%d]", fi, k), m, "%v", err)
 				}
+				sources = append(sources, mac)
 			}
-			if len(it.SourceMACs) > 0 && n.Mode != "source" {
-				return ferr(fi+".source_macs", "", "only valid on a source-mode network (network %s is %s)", n.Name, orDefault(n.Mode, "bridge"))
+			if err := checkLeaf(n, netField[n.Name], sources, fi); err != nil {
+				return err
 			}
 			subnets, _ := n.subnets()
 			for k, a := range it.Addresses {
@@ -525,6 +518,48 @@ func checkTopoName(s string) error {
 	return nil
 }
 
+// checkLeaf applies link's rules (link.Spec.Validate, their one source) to
+// the link network n makes: which options its mode allows, and what can
+// be a parent. nf is the network's field path; sources and fi, when fi is
+// set, are an interface's source MACs and field path. link's option names
+// become the topology file's fields.
+func checkLeaf(n *Network, nf string, sources []net.HardwareAddr, fi string) error {
+	const name = "vmlcheck0" // any valid name: only the options are judged
+	common := link.Common{Name: name, Parent: n.Parent}
+	var spec link.Spec
+	switch n.driver() {
+	case "ipvlan":
+		switch {
+		case n.NoPromisc:
+			return ferr(nf+".nopromisc", "", "not an ipvlan option: drop nopromisc, or use driver macvlan")
+		case n.NoDst:
+			return ferr(nf+".nodst", "", "not an ipvlan option: drop nodst, or use driver macvlan")
+		case len(sources) > 0:
+			return ferr(fi+".source_macs", "", "not an ipvlan option: drop source_macs, or use driver macvlan")
+		}
+		spec = &link.IPVlan{Common: common}
+	default:
+		mode, _ := link.ParseMacvlanMode(n.Mode) // checked before; "" is the default
+		spec = &link.Macvlan{Common: common, Mode: mode, NoPromisc: n.NoPromisc, NoDst: n.NoDst, SourceMACs: sources}
+	}
+	err := spec.Validate()
+	var fe *link.FieldError
+	if err == nil || !errors.As(err, &fe) {
+		return err
+	}
+	switch fe.Field {
+	case "link":
+		return ferr(nf+".parent", n.Parent, "%s", fe.Fix)
+	case "macaddr":
+		if fi != "" {
+			return ferr(fi+".source_macs", fe.Value, "network %s: %s", n.Name, fe.Fix)
+		}
+	case "nopromisc", "nodst", "mode":
+		return ferr(nf+"."+fe.Field, fe.Value, "%s", fe.Fix)
+	}
+	return ferr(nf, "", "%v", err)
+}
+
 func checkDriverMode(driver, mode string) error {
 	switch driver {
 	case "macvlan", "macvtap":
@@ -532,14 +567,14 @@ func checkDriverMode(driver, mode string) error {
 			return nil
 		}
 		if _, err := link.ParseMacvlanMode(mode); err != nil {
-			return fmt.Errorf("not a %s mode: use bridge, private, vepa, passthru or source", driver)
+			return err
 		}
 	case "ipvlan":
 		if mode == "" {
 			return nil
 		}
 		if _, err := link.ParseIPVlanMode(mode); err != nil {
-			return errors.New("not an ipvlan mode: use l2, l3 or l3s")
+			return err
 		}
 	default:
 		return fmt.Errorf("driver %q is not supported: use macvlan, macvtap or ipvlan", driver)
@@ -630,10 +665,12 @@ func parseRoute(s string) (route, error) {
 	return r, nil
 }
 
+// parseMAC parses a MAC the way `ip` does (link.ParseMAC) and requires a
+// unicast one.
 func parseMAC(s string) (net.HardwareAddr, error) {
-	m, err := net.ParseMAC(s)
-	if err != nil || len(m) != 6 {
-		return nil, errors.New("not a MAC address such as 02:00:00:00:00:01")
+	m, err := link.ParseMAC(s)
+	if err != nil {
+		return nil, err
 	}
 	if err := link.CheckUnicastMAC(m); err != nil {
 		return nil, err

@@ -37,7 +37,7 @@ func TestParseRefusals(t *testing.T) {
 	}{
 		{"unknown key", base + "networkz: []\n", "field networkz not found"},
 		{"lo parent", "name: x\nnetworks: [{name: n, parent: lo}]\n", "loopback"},
-		{"bad mode", base + "networks: [{name: n, parent: p0, mode: bridged}]\n", "not a macvlan mode"},
+		{"bad mode", base + "networks: [{name: n, parent: p0, mode: bridged}]\n", `networks[0].mode "bridged": unknown macvlan mode: use private, vepa, bridge, passthru or source`},
 		{"bad driver", base + "networks: [{name: n, parent: p0, driver: bond}]\n", "not supported"},
 		{"passthru twice", base + "networks: [{name: a, parent: p0, mode: passthru}, {name: b, parent: p0, mode: passthru}]\n", "passthru takes the parent alone"},
 		{"passthru shared", base + "networks: [{name: a, parent: p0, mode: passthru}, {name: b, parent: p0}]\n", "taken by passthru"},
@@ -49,7 +49,13 @@ func TestParseRefusals(t *testing.T) {
 		{"host bits", base + "networks: [{name: a, parent: p0, subnets: [10.0.0.1/24]}]\n", "host bits"},
 		{"unknown network", base + "endpoints: [{name: e, interfaces: [{network: nope}]}]\n", "no such network"},
 		{"netns shared", base + "networks: [{name: a, parent: p0}]\nendpoints: [{name: e, netns: n, interfaces: [{network: a}]}, {name: f, netns: n, interfaces: [{network: a}]}]\n", "already used by endpoint e"},
-		{"source macs elsewhere", base + "networks: [{name: a, parent: p0}]\nendpoints: [{name: e, interfaces: [{network: a, source_macs: ['02:00:00:00:00:01']}]}]\n", "only valid on a source-mode network"},
+		{"source macs elsewhere", base + "networks: [{name: a, parent: p0}]\nendpoints: [{name: e, interfaces: [{network: a, source_macs: ['02:00:00:00:00:01']}]}]\n", "source_macs: network a: a list of source MACs is only valid in source mode, not bridge"},
+		{"nopromisc outside passthru", base + "networks: [{name: a, parent: p0, mode: vepa, nopromisc: true}]\n", "networks[0].nopromisc: only valid in passthru mode, not vepa"},
+		{"nodst outside source", base + "networks: [{name: a, parent: p0, nodst: true}]\n", "networks[0].nodst: only valid in source mode, not bridge"},
+		{"nopromisc on ipvlan", base + "networks: [{name: a, parent: p0, driver: ipvlan, nopromisc: true}]\n", "not an ipvlan option"},
+		{"lo parent declared", "name: x\nparents: [{name: lo}]\n", `parents[0].name "lo": a loopback device cannot be a parent`},
+		{"lo VLAN parent", "name: x\nnetworks: [{name: n, parent: lo.5}]\n", `networks[0].parent "lo.5": VLAN parent lo: a loopback device cannot be a parent`},
+		{"bad source mac", base + "networks: [{name: a, parent: p0, mode: source}]\nendpoints: [{name: e, interfaces: [{network: a, source_macs: ['02:00:00:00:00']}]}]\n", "source_macs[0] \"02:00:00:00:00\": not a MAC address"},
 		{"bad topology name", "name: 'a b'\n", "use letters"},
 		{"long ifname", base + "networks: [{name: a, parent: p0}]\nendpoints: [{name: e, interfaces: [{network: a, name: abcdefghijklmnop}]}]\n", "interfaces[0].name"},
 		{"shim on ipvlan", base + "networks: [{name: a, parent: p0, driver: ipvlan}]\nhost_shims: [{network: a, name: s, addresses: [10.0.0.1/32]}]\n", "a host shim is a macvlan"},
@@ -165,5 +171,18 @@ func TestLabsParse(t *testing.T) {
 	}
 	if _, err := LookupLab("nope"); err == nil || !strings.Contains(err.Error(), "modes") {
 		t.Fatalf("LookupLab(nope) = %v, want the list of labs", err)
+	}
+}
+
+// TestParseAcceptsIPStyleMACs: a MAC written as `ip` accepts it
+// (2:0:0:0:0:1) is as good in a topology file as on the command line.
+func TestParseAcceptsIPStyleMACs(t *testing.T) {
+	topo, err := Parse(strings.NewReader("name: x\nparents: [{name: p0, sandbox: {switch: sw}}]\nnetworks: [{name: a, parent: p0, mode: source}]\n" +
+		"endpoints: [{name: e, interfaces: [{network: a, mac: '2:0:0:0:0:1', source_macs: ['2:0:0:0:0:2']}]}]\n"))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if m, err := parseMAC(topo.Endpoints[0].Interfaces[0].MAC); err != nil || m.String() != "02:00:00:00:00:01" {
+		t.Errorf("parseMAC = %v, %v", m, err)
 	}
 }

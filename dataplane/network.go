@@ -51,7 +51,7 @@ type NetworkOptions struct {
 	IPVlanMode link.IPVlanMode
 	// IPVlanFlag is how ipvlan interfaces of the parent reach each other
 	// (`ipvlan_flag`); unset is bridge.
-	IPVlanFlag link.IPVlanFlag
+	IPVlanFlag link.IPVlanFlags
 }
 
 // words are the options as docker prints them in `network inspect`: the
@@ -479,11 +479,11 @@ func (o *NetworkOptions) Set(key, value string) error {
 }
 
 // parseIPVlanFlag parses a recorded ipvlan flag; "" is unset.
-func parseIPVlanFlag(s string) (link.IPVlanFlag, error) {
+func parseIPVlanFlag(s string) (link.IPVlanFlags, error) {
 	if s == "" {
 		return link.IPVlanFlagUnset, nil
 	}
-	for _, f := range []link.IPVlanFlag{link.IPVlanFlagBridge, link.IPVlanFlagPrivate, link.IPVlanFlagVEPA} {
+	for _, f := range []link.IPVlanFlags{link.IPVlanFlagBridge, link.IPVlanFlagPrivate, link.IPVlanFlagVEPA} {
 		if s == f.String() {
 			return f, nil
 		}

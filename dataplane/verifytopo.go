@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"net"
 	"strings"
 
 	"github.com/vmlink/vmlink/verify"
@@ -52,7 +51,7 @@ func (b *Built) VerifyTopologies() []verify.Topology {
 			ep.Name = "host-shim " + it.Name
 		}
 		for _, s := range it.Sources {
-			if m, err := net.ParseMAC(s); err == nil {
+			if m, err := parseMAC(s); err == nil {
 				ep.SourceMACs = append(ep.SourceMACs, m)
 			}
 		}

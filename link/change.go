@@ -51,7 +51,7 @@ type MacvlanChange struct {
 	Mode MacvlanMode
 	// Flags replaces the flags (nopromisc, nodst; 0 is `flag null`); nil
 	// keeps them.
-	Flags *uint16
+	Flags *MacvlanFlags
 	// MACAddrOp and MACAddrs edit a source-mode link's list: add/del take
 	// exactly one MAC, flush none, set any number.
 	MACAddrOp  MACAddrOp
@@ -67,7 +67,7 @@ type MacvlanChange struct {
 // l2` sends flags 0 and so turns a private or vepa parent into bridge.
 type IPVlanChange struct {
 	Mode IPVlanMode
-	Flag IPVlanFlag
+	Flag IPVlanFlags
 }
 
 // empty reports whether the change does nothing.
@@ -125,8 +125,8 @@ func (c *Change) Validate(dev string) error {
 			return fieldErr(kind, dev, "type", c.Kind, "macvlan options need type macvlan or macvtap")
 		}
 		m := c.Macvlan
-		if m.Mode != MacvlanModeUnset && m.Mode.String() == "unknown" {
-			return fieldErr(kind, dev, "mode", fmt.Sprint(uint32(m.Mode)), "unknown macvlan mode: use private, vepa, bridge, passthru or source")
+		if m.Mode != MacvlanModeUnset && !m.Mode.Valid() {
+			return badMacvlanMode(kind, dev, m.Mode)
 		}
 		switch m.MACAddrOp {
 		case MACAddrNone:
@@ -157,12 +157,7 @@ func (c *Change) Validate(dev string) error {
 		if c.Kind != "" && c.Kind != "ipvlan" {
 			return fieldErr(kind, dev, "type", c.Kind, "ipvlan options need type ipvlan")
 		}
-		if c.IPVlan.Mode > IPVlanModeL3S {
-			return fieldErr(kind, dev, "mode", fmt.Sprint(uint8(c.IPVlan.Mode)), "unknown ipvlan mode: use l2, l3 or l3s")
-		}
-		if c.IPVlan.Flag > IPVlanFlagVEPA {
-			return fieldErr(kind, dev, "flag", fmt.Sprint(uint8(c.IPVlan.Flag)), "unknown ipvlan flag: use bridge, private or vepa")
-		}
+		return validateIPVlanOpts(kind, dev, c.IPVlan.Mode, c.IPVlan.Flag)
 	}
 	return nil
 }

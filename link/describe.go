@@ -89,7 +89,7 @@ type VLANInfo struct {
 // MacvlanInfo is a macvlan or macvtap link's IFLA_INFO_DATA.
 type MacvlanInfo struct {
 	Mode           MacvlanMode
-	Flags          uint16
+	Flags          MacvlanFlags
 	MACAddrCount   *uint32
 	MACAddrs       []net.HardwareAddr
 	BCQueueLen     *uint32
@@ -101,7 +101,7 @@ type MacvlanInfo struct {
 type IPVlanInfo struct {
 	Mode IPVlanMode
 	// Flag is nil when the kernel did not report flags.
-	Flag *IPVlanFlag
+	Flag *IPVlanFlags
 }
 
 // Description is a link described with the keys and values of

@@ -3,9 +3,14 @@
 // and dummy links tests and labs build on) — from typed specs, over rtnl.
 //
 // What it owns:
-//   - the specs (VLAN, Macvlan, Macvtap, IPVlan, Veth, Dummy) and their
-//     Validate methods, which run before any syscall and name the field and
-//     the fix, so bad input never reaches the kernel;
+//   - the specs (VLAN, Macvlan, Macvtap, IPVlan, Veth, Dummy), one file
+//     per kind, and their Validate methods: the only copy of the kernel's
+//     rules (which options a mode allows, what can be a parent), run
+//     before any syscall, naming the field and the fix, so bad input never
+//     reaches the kernel; ParseMAC reads a MAC as ip does;
+//   - the vocabulary of modes, flags and protocols, re-exported from rtnl
+//     (where it is defined once, with the kernel's values) with its one
+//     String/Parse pair;
 //   - the operations on a Handle: Create, Ensure, Get, List, Set, Delete,
 //     DeleteGroup and CreateBatch, each leaving nothing half-created when it
 //     fails;

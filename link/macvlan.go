@@ -3,101 +3,13 @@ package link
 import (
 	"fmt"
 	"net"
-	"strings"
 
 	"github.com/vmlink/vmlink/rtnl"
-)
-
-// MacvlanMode is a macvlan or macvtap mode; the values are the kernel's
-// MACVLAN_MODE_* bits. The zero value means "not given", which vmlink
-// creates as bridge (see the package documentation).
-type MacvlanMode uint32
-
-const (
-	MacvlanModeUnset    MacvlanMode = 0
-	MacvlanModePrivate  MacvlanMode = 1
-	MacvlanModeVEPA     MacvlanMode = 2
-	MacvlanModeBridge   MacvlanMode = 4
-	MacvlanModePassthru MacvlanMode = 8
-	MacvlanModeSource   MacvlanMode = 16
 )
 
 // DefaultMacvlanMode is the mode vmlink creates a macvlan or macvtap in
 // when none is given. The kernel's own default would be vepa.
 const DefaultMacvlanMode = MacvlanModeBridge
-
-// String returns iproute2's name for the mode (rtnl owns the names; the
-// values are the same kernel bits).
-func (m MacvlanMode) String() string {
-	switch m {
-	case MacvlanModeUnset:
-		return "unset"
-	case MacvlanModePrivate, MacvlanModeVEPA, MacvlanModeBridge, MacvlanModePassthru, MacvlanModeSource:
-		return rtnl.MacvlanMode(m).String()
-	}
-	return "unknown"
-}
-
-// ParseMacvlanMode parses iproute2's mode names.
-func ParseMacvlanMode(s string) (MacvlanMode, error) {
-	m, err := rtnl.ParseMacvlanMode(s)
-	if err != nil {
-		// The caller names the field and the value; say only the fix.
-		return 0, fmt.Errorf("unknown macvlan mode: use private, vepa, bridge, passthru or source")
-	}
-	return MacvlanMode(m), nil
-}
-
-// Macvlan flags (IFLA_MACVLAN_FLAGS bits).
-const (
-	MacvlanFlagNoPromisc uint16 = 1 // passthru: do not put the parent in promiscuous mode
-	MacvlanFlagNoDst     uint16 = 2 // source: do not also deliver to the link the destination MAC matches
-)
-
-// MACAddrOp is what a `macaddr` option does to a source-mode link's list of
-// allowed source MACs. The zero value means no change.
-type MACAddrOp uint8
-
-const (
-	MACAddrNone  MACAddrOp = iota
-	MACAddrAdd             // macaddr add MAC
-	MACAddrDel             // macaddr del MAC
-	MACAddrFlush           // macaddr flush
-	MACAddrSet             // macaddr set [MAC…]: replace the list
-)
-
-// String returns the iproute2 keyword.
-func (o MACAddrOp) String() string {
-	switch o {
-	case MACAddrNone:
-		return "none"
-	case MACAddrAdd:
-		return "add"
-	case MACAddrDel:
-		return "del"
-	case MACAddrFlush:
-		return "flush"
-	case MACAddrSet:
-		return "set"
-	}
-	return "unknown"
-}
-
-// KernelMode returns the IFLA_MACVLAN_MACADDR_MODE value; ok is false for
-// MACAddrNone.
-func (o MACAddrOp) KernelMode() (mode uint32, ok bool) {
-	switch o {
-	case MACAddrAdd:
-		return 0, true
-	case MACAddrDel:
-		return 1, true
-	case MACAddrFlush:
-		return 2, true
-	case MACAddrSet:
-		return 3, true
-	}
-	return 0, false
-}
 
 // Macvlan is a macvlan link on Parent:
 // `ip link add NAME link PARENT type macvlan mode MODE …`.
@@ -110,7 +22,9 @@ type Macvlan struct {
 	// NoDst (`nodst`) is only valid in source mode.
 	NoDst bool
 	// SourceMACs is the list of source MACs a source-mode link accepts
-	// (`macaddr set MAC…`); only valid in source mode.
+	// (`macaddr set MAC…`); only valid in source mode. A non-nil empty
+	// list is a list given empty (`macaddr flush`), also refused outside
+	// source mode.
 	SourceMACs []net.HardwareAddr
 	// BCQueueLen (`bcqueuelen`) is the length of the broadcast/multicast
 	// receive queue (the parent uses the largest of its links'); kernel 5.11+.
@@ -149,8 +63,8 @@ func (m *Macvlan) EffectiveMode() MacvlanMode {
 }
 
 // Flags returns the IFLA_MACVLAN_FLAGS bits of the spec.
-func (m *Macvlan) Flags() uint16 {
-	var f uint16
+func (m *Macvlan) Flags() MacvlanFlags {
+	var f MacvlanFlags
 	if m.NoPromisc {
 		f |= MacvlanFlagNoPromisc
 	}
@@ -164,14 +78,25 @@ func (m *Macvlan) validate(kind string) error {
 	if err := m.Common.validate(kind, true); err != nil {
 		return err
 	}
-	return validateMacvlanOpts(kind, m.Name, m.EffectiveMode(), m.NoPromisc, m.NoDst, m.SourceMACs, MACAddrSet)
+	op := MACAddrNone
+	if m.SourceMACs != nil {
+		op = MACAddrSet
+	}
+	return validateMacvlanOpts(kind, m.Name, m.EffectiveMode(), m.NoPromisc, m.NoDst, m.SourceMACs, op)
+}
+
+// badMacvlanMode is the error for a mode outside the vocabulary; the fix is
+// ParseMacvlanMode's.
+func badMacvlanMode(kind, name string, m MacvlanMode) error {
+	_, err := ParseMacvlanMode("")
+	return fieldErr(kind, name, "mode", m.String(), err.Error())
 }
 
 // validateMacvlanOpts checks mode-dependent options against the mode the
 // link will have.
 func validateMacvlanOpts(kind, name string, mode MacvlanMode, noPromisc, noDst bool, macs []net.HardwareAddr, op MACAddrOp) error {
-	if mode.String() == "unknown" || mode == MacvlanModeUnset {
-		return fieldErr(kind, name, "mode", fmt.Sprint(uint32(mode)), "unknown macvlan mode: use private, vepa, bridge, passthru or source")
+	if !mode.Valid() {
+		return badMacvlanMode(kind, name, mode)
 	}
 	if noPromisc && mode != MacvlanModePassthru {
 		return fieldErr(kind, name, "nopromisc", "", fmt.Sprintf("only valid in passthru mode, not %s: drop nopromisc or use mode passthru", mode))
@@ -179,8 +104,8 @@ func validateMacvlanOpts(kind, name string, mode MacvlanMode, noPromisc, noDst b
 	if noDst && mode != MacvlanModeSource {
 		return fieldErr(kind, name, "nodst", "", fmt.Sprintf("only valid in source mode, not %s: drop nodst or use mode source", mode))
 	}
-	if (len(macs) > 0 || (op != MACAddrNone && op != MACAddrSet)) && mode != MacvlanModeSource {
-		return fieldErr(kind, name, "macaddr", "", fmt.Sprintf("a list of source MACs is only valid in source mode, not %s: drop macaddr or use mode source", mode))
+	if (len(macs) > 0 || op != MACAddrNone) && mode != MacvlanModeSource {
+		return fieldErr(kind, name, "macaddr", "", fmt.Sprintf("a list of source MACs is only valid in source mode, not %s: drop the source MACs or use mode source", mode))
 	}
 	seen := map[string]bool{}
 	for _, a := range macs {
@@ -195,150 +120,143 @@ func validateMacvlanOpts(kind, name string, mode MacvlanMode, noPromisc, noDst b
 	return nil
 }
 
-// IPVlanMode is an ipvlan mode. The zero value means "not given": the
-// kernel then uses l3. The kernel's own numbers are one less (l2 = 0).
-type IPVlanMode uint8
-
-const (
-	IPVlanModeUnset IPVlanMode = iota
-	IPVlanModeL2
-	IPVlanModeL3
-	IPVlanModeL3S
-)
-
-// String returns iproute2's name.
-func (m IPVlanMode) String() string {
-	switch m {
-	case IPVlanModeUnset:
-		return "unset"
-	case IPVlanModeL2:
-		return "l2"
-	case IPVlanModeL3:
-		return "l3"
-	case IPVlanModeL3S:
-		return "l3s"
+// macvlanData is the macvlan/macvtap IFLA_INFO_DATA creating m. The mode is
+// always sent (the kernel's default without it is vepa).
+func macvlanData(m *Macvlan) *rtnl.Macvlan {
+	mode := rtnl.MacvlanMode(m.EffectiveMode())
+	d := &rtnl.Macvlan{Mode: &mode, BcQueueLen: m.BCQueueLen, BcCutoff: m.BCCutoff}
+	if f := m.Flags(); f != 0 {
+		ff := rtnl.MacvlanFlags(f)
+		d.Flags = &ff
 	}
-	return "unknown"
+	if len(m.SourceMACs) > 0 {
+		op := rtnl.MacaddrSet
+		d.MacaddrMode = &op
+		d.MacaddrData = m.SourceMACs
+	}
+	return d
 }
 
-// ParseIPVlanMode parses l2, l3 or l3s.
-func ParseIPVlanMode(s string) (IPVlanMode, error) {
-	for _, m := range []IPVlanMode{IPVlanModeL2, IPVlanModeL3, IPVlanModeL3S} {
-		if s == m.String() {
-			return m, nil
-		}
+func macvlanInfo(d *rtnl.Macvlan) *MacvlanInfo {
+	mi := &MacvlanInfo{
+		MACAddrCount:   d.MacaddrCount,
+		MACAddrs:       d.MacaddrData,
+		BCQueueLen:     d.BcQueueLen,
+		BCQueueLenUsed: d.BcQueueLenUsed,
+		BCCutoff:       d.BcCutoff,
 	}
-	return 0, fmt.Errorf("unknown ipvlan mode: use l2, l3 or l3s")
+	if d.Mode != nil {
+		mi.Mode = MacvlanMode(*d.Mode)
+	}
+	if d.Flags != nil {
+		mi.Flags = *d.Flags
+	}
+	return mi
 }
 
-// IPVlanFlag is how ipvlan slaves of one parent reach each other. The zero
-// value means "not given": bridge.
-type IPVlanFlag uint8
-
-const (
-	IPVlanFlagUnset IPVlanFlag = iota
-	IPVlanFlagBridge
-	IPVlanFlagPrivate
-	IPVlanFlagVEPA
-)
-
-// String returns iproute2's name.
-func (f IPVlanFlag) String() string {
-	switch f {
-	case IPVlanFlagUnset:
-		return "unset"
-	case IPVlanFlagBridge:
-		return "bridge"
-	case IPVlanFlagPrivate:
-		return "private"
-	case IPVlanFlagVEPA:
-		return "vepa"
-	}
-	return "unknown"
+// hasNewerOptions reports whether s asks for an option ignoredByKernel
+// checks, so that a batch reads back only those links.
+func hasNewerOptions(s Spec) bool {
+	m := macvlanSpec(s)
+	return m != nil && (m.BCCutoff != nil || m.BCQueueLen != nil)
 }
 
-// IPVlan is an ipvlan link: `ip link add NAME link PARENT type ipvlan mode
-// l3 [bridge|private|vepa]`.
-type IPVlan struct {
-	Common
-	Mode IPVlanMode
-	Flag IPVlanFlag
-}
-
-// Kind implements Spec.
-func (*IPVlan) Kind() string { return "ipvlan" }
-
-func (*IPVlan) needsParent() bool { return true }
-
-// Validate implements Spec.
-func (v *IPVlan) Validate() error {
-	if err := v.Common.validate("ipvlan", true); err != nil {
-		return err
-	}
-	if v.Mode > IPVlanModeL3S {
-		return fieldErr("ipvlan", v.Name, "mode", fmt.Sprint(uint8(v.Mode)), "unknown ipvlan mode: use l2, l3 or l3s")
-	}
-	if v.Flag > IPVlanFlagVEPA {
-		return fieldErr("ipvlan", v.Name, "flag", fmt.Sprint(uint8(v.Flag)), "unknown ipvlan flag: use bridge, private or vepa")
-	}
-	if v.Address != nil {
-		// ipvlan links share the parent's MAC: the kernel refuses another.
-		return fieldErr("ipvlan", v.Name, "address", v.Address.String(), "ipvlan links always use the parent's MAC: drop address")
+// macvlanSpec is s as a *Macvlan when it is a macvlan or a macvtap (the
+// same options), else nil.
+func macvlanSpec(s Spec) *Macvlan {
+	switch v := s.(type) {
+	case *Macvlan:
+		return v
+	case *Macvtap:
+		return (*Macvlan)(v)
 	}
 	return nil
 }
 
-// Veth is a veth pair: `ip link add NAME type veth peer name PEER`. The
-// peer is created next to the link (move it with Set afterwards).
-type Veth struct {
-	Common
-	Peer        string
-	PeerAddress net.HardwareAddr
-	// PeerUp brings the peer up too.
-	PeerUp bool
+// defaultBCCutoff is the kernel's bclim when none is set. macvlan_fill_info
+// leaves IFLA_MACVLAN_BC_CUTOFF out of a dump when the cutoff has this value
+// (measured on 6.18: bclim 0, -1, 2 and 8 are reported, 1 is not).
+const defaultBCCutoff = 1
+
+// reportedBCCutoff is the cutoff a dump says, the default when absent.
+func reportedBCCutoff(m *MacvlanInfo) int32 {
+	if m.BCCutoff == nil {
+		return defaultBCCutoff
+	}
+	return *m.BCCutoff
 }
 
-// Kind implements Spec.
-func (*Veth) Kind() string { return "veth" }
-
-func (*Veth) needsParent() bool { return false }
-
-// Validate implements Spec.
-func (v *Veth) Validate() error {
-	if err := v.Common.validate("veth", false); err != nil {
-		return err
+// ignoredByKernel finds options of s the kernel accepted without applying:
+// attributes newer than the kernel, which it skips without a word (macvlan
+// parses IFLA_INFO_DATA leniently). ip reports success for them; the link
+// l read back after creation tells. bclim (IFLA_MACVLAN_BC_CUTOFF) came in
+// 6.4: Debian 12's 6.1 creates the link and drops the option.
+func ignoredByKernel(s Spec, l *Link) error {
+	m := macvlanSpec(s)
+	if m == nil || l.Macvlan == nil {
+		return nil
 	}
-	if err := CheckName(v.Peer); err != nil {
-		return fieldErr("veth", v.Name, "peer name", v.Peer, err.Error())
+	// An absent cutoff is the default on 6.4+, so only a bclim other than
+	// the default shows that the kernel dropped it.
+	if m.BCCutoff != nil && *m.BCCutoff != defaultBCCutoff && l.Macvlan.BCCutoff == nil {
+		return fieldErr(s.Kind(), m.Name, "bclim", fmt.Sprint(*m.BCCutoff),
+			"this kernel ignores it (IFLA_MACVLAN_BC_CUTOFF needs Linux 6.4 or newer): leave bclim out here")
 	}
-	if v.Peer == v.Name {
-		return fieldErr("veth", v.Name, "peer name", v.Peer, "the peer needs a name of its own")
-	}
-	if v.PeerAddress != nil {
-		if err := CheckUnicastMAC(v.PeerAddress); err != nil {
-			return fieldErr("veth", v.Name, "peer address", v.PeerAddress.String(), err.Error())
-		}
+	if m.BCQueueLen != nil && l.Macvlan.BCQueueLen == nil {
+		return fieldErr(s.Kind(), m.Name, "bcqueuelen", fmt.Sprint(*m.BCQueueLen),
+			"this kernel ignores it (IFLA_MACVLAN_BC_QUEUE_LEN needs Linux 5.11 or newer): leave bcqueuelen out here")
 	}
 	return nil
 }
 
-// Dummy is a dummy link (`type dummy`), a parent that needs no peer.
-type Dummy struct {
-	Common
+// macvlanChangeInfo builds IFLA_LINKINFO changing a macvlan or macvtap
+// link cur.
+func macvlanChangeInfo(cur *Link, c *MacvlanChange) *rtnl.LinkInfo {
+	d := &rtnl.Macvlan{BcQueueLen: c.BCQueueLen, BcCutoff: c.BCCutoff}
+	if c.Mode != MacvlanModeUnset {
+		mode := c.Mode
+		d.Mode = &mode
+	}
+	if c.Flags != nil {
+		f := *c.Flags
+		d.Flags = &f
+	}
+	if c.MACAddrOp != MACAddrNone {
+		op := c.MACAddrOp
+		d.MacaddrMode = &op
+		switch c.MACAddrOp {
+		case MACAddrAdd, MACAddrDel:
+			d.Macaddr = c.MACAddrs[0]
+		case MACAddrSet:
+			d.MacaddrData = c.MACAddrs
+		}
+	}
+	if cur.Kind == "macvtap" {
+		return &rtnl.LinkInfo{Kind: "macvtap", Data: &rtnl.Macvtap{Macvlan: *d}}
+	}
+	return &rtnl.LinkInfo{Kind: "macvlan", Data: d}
 }
 
-// Kind implements Spec.
-func (*Dummy) Kind() string { return "dummy" }
-
-func (*Dummy) needsParent() bool { return false }
-
-// Validate implements Spec.
-func (d *Dummy) Validate() error { return d.Common.validate("dummy", false) }
-
-// kindOf returns a display kind for messages when s may be nil.
-func kindOf(s Spec) string {
-	if s == nil {
-		return "link"
+// compareMacvlan lists how a macvlan or macvtap link differs from m.
+func compareMacvlan(m *Macvlan, l *Link) []string {
+	if l.Macvlan == nil {
+		return []string{"mode: not reported by the kernel"}
 	}
-	return strings.TrimSpace(s.Kind())
+	var d diffs
+	if have, want := l.Macvlan.Mode, m.EffectiveMode(); have != want {
+		d.add("mode", have, want)
+	}
+	if have, want := l.Macvlan.Flags, m.Flags(); have != want {
+		d.add("flags", have, want)
+	}
+	if m.BCQueueLen != nil && (l.Macvlan.BCQueueLen == nil || *l.Macvlan.BCQueueLen != *m.BCQueueLen) {
+		d.add("bcqueuelen", derefOr(l.Macvlan.BCQueueLen), *m.BCQueueLen)
+	}
+	if m.BCCutoff != nil && reportedBCCutoff(l.Macvlan) != *m.BCCutoff {
+		d.add("bclim", reportedBCCutoff(l.Macvlan), *m.BCCutoff)
+	}
+	if len(m.SourceMACs) > 0 && !sameMACs(macStrings(l.Macvlan.MACAddrs), macStrings(m.SourceMACs)) {
+		d.add("macaddr", macStrings(l.Macvlan.MACAddrs), macStrings(m.SourceMACs))
+	}
+	return d
 }

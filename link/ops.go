@@ -206,7 +206,7 @@ func parentFromMsg(s Spec, m *rtnl.LinkMessage) (*parentInfo, error) {
 	b := s.Base()
 	if m.Type == unix.ARPHRD_LOOPBACK || m.Flags&unix.IFF_LOOPBACK != 0 {
 		return nil, &FieldError{Kind: s.Kind(), Name: b.Name, Field: "link", Value: b.Parent,
-			Fix: "a loopback device cannot be a parent: use an Ethernet link such as eth0 or a veth"}
+			Fix: loopbackParentFix}
 	}
 	p := &parentInfo{index: m.Index}
 	if m.Attrs.MTU != nil {

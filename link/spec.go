@@ -1,6 +1,7 @@
 package link
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -190,6 +191,49 @@ func CheckName(s string) error {
 	return nil
 }
 
+// ParseMAC parses an Ethernet address the way iproute2's ll_addr_a2n does
+// for `ip link … address`: six colon-separated hex bytes, each of one or
+// more digits ("2:0:0:0:0:1", "02:00:00:00:00:01", "002:…" and "0x2:…" all
+// work; measured with ip 6.1). Where ip's sscanf ignores trailing garbage
+// in a byte ("2g"), ParseMAC refuses it. The error says only the fix.
+func ParseMAC(s string) (net.HardwareAddr, error) {
+	const fix = "not a MAC address: write six hex bytes like 02:00:00:00:00:01"
+	parts := strings.Split(s, ":")
+	if len(parts) != 6 {
+		return nil, errors.New(fix)
+	}
+	mac := make(net.HardwareAddr, 6)
+	for i, p := range parts {
+		p = strings.TrimLeft(p, " \t")
+		if len(p) > 2 && (p[:2] == "0x" || p[:2] == "0X") {
+			p = p[2:]
+		}
+		n, err := strconv.ParseUint(p, 16, 8)
+		if err != nil {
+			return nil, errors.New(fix)
+		}
+		mac[i] = byte(n)
+	}
+	return mac, nil
+}
+
+// CheckParent reports why the link called name cannot be a parent judged
+// by its name alone, or nil: the rule Validate applies to Common.Parent,
+// for callers that name parents elsewhere (topology files). Create checks
+// the parent the kernel has too (a loopback under another name).
+func CheckParent(name string) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	if name == "lo" {
+		return errors.New(loopbackParentFix)
+	}
+	return nil
+}
+
+// loopbackParentFix is the rule "a loopback cannot be a parent".
+const loopbackParentFix = "a loopback device cannot be a parent: use an Ethernet link such as eth0 or a veth"
+
 // CheckUnicastMAC reports why a is not usable as a link's own address (or in
 // a source-mode list), or nil.
 func CheckUnicastMAC(a net.HardwareAddr) error {
@@ -221,7 +265,7 @@ func (c *Common) validate(kind string, needsParent bool) error {
 		if c.Parent == "" {
 			return fieldErr(kind, c.Name, "link", "", fmt.Sprintf("a %s link needs a parent: add `link DEV`", kind))
 		}
-		if err := CheckName(c.Parent); err != nil {
+		if err := CheckParent(c.Parent); err != nil {
 			return fieldErr(kind, c.Name, "link", c.Parent, err.Error())
 		}
 		// The same name is fine when the link lands in another namespace:

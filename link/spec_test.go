@@ -144,7 +144,7 @@ func TestChangeValidate(t *testing.T) {
 		{Change{Macvlan: &MacvlanChange{MACAddrs: []net.HardwareAddr{mustMAC(t, "02:00:00:00:00:01")}}}, "macaddr"},
 		{Change{Macvlan: &MacvlanChange{MACAddrOp: MACAddrSet, MACAddrs: []net.HardwareAddr{mustMAC(t, "00:00:00:00:00:00")}}}, "macaddr"},
 		{Change{Macvlan: &MacvlanChange{Mode: 5}}, "mode"},
-		{Change{Macvlan: &MacvlanChange{Flags: ptr(uint16(4))}}, "flag"},
+		{Change{Macvlan: &MacvlanChange{Flags: ptr(MacvlanFlags(4))}}, "flag"},
 		{Change{Kind: "vlan", Macvlan: &MacvlanChange{Mode: MacvlanModeBridge}}, "type"},
 		{Change{VLAN: &VLANChange{}, IPVlan: &IPVlanChange{}}, "type"},
 		{Change{VLAN: &VLANChange{EgressQoS: []QoSMapping{{From: 1, To: 9}}}}, "egress-qos-map"},
@@ -169,7 +169,7 @@ func TestEnums(t *testing.T) {
 			t.Errorf("ParseMacvlanMode(%q) = %v, %v", m, got, err)
 		}
 	}
-	if MacvlanModeUnset.String() != "unset" || MacvlanMode(3).String() != "unknown" {
+	if MacvlanModeUnset.String() != "unset" || MacvlanMode(3).String() != "MacvlanMode(3)" {
 		t.Error("invalid macvlan modes must not print as a valid one")
 	}
 	if _, err := ParseMacvlanMode("bridged"); err == nil {
@@ -190,13 +190,10 @@ func TestEnums(t *testing.T) {
 			t.Errorf("ParseIPVlanMode(%q) = %v, %v", m, got, err)
 		}
 	}
-	for op, want := range map[MACAddrOp]uint32{MACAddrAdd: 0, MACAddrDel: 1, MACAddrFlush: 2, MACAddrSet: 3} {
-		if got, ok := op.KernelMode(); !ok || got != want {
-			t.Errorf("%v.KernelMode() = %d, %v; want %d", op, got, ok, want)
+	for op, want := range map[MACAddrOp]string{MACAddrNone: "none", MACAddrAdd: "add", MACAddrDel: "del", MACAddrFlush: "flush", MACAddrSet: "set"} {
+		if got := op.String(); got != want {
+			t.Errorf("%d.String() = %q, want %q", op, got, want)
 		}
-	}
-	if _, ok := MACAddrNone.KernelMode(); ok {
-		t.Error("MACAddrNone has a kernel mode")
 	}
 	f, m := VLANFlags{ReorderHdr: ptr(false), GVRP: ptr(true), BridgeBinding: ptr(true)}.FlagsMask()
 	if f != VLANFlagGVRP|VLANFlagBridgeBinding || m != VLANFlagReorderHdr|VLANFlagGVRP|VLANFlagBridgeBinding {
@@ -250,5 +247,32 @@ func TestIgnoredByKernel(t *testing.T) {
 				t.Fatalf("error %v, want a %s FieldError on %s saying to leave it out", err, tc.report, tc.wantField)
 			}
 		})
+	}
+}
+
+// TestParseMAC checks ParseMAC against what `ip link set dev X address A`
+// accepted and refused (iproute2 6.1, measured in a throwaway namespace).
+func TestParseMAC(t *testing.T) {
+	ok := map[string]string{
+		"2:0:0:0:0:1":       "02:00:00:00:00:01",
+		"02:00:00:00:00:03": "02:00:00:00:00:03",
+		"002:0:0:0:0:8":     "02:00:00:00:00:08",
+		"02:00:00:00:00:0B": "02:00:00:00:00:0b",
+		"2:0:0:0:0: d":      "02:00:00:00:00:0d",
+		"0x2:0:0:0:0:e":     "02:00:00:00:00:0e",
+	}
+	for in, want := range ok {
+		if got, err := ParseMAC(in); err != nil || got.String() != want {
+			t.Errorf("ParseMAC(%q) = %v, %v; ip sets %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{
+		"02-00-00-00-00-04", "0200.0000.0005", "02:00:00:00:00", "02:00:00:00:00:06:07",
+		"2:0:0:0:0:9:", ":2:0:0:0:0:a", "2:0:0:0::c", "020000000011", // ip refuses these
+		"100:0:0:0:0:1", "2g:0:0:0:0:1", "", // above a byte; trailing garbage ip's sscanf would skip
+	} {
+		if m, err := ParseMAC(in); err == nil || !strings.Contains(err.Error(), "six hex bytes") {
+			t.Errorf("ParseMAC(%q) = %v, %v; want refused", in, m, err)
+		}
 	}
 }

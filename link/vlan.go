@@ -2,8 +2,11 @@ package link
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/vmlink/vmlink/rtnl"
 )
 
 // MaxVLANID is the highest VLAN id a link may use: 4095 is reserved, and
@@ -25,55 +28,13 @@ func SplitVLANName(name string) (lower string, id uint16, ok bool) {
 	return name[:i], uint16(n), true
 }
 
-// VLANProtocol is the VLAN tag's TPID. The zero value means "not given":
-// the kernel then uses 802.1Q.
-type VLANProtocol uint16
-
-const (
-	VLANProtocolUnset VLANProtocol = 0
-	VLAN8021Q         VLANProtocol = 0x8100 // customer tag, `protocol 802.1Q`
-	VLAN8021AD        VLANProtocol = 0x88a8 // service tag (QinQ), `protocol 802.1ad`
-)
-
-// String returns iproute2's name: "802.1Q" or "802.1ad".
-func (p VLANProtocol) String() string {
-	switch p {
-	case VLANProtocolUnset:
-		return "unset"
-	case VLAN8021Q:
-		return "802.1Q"
-	case VLAN8021AD:
-		return "802.1ad"
-	}
-	return fmt.Sprintf("0x%04x", uint16(p))
-}
-
-// ParseVLANProtocol accepts what `ip link … protocol` accepts for a VLAN:
-// the names 802.1Q and 802.1ad (any case) or the ethertype as a number
-// (0x8100, 0x88a8, or decimal).
-func ParseVLANProtocol(s string) (VLANProtocol, error) {
-	switch strings.ToLower(s) {
-	case "802.1q":
-		return VLAN8021Q, nil
-	case "802.1ad":
-		return VLAN8021AD, nil
-	}
-	if n, err := strconv.ParseUint(s, 0, 16); err == nil {
-		switch p := VLANProtocol(n); p {
-		case VLAN8021Q, VLAN8021AD:
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown VLAN protocol: use 802.1Q or 802.1ad")
-}
-
 // VLAN flags (IFLA_VLAN_FLAGS bits), as the kernel numbers them.
 const (
-	VLANFlagReorderHdr    uint32 = 0x1
-	VLANFlagGVRP          uint32 = 0x2
-	VLANFlagLooseBinding  uint32 = 0x4
-	VLANFlagMVRP          uint32 = 0x8
-	VLANFlagBridgeBinding uint32 = 0x10
+	VLANFlagReorderHdr    = rtnl.VLANFlagReorderHdr
+	VLANFlagGVRP          = rtnl.VLANFlagGVRP
+	VLANFlagLooseBinding  = rtnl.VLANFlagLooseBinding
+	VLANFlagMVRP          = rtnl.VLANFlagMVRP
+	VLANFlagBridgeBinding = rtnl.VLANFlagBridgeBinding
 )
 
 // vlanFlagNames are the flags in iproute2's print order with its names.
@@ -155,9 +116,7 @@ func (v *VLAN) Validate() error {
 	if v.ID > MaxVLANID {
 		return fieldErr("vlan", v.Name, "id", strconv.Itoa(int(v.ID)), fmt.Sprintf("VLAN ids run from 0 to %d (4095 is reserved)", MaxVLANID))
 	}
-	switch v.Protocol {
-	case VLANProtocolUnset, VLAN8021Q, VLAN8021AD:
-	default:
+	if v.Protocol != VLANProtocolUnset && !v.Protocol.Valid() {
 		return fieldErr("vlan", v.Name, "protocol", v.Protocol.String(), "unknown VLAN protocol: use 802.1Q or 802.1ad")
 	}
 	return validateQoS(v.Name, v.IngressQoS, v.EgressQoS)
@@ -178,4 +137,98 @@ func validateQoS(name string, ingress, egress []QoSMapping) error {
 		}
 	}
 	return nil
+}
+
+// vlanData is the IFLA_INFO_DATA part VLAN creation and changes share:
+// flags (only the bits given, in the mask) and QoS mappings.
+func vlanData(f VLANFlags, ingress, egress []QoSMapping) *rtnl.VLAN {
+	d := &rtnl.VLAN{}
+	if flags, mask := f.FlagsMask(); mask != 0 {
+		d.Flags = &rtnl.VLANFlags{Flags: flags, Mask: mask}
+	}
+	qos := func(m []QoSMapping) []rtnl.VLANQoSMapping {
+		if len(m) == 0 {
+			return nil
+		}
+		out := make([]rtnl.VLANQoSMapping, len(m))
+		for i, q := range m {
+			out[i] = rtnl.VLANQoSMapping{From: q.From, To: q.To}
+		}
+		return out
+	}
+	d.IngressQoS, d.EgressQoS = qos(ingress), qos(egress)
+	return d
+}
+
+// vlanLinkInfo builds IFLA_LINKINFO creating v.
+func vlanLinkInfo(v *VLAN) *rtnl.LinkInfo {
+	id := v.ID
+	d := vlanData(v.VLANFlags, v.IngressQoS, v.EgressQoS)
+	d.ID = &id
+	if v.Protocol != VLANProtocolUnset {
+		// Unset leaves the kernel's default, 802.1Q, as ip does.
+		p := v.Protocol
+		d.Protocol = &p
+	}
+	return &rtnl.LinkInfo{Kind: "vlan", Data: d}
+}
+
+// vlanChangeInfo builds IFLA_LINKINFO changing a VLAN link.
+func vlanChangeInfo(c *VLANChange) *rtnl.LinkInfo {
+	return &rtnl.LinkInfo{Kind: "vlan", Data: vlanData(c.VLANFlags, c.IngressQoS, c.EgressQoS)}
+}
+
+// vlanInfo is the VLANInfo of a kernel's IFLA_INFO_DATA.
+func vlanInfo(d *rtnl.VLAN) (*VLANInfo, error) {
+	if d.ID == nil {
+		return nil, fmt.Errorf("vlan link without IFLA_VLAN_ID")
+	}
+	v := &VLANInfo{ID: *d.ID, Protocol: VLAN8021Q}
+	if d.Protocol != nil {
+		v.Protocol = *d.Protocol
+	}
+	if d.Flags != nil {
+		v.Flags, v.HasFlags = d.Flags.Flags&d.Flags.Mask, true
+	}
+	for _, q := range d.IngressQoS {
+		v.IngressQoS = append(v.IngressQoS, QoSMapping{From: q.From, To: q.To})
+	}
+	for _, q := range d.EgressQoS {
+		v.EgressQoS = append(v.EgressQoS, QoSMapping{From: q.From, To: q.To})
+	}
+	return v, nil
+}
+
+// compareVLAN lists how a VLAN link differs from v.
+func compareVLAN(v *VLAN, l *Link) []string {
+	if l.VLAN == nil {
+		return []string{"id: not reported by the kernel"}
+	}
+	var d diffs
+	if l.VLAN.ID != v.ID {
+		d.add("id", l.VLAN.ID, v.ID)
+	}
+	want := v.Protocol
+	if want == VLANProtocolUnset {
+		want = VLAN8021Q
+	}
+	if l.VLAN.Protocol != want {
+		d.add("protocol", l.VLAN.Protocol, want)
+	}
+	if flags, mask := v.FlagsMask(); mask != 0 && l.VLAN.Flags&mask != flags {
+		d.add("flags", VLANFlagNames(l.VLAN.Flags&mask), VLANFlagNames(flags))
+	}
+	// The kernel reports only mappings to a non-zero priority (a mapping
+	// to 0 clears an entry), so compare those.
+	qos := func(field string, have, want []QoSMapping) {
+		for _, m := range want {
+			if m.To != 0 && !slices.Contains(have, m) {
+				d.add(field, have, want)
+				return
+			}
+		}
+	}
+	qos("ingress-qos-map", l.VLAN.IngressQoS, v.IngressQoS)
+	qos("egress-qos-map", l.VLAN.EgressQoS, v.EgressQoS)
+	return d
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/rtnl"
@@ -175,11 +174,11 @@ func decodeLink(m *rtnl.LinkMessage) (*Link, error) {
 		GROMaxSize:  a.GROMaxSize,
 	}
 	if len(a.AFSpec) > 0 {
-		mode, err := addrGenMode(a.AFSpec)
-		if err != nil {
+		var af rtnl.AFSpec
+		if err := af.UnmarshalBinary(a.AFSpec); err != nil {
 			return nil, fmt.Errorf("link %s: IFLA_AF_SPEC: %w", a.Name, err)
 		}
-		l.AddrGenMode = mode
+		l.AddrGenMode = af.INET6AddrGenMode
 	}
 	// The kernel sends IFLA_LINK only when it differs from the link's own
 	// index (rtnl_fill_link_ifindex); a value of 0 means "no parent" too.
@@ -264,29 +263,4 @@ func sameMACs(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
-}
-
-// addrGenMode finds IFLA_INET6_ADDR_GEN_MODE in a link's IFLA_AF_SPEC
-// (nested under AF_INET6); nil when absent.
-func addrGenMode(afSpec []byte) (*uint8, error) {
-	ad, err := netlink.NewAttributeDecoder(afSpec)
-	if err != nil {
-		return nil, err
-	}
-	var mode *uint8
-	for ad.Next() {
-		if ad.Type() != unix.AF_INET6 {
-			continue
-		}
-		ad.Nested(func(nad *netlink.AttributeDecoder) error {
-			for nad.Next() {
-				if nad.Type() == unix.IFLA_INET6_ADDR_GEN_MODE {
-					v := nad.Uint8()
-					mode = &v
-				}
-			}
-			return nad.Err()
-		})
-	}
-	return mode, ad.Err()
 }

@@ -15,7 +15,14 @@
 //     sendmsg and matches every ACK to its request;
 //   - OpError: the kernel's errno (errors.Is works) and extack message,
 //     with a hint a user can act on for the well-known refusals;
-//   - address, route and neighbour helpers the data plane needs.
+//   - address, route and neighbour helpers the data plane needs, the
+//     namespace ids a link's IFLA_LINK_NETNSID refers to (Conn.NSIDOf), and
+//     the IFLA_AF_SPEC parts vmlink reads (AFSpec);
+//   - the vocabulary of link kinds: MacvlanMode, MacvlanFlags, MacaddrMode,
+//     IPVlanMode, IPVlanFlags and VLANProtocol, each with an invalid zero
+//     value ("not given"), String and a Parse function for iproute2's
+//     words (the one conversion the CLI, topology files and verify use);
+//     the codecs convert to the kernel's numbers where those start at 0.
 //
 // What it does not own: the meaning of modes, names or addresses (package
 // link validates specs and describes links), and anything about the CLI.

@@ -132,6 +132,10 @@ func MessageTypeString(t netlink.HeaderType) string {
 		return "RTM_DELNEIGH"
 	case unix.RTM_GETNEIGH:
 		return "RTM_GETNEIGH"
+	case unix.RTM_NEWNSID:
+		return "RTM_NEWNSID"
+	case unix.RTM_GETNSID:
+		return "RTM_GETNSID"
 	}
 	return fmt.Sprintf("RTM_%d", uint16(t))
 }

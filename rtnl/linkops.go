@@ -116,66 +116,26 @@ func linkHint(typ netlink.HeaderType, m *LinkMessage) *HintContext {
 	}
 	if m.Attrs.Info != nil {
 		hc.Kind = m.Attrs.Info.Kind
-		hc.Mode = driverMode(hc.Kind, m.Attrs.Info.Data)
+		hc.Mode = driverMode(m.Attrs.Info.Data)
 	}
 	return hc
 }
 
-// driverMode reads the mode a kind driver would send, in iproute2's words,
-// from its encoded attributes (so it does not depend on the driver types'
-// fields): IFLA_MACVLAN_MODE (u32) for macvlan/macvtap, IFLA_IPVLAN_MODE
-// (u16) for ipvlan/ipvtap, both attribute 1.
-func driverMode(kind string, d rtnetlink.LinkDriver) string {
-	if d == nil {
-		return ""
-	}
-	ae := netlink.NewAttributeEncoder()
-	if err := d.Encode(ae); err != nil {
-		return ""
-	}
-	b, err := ae.Encode()
-	if err != nil {
-		return ""
-	}
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return ""
-	}
-	for ad.Next() {
-		if ad.Type() != 1 {
-			continue
+// driverMode is the mode a kind driver sends, in iproute2's words, or "".
+func driverMode(d rtnetlink.LinkDriver) string {
+	switch d := d.(type) {
+	case *Macvlan:
+		if d.Mode != nil {
+			return d.Mode.String()
 		}
-		switch kind {
-		case "macvlan", "macvtap":
-			if len(ad.Bytes()) != 4 {
-				return ""
-			}
-			switch ad.Uint32() {
-			case 1:
-				return "private"
-			case 2:
-				return "vepa"
-			case 4:
-				return "bridge"
-			case 8:
-				return "passthru"
-			case 16:
-				return "source"
-			}
-		case "ipvlan", "ipvtap":
-			if len(ad.Bytes()) != 2 {
-				return ""
-			}
-			switch ad.Uint16() {
-			case 0:
-				return "l2"
-			case 1:
-				return "l3"
-			case 2:
-				return "l3s"
-			}
+	case *Macvtap:
+		if d.Mode != nil {
+			return d.Mode.String()
 		}
-		return ""
+	case *IPVlan:
+		if d.Mode != nil {
+			return d.Mode.String()
+		}
 	}
 	return ""
 }

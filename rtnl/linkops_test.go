@@ -12,32 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// modeDriver is a stand-in kind driver that encodes only attribute 1 (the
-// mode attribute of macvlan and ipvlan), so these tests do not depend on
-// the real drivers' fields.
-type modeDriver struct {
-	kind string
-	u32  *uint32
-	u16  *uint16
-}
-
-func (d *modeDriver) New() rtnetlink.LinkDriver { return &modeDriver{kind: d.kind} }
-func (d *modeDriver) Kind() string              { return d.kind }
-func (d *modeDriver) Decode(*netlink.AttributeDecoder) error {
-	return nil
-}
-func (d *modeDriver) Encode(ae *netlink.AttributeEncoder) error {
-	if d.u32 != nil {
-		ae.Uint32(1, *d.u32)
-	}
-	if d.u16 != nil {
-		ae.Uint16(1, *d.u16)
-	}
-	return nil
-}
-
 func u32p(v uint32) *uint32 { return &v }
-func u16p(v uint16) *uint16 { return &v }
 
 func TestLinkHintContext(t *testing.T) {
 	mac := []byte{2, 0, 0, 0, 0, 1}
@@ -52,26 +27,26 @@ func TestLinkHintContext(t *testing.T) {
 			typ:  unix.RTM_NEWLINK,
 			m: LinkMessage{Flags: unix.IFF_UP, Change: unix.IFF_UP, Attrs: LinkAttrs{
 				Name: "pt0", Address: mac, MTU: u32p(1400),
-				Info: &LinkInfo{Kind: "macvlan", Data: &modeDriver{kind: "macvlan", u32: u32p(8)}},
+				Info: &LinkInfo{Kind: "macvlan", Data: &Macvlan{Mode: new(MacvlanModePassthru)}},
 			}},
 			want: HintContext{Type: unix.RTM_NEWLINK, Name: "pt0", Kind: "macvlan", Mode: "passthru", SetsAddress: true, SetsUp: true, SetsMTU: true},
 		},
 		{
 			name: "macvtap bridge",
 			typ:  unix.RTM_NEWLINK,
-			m:    LinkMessage{Attrs: LinkAttrs{Name: "t0", Info: &LinkInfo{Kind: "macvtap", Data: &modeDriver{kind: "macvtap", u32: u32p(4)}}}},
+			m:    LinkMessage{Attrs: LinkAttrs{Name: "t0", Info: &LinkInfo{Kind: "macvtap", Data: &Macvtap{Macvlan{Mode: new(MacvlanModeBridge)}}}}},
 			want: HintContext{Type: unix.RTM_NEWLINK, Name: "t0", Kind: "macvtap", Mode: "bridge"},
 		},
 		{
 			name: "ipvlan l3s",
 			typ:  unix.RTM_NEWLINK,
-			m:    LinkMessage{Attrs: LinkAttrs{Name: "i0", Info: &LinkInfo{Kind: "ipvlan", Data: &modeDriver{kind: "ipvlan", u16: u16p(2)}}}},
+			m:    LinkMessage{Attrs: LinkAttrs{Name: "i0", Info: &LinkInfo{Kind: "ipvlan", Data: &IPVlan{Mode: new(IPVlanModeL3S)}}}},
 			want: HintContext{Type: unix.RTM_NEWLINK, Name: "i0", Kind: "ipvlan", Mode: "l3s"},
 		},
 		{
 			name: "macvlan without mode attribute",
 			typ:  unix.RTM_NEWLINK,
-			m:    LinkMessage{Attrs: LinkAttrs{Name: "m0", Info: &LinkInfo{Kind: "macvlan", Data: &modeDriver{kind: "macvlan"}}}},
+			m:    LinkMessage{Attrs: LinkAttrs{Name: "m0", Info: &LinkInfo{Kind: "macvlan", Data: &Macvlan{}}}},
 			want: HintContext{Type: unix.RTM_NEWLINK, Name: "m0", Kind: "macvlan"},
 		},
 		{
@@ -105,7 +80,7 @@ func TestLinkHintContext(t *testing.T) {
 func TestNewLinkRefusalCarriesHint(t *testing.T) {
 	m := &LinkMessage{Attrs: LinkAttrs{
 		Name: "pt1", Link: u32p(2),
-		Info: &LinkInfo{Kind: "macvlan", Data: &modeDriver{kind: "macvlan", u32: u32p(8)}},
+		Info: &LinkInfo{Kind: "macvlan", Data: &Macvlan{Mode: new(MacvlanModePassthru)}},
 	}}
 	want, err := m.MarshalBinary()
 	if err != nil {
@@ -222,10 +197,12 @@ func TestDriverModeWithRealDrivers(t *testing.T) {
 	}{
 		{"macvlan", &Macvlan{Mode: func() *MacvlanMode { m := MacvlanModePassthru; return &m }()}, "passthru"},
 		{"macvtap", &Macvtap{Macvlan{Mode: func() *MacvlanMode { m := MacvlanModeVEPA; return &m }()}}, "vepa"},
+		{"ipvlan", &IPVlan{Mode: new(IPVlanModeL2)}, "l2"},
+		{"ipvlan", &IPVlan{Mode: new(IPVlanModeL3S)}, "l3s"},
 		{"macvlan", &Macvlan{}, ""},
 		{"veth", &Veth{}, ""},
 	} {
-		if got := driverMode(tt.kind, tt.d); got != tt.want {
+		if got := driverMode(tt.d); got != tt.want {
 			t.Errorf("driverMode(%s, %#v) = %q, want %q", tt.kind, tt.d, got, tt.want)
 		}
 	}

@@ -3,6 +3,7 @@ package rtnl
 import (
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/jsimonetti/rtnetlink/v2"
 	"github.com/mdlayher/netlink"
@@ -21,9 +22,13 @@ const (
 	iflaMacvlanBcCutoff       = 9
 )
 
-// MacvlanMode is IFLA_MACVLAN_MODE. The zero value is invalid: the kernel
-// treats an absent mode as vepa, which is rarely what anybody meant, so
-// vmlink always sends one.
+// MacvlanMode is IFLA_MACVLAN_MODE, the mode of a macvlan or macvtap link,
+// with the kernel's values. The zero value is invalid: the kernel treats an
+// absent mode as vepa, which is rarely what anybody meant, so vmlink always
+// sends one; in a spec it means "not given".
+//
+// String and ParseMacvlanMode are the one place converting a mode to and
+// from iproute2's words.
 type MacvlanMode uint32
 
 // Macvlan modes as the kernel numbers them.
@@ -35,9 +40,15 @@ const (
 	MacvlanModeSource   MacvlanMode = 16
 )
 
-// String returns iproute2's name for the mode.
+// macvlanModes are the valid modes, in iproute2's order.
+var macvlanModes = []MacvlanMode{MacvlanModePrivate, MacvlanModeVEPA, MacvlanModeBridge, MacvlanModePassthru, MacvlanModeSource}
+
+// String returns iproute2's name for the mode, "unset" for the zero value
+// and MacvlanMode(N) for a value the kernel does not define.
 func (m MacvlanMode) String() string {
 	switch m {
+	case 0:
+		return "unset"
 	case MacvlanModePrivate:
 		return "private"
 	case MacvlanModeVEPA:
@@ -52,17 +63,16 @@ func (m MacvlanMode) String() string {
 	return fmt.Sprintf("MacvlanMode(%d)", uint32(m))
 }
 
-// ParseMacvlanMode parses iproute2's mode names.
+// Valid reports whether m is one of the kernel's modes.
+func (m MacvlanMode) Valid() bool { return slices.Contains(macvlanModes, m) }
+
+// ParseMacvlanMode parses iproute2's mode names. The error says only the
+// fix: the caller names the field and the value.
 func ParseMacvlanMode(s string) (MacvlanMode, error) {
-	for _, m := range []MacvlanMode{MacvlanModePrivate, MacvlanModeVEPA, MacvlanModeBridge, MacvlanModePassthru, MacvlanModeSource} {
-		if m.String() == s {
-			return m, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown macvlan mode %q: use bridge, private, vepa, passthru or source", s)
+	return parseWord(s, "macvlan mode", macvlanModes...)
 }
 
-// MacvlanFlags is IFLA_MACVLAN_FLAGS (u16).
+// MacvlanFlags is IFLA_MACVLAN_FLAGS (u16), a bit set.
 type MacvlanFlags uint16
 
 // Macvlan flags.
@@ -72,21 +82,25 @@ const (
 )
 
 // MacaddrMode is IFLA_MACVLAN_MACADDR_MODE, the operation on a source-mode
-// macvlan's list of allowed source MACs. Values are the kernel's; the
-// zero value ADD is valid there, so the field is a pointer in Macvlan.
+// macvlan's list of allowed source MACs (iproute2's `macaddr add|del|flush|
+// set`). Like our other enums its zero value is invalid ("no operation" in
+// a change), so the constants are the kernel's MACVLAN_MACADDR_* plus one
+// (the kernel's ADD is 0): the codec converts.
 type MacaddrMode uint32
 
 // Source-MAC list operations.
 const (
-	MacaddrAdd   MacaddrMode = 0
-	MacaddrDel   MacaddrMode = 1
-	MacaddrFlush MacaddrMode = 2
-	MacaddrSet   MacaddrMode = 3
+	MacaddrAdd   MacaddrMode = 1 // MACVLAN_MACADDR_ADD (0 on the wire)
+	MacaddrDel   MacaddrMode = 2 // MACVLAN_MACADDR_DEL (1)
+	MacaddrFlush MacaddrMode = 3 // MACVLAN_MACADDR_FLUSH (2)
+	MacaddrSet   MacaddrMode = 4 // MACVLAN_MACADDR_SET (3)
 )
 
-// String returns iproute2's keyword.
+// String returns iproute2's keyword ("none" for the zero value).
 func (m MacaddrMode) String() string {
 	switch m {
+	case 0:
+		return "none"
 	case MacaddrAdd:
 		return "add"
 	case MacaddrDel:
@@ -151,7 +165,7 @@ func (m *Macvlan) Encode(ae *netlink.AttributeEncoder) error {
 		ae.Uint16(iflaMacvlanFlags, uint16(*m.Flags))
 	}
 	if m.MacaddrMode != nil {
-		ae.Uint32(iflaMacvlanMacaddrMode, uint32(*m.MacaddrMode))
+		ae.Uint32(iflaMacvlanMacaddrMode, uint32(*m.MacaddrMode)-1)
 	}
 	if len(m.Macaddr) > 0 {
 		ae.Bytes(iflaMacvlanMacaddr, m.Macaddr)
@@ -184,7 +198,7 @@ func (m *Macvlan) Decode(ad *netlink.AttributeDecoder) error {
 			v := MacvlanFlags(ad.Uint16())
 			m.Flags = &v
 		case iflaMacvlanMacaddrMode:
-			v := MacaddrMode(ad.Uint32())
+			v := MacaddrMode(ad.Uint32() + 1)
 			m.MacaddrMode = &v
 		case iflaMacvlanMacaddr:
 			a, err := decodeMAC(ad.Bytes())

@@ -2,7 +2,10 @@ package rtnl
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/jsimonetti/rtnetlink/v2"
 	"github.com/mdlayher/netlink"
@@ -31,15 +34,40 @@ const (
 	VLANProtocol8021AD VLANProtocol = 0x88a8 // service tag (802.1ad, QinQ)
 )
 
-// String returns iproute2's name for the protocol.
+// String returns iproute2's name for the protocol, "unset" for the zero
+// value and VLANProtocol(0xNNNN) for one the kernel refuses.
 func (p VLANProtocol) String() string {
 	switch p {
+	case 0:
+		return "unset"
 	case VLANProtocol8021Q:
 		return "802.1Q"
 	case VLANProtocol8021AD:
 		return "802.1ad"
 	}
 	return fmt.Sprintf("VLANProtocol(0x%04x)", uint16(p))
+}
+
+// Valid reports whether the kernel accepts p for a VLAN link.
+func (p VLANProtocol) Valid() bool { return p == VLANProtocol8021Q || p == VLANProtocol8021AD }
+
+// ParseVLANProtocol accepts what `ip link … protocol` accepts for a VLAN:
+// the names 802.1Q and 802.1ad (any case) or the ethertype as a number
+// (0x8100, 0x88a8, or decimal). With String it is the one place converting
+// a protocol to and from text. The error says only the fix.
+func ParseVLANProtocol(s string) (VLANProtocol, error) {
+	switch strings.ToLower(s) {
+	case "802.1q":
+		return VLANProtocol8021Q, nil
+	case "802.1ad":
+		return VLANProtocol8021AD, nil
+	}
+	if n, err := strconv.ParseUint(s, 0, 16); err == nil {
+		if p := VLANProtocol(n); p.Valid() {
+			return p, nil
+		}
+	}
+	return 0, errors.New("unknown VLAN protocol: use 802.1Q or 802.1ad")
 }
 
 // VLAN flag bits of IFLA_VLAN_FLAGS (enum vlan_flags).

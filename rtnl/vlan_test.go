@@ -15,16 +15,18 @@ func TestVLANEnumStrings(t *testing.T) {
 	}{
 		{VLANProtocol8021Q.String(), "802.1Q"},
 		{VLANProtocol8021AD.String(), "802.1ad"},
-		{VLANProtocol(0).String(), "VLANProtocol(0x0000)"},
+		{VLANProtocol(0).String(), "unset"},
 		{VLANProtocol(0x0081).String(), "VLANProtocol(0x0081)"},
 		{IPVlanModeL2.String(), "l2"},
 		{IPVlanModeL3.String(), "l3"},
 		{IPVlanModeL3S.String(), "l3s"},
-		{IPVlanMode(3).String(), "IPVlanMode(3)"},
+		{IPVlanMode(0).String(), "unset"},
+		{IPVlanMode(4).String(), "IPVlanMode(4)"},
 		{IPVlanFlagBridge.String(), "bridge"},
 		{IPVlanFlagPrivate.String(), "private"},
 		{IPVlanFlagVEPA.String(), "vepa"},
-		{IPVlanFlags(3).String(), "IPVlanFlags(0x3)"},
+		{IPVlanFlags(0).String(), "unset"},
+		{IPVlanFlags(4).String(), "IPVlanFlags(4)"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("String() = %q, want %q", tc.got, tc.want)

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+
+	"github.com/vmlink/vmlink/rtnl"
 )
 
 // Check names, as reports and JUnit test cases show them.
@@ -404,7 +406,7 @@ func checkMACSources(exp *Expectation, ev *evidence) CheckResult {
 		}
 		switch {
 		case ep.Kind == KindMacvlan || ep.Kind == KindMacvtap:
-			if ep.Mode == "passthru" {
+			if ep.macvlanMode() == rtnl.MacvlanModePassthru {
 				if !parent.IsZero() && mac != parent {
 					bad = append(bad, fmt.Sprintf("passthru %s has MAC %s, not the parent's %s", EndpointID(ep), mac, parent))
 				}

@@ -195,6 +195,8 @@ func TestValidate(t *testing.T) {
 		{Parent: Parent{Name: "h0"}, Endpoints: []Endpoint{{Kind: KindMacvlan, Mode: "bridge"}}},
 		{Parent: Parent{Name: "h0"}, Endpoints: []Endpoint{{Interface: "a", Kind: "tun"}}},
 		{Parent: Parent{Name: "h0"}, Endpoints: []Endpoint{{Interface: "a", Kind: KindMacvlan, Mode: "hub"}}},
+		{Parent: Parent{Name: "h0"}, Endpoints: []Endpoint{{Interface: "a", Kind: KindIPVlan, Mode: "l4"}}},
+		{Parent: Parent{Name: "h0"}, Endpoints: []Endpoint{{Interface: "a", Kind: KindIPVlan, IPVlanFlag: "hub"}}},
 		{Parent: Parent{Name: "h0"}, Endpoints: []Endpoint{{Interface: "a", Kind: KindVLAN}, {Interface: "a", Kind: KindVLAN}}},
 	}
 	for i, topo := range bad {
@@ -204,6 +206,10 @@ func TestValidate(t *testing.T) {
 	}
 	if err := checkTopo().Validate(); err != nil {
 		t.Fatal(err)
+	}
+	err := bad[4].Validate()
+	if want := `endpoint a has Mode "l4": unknown ipvlan mode: use l2, l3 or l3s`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("bad ipvlan mode: %v, want %q", err, want)
 	}
 }
 

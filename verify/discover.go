@@ -2,14 +2,12 @@ package verify
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
 	"sort"
 	"strings"
 
-	"github.com/mdlayher/netlink"
 	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/internal/nsname"
 	"github.com/vmlink/vmlink/rtnl"
@@ -219,7 +217,7 @@ func fillMacvlan(ep *Endpoint, d *rtnl.Macvlan) {
 	if d.Mode != nil {
 		ep.Mode = d.Mode.String()
 	} else {
-		ep.Mode = "vepa" // no mode attribute means VEPA
+		ep.Mode = rtnl.MacvlanModeVEPA.String() // no mode attribute means VEPA
 	}
 	if d.Flags != nil && *d.Flags&rtnl.MacvlanFlagNoPromisc != 0 {
 		ep.NoPromisc = true
@@ -321,7 +319,7 @@ func (s *space) spaceOfNSID(ctx context.Context, id int32, candidates []int, spa
 		got, ok := s.nsids[j]
 		if !ok {
 			got = -1
-			if v, err := getNSID(ctx, s.conn, spaces[j].h.FD()); err == nil {
+			if v, err := s.conn.NSIDOf(ctx, spaces[j].h.FD()); err == nil {
 				got = v
 			}
 			s.nsids[j] = got
@@ -453,51 +451,4 @@ func openSpaces(ctx context.Context, home, dockerHost string) ([]*space, *Search
 		spaces = append(spaces, s)
 	}
 	return spaces, search, nil
-}
-
-// nsidRequest is RTM_GETNSID's body: struct rtgenmsg (padded to 4 bytes)
-// and NETNSA_FD naming the namespace to ask about.
-type nsidRequest struct{ fd uint32 }
-
-const (
-	rtmGetNSID = 90 // RTM_GETNSID
-	netnsaNSID = 1  // NETNSA_NSID
-	netnsaFD   = 3  // NETNSA_FD
-)
-
-func (r nsidRequest) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 4, 12)
-	b[0] = unix.AF_UNSPEC
-	b = binary.NativeEndian.AppendUint16(b, 8)
-	b = binary.NativeEndian.AppendUint16(b, netnsaFD)
-	return binary.NativeEndian.AppendUint32(b, r.fd), nil
-}
-
-// getNSID asks the namespace of c which id it gives the namespace fd
-// (-1: none assigned).
-func getNSID(ctx context.Context, c *rtnl.Conn, fd int) (int32, error) {
-	msgs, err := c.Execute(ctx, netlink.HeaderType(rtmGetNSID), 0, nsidRequest{fd: uint32(fd)})
-	if err != nil {
-		return -1, err
-	}
-	for _, m := range msgs {
-		if len(m.Data) < 4 {
-			continue
-		}
-		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
-		if err != nil {
-			return -1, err
-		}
-		id := int32(-1)
-		for ad.Next() {
-			if ad.Type() == netnsaNSID {
-				id = ad.Int32()
-			}
-		}
-		if err := ad.Err(); err != nil {
-			return -1, err
-		}
-		return id, nil
-	}
-	return -1, nil
 }

@@ -88,7 +88,7 @@ func (d *doctor) checkWireless(t Topology, pl *rtnl.LinkMessage, pid string) {
 	}
 	var macs []string
 	for _, ep := range t.Endpoints {
-		if (ep.Kind == KindMacvlan || ep.Kind == KindMacvtap) && ep.Mode != "passthru" {
+		if (ep.Kind == KindMacvlan || ep.Kind == KindMacvtap) && ep.macvlanMode() != rtnl.MacvlanModePassthru {
 			macs = append(macs, EndpointID(ep))
 		}
 	}
@@ -141,7 +141,7 @@ func (d *doctor) checkHostIsolation(t Topology) {
 				continue
 			}
 			if ep.NetNS == l.ns {
-				shim = shim || ep.Kind == KindMacvlan && ep.Mode == "bridge"
+				shim = shim || ep.Kind == KindMacvlan && ep.macvlanMode() == rtnl.MacvlanModeBridge
 				continue
 			}
 			kids = append(kids, ep)
@@ -415,7 +415,7 @@ func overlapFix(a, b addrUse, wire, host string) []string {
 // VLAN on it) share its MAC by design.
 func (d *doctor) checkDuplicateMACs(t Topology) {
 	for _, ep := range t.Endpoints {
-		if (ep.Kind != KindMacvlan && ep.Kind != KindMacvtap) || ep.Mode == "passthru" || len(ep.MAC) != 6 {
+		if (ep.Kind != KindMacvlan && ep.Kind != KindMacvtap) || ep.macvlanMode() == rtnl.MacvlanModePassthru || len(ep.MAC) != 6 {
 			continue
 		}
 		m := MACFrom(ep.MAC)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vmlink/vmlink/rtnl"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,7 +35,7 @@ func (d *doctor) checkVEPA(ctx context.Context, t Topology, pid string, pace *pa
 		kids := byLower[l]
 		var vepa []Endpoint
 		for _, k := range kids {
-			if k.Mode == "vepa" {
+			if k.macvlanMode() == rtnl.MacvlanModeVEPA {
 				vepa = append(vepa, k)
 			}
 		}
@@ -87,7 +88,7 @@ func (d *doctor) checkChildMACs(ctx context.Context, t Topology, pid string, pac
 		if ep.Kind != KindMacvlan || ep.Lower != "" || len(ep.MAC) != 6 || bytes.Equal(ep.MAC, t.Parent.MAC) {
 			continue
 		}
-		if ep.Mode == "passthru" || ep.Mode == "source" {
+		if m := ep.macvlanMode(); m == rtnl.MacvlanModePassthru || m == rtnl.MacvlanModeSource {
 			continue // no MAC of its own on the wire / receives only from listed senders
 		}
 		if _, ok := firstIPv4(ep); !ok {

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/vmlink/vmlink/rtnl"
 )
 
 // Reach is a reachability verdict for one ordered pair of endpoints: what
@@ -212,8 +214,8 @@ type node struct {
 	role  role
 	stack Stack
 	port  string // the lower a child sits on; the interface a stack is
-	mode  string // macvlan/macvtap/ipvlan mode, lower case
-	kind  string
+	modes
+	kind string
 }
 
 // WithHost returns the topology's endpoints with the host stack appended
@@ -312,7 +314,7 @@ func Model(t Topology) *Expectation {
 	}
 	e.Sources = m.sources()
 	for _, n := range nodes {
-		if n.role != roleChild || n.mode != "passthru" || (n.kind != KindMacvlan && n.kind != KindMacvtap) {
+		if n.role != roleChild || n.macvlan != rtnl.MacvlanModePassthru || (n.kind != KindMacvlan && n.kind != KindMacvtap) {
 			continue
 		}
 		r := PromiscRule{Port: n.port, Owner: n.id, Want: !n.ep.NoPromisc,
@@ -425,7 +427,8 @@ func replyVia(nodes []node, cands []int, dst netip.Addr) int {
 }
 
 func makeNode(t Topology, ep Endpoint) node {
-	n := node{ep: ep, id: EndpointID(ep), stack: stackOfEndpoint(ep), kind: strings.ToLower(ep.Kind), mode: strings.ToLower(ep.Mode)}
+	m, _ := endpointModes(ep) // Validate refuses bad modes; here they are none
+	n := node{ep: ep, id: EndpointID(ep), stack: stackOfEndpoint(ep), kind: strings.ToLower(ep.Kind), modes: m}
 	switch n.kind {
 	case KindHost:
 		n.role, n.port = roleStack, t.Parent.Name
@@ -438,9 +441,6 @@ func makeNode(t Topology, ep Endpoint) node {
 		if n.port == "" {
 			n.port = t.Parent.Name
 		}
-	}
-	if n.kind == KindIPVlan && n.mode == "" {
-		n.mode = "l3" // the kernel's default ipvlan mode
 	}
 	return n
 }
@@ -540,7 +540,7 @@ func (m *model) outsidePair(a, b node) PairExpectation {
 	switch in.role {
 	case roleStack:
 		for _, c := range m.onPort(in.port) {
-			if c.mode == "passthru" {
+			if c.macvlan == rtnl.MacvlanModePassthru {
 				// macvlan_handle_frame: with a passthru port every unicast
 				// frame goes to the one child (macvlan_passthru).
 				return blocked("the passthru macvlan %s takes every unicast frame %s receives: its own stack gets no replies", c.id, in.port)
@@ -549,13 +549,13 @@ func (m *model) outsidePair(a, b node) PairExpectation {
 		return wire("%s talks to the switch's side directly", in.id)
 	case roleChild:
 		if in.kind == KindIPVlan {
-			if in.mode != "l2" {
+			if in.ipvlan != rtnl.IPVlanModeL2 {
 				// ipvlan_set_port_mode: L3 and L3S slaves have IFF_NOARP.
-				return blocked("an %s ipvlan has no ARP: a station beyond the switch cannot resolve its address", in.mode)
+				return blocked("an %s ipvlan has no ARP: a station beyond the switch cannot resolve its address", in.ipvlan)
 			}
 			return wire("an L2 ipvlan leaves through the parent with the parent's MAC")
 		}
-		if in.mode == "source" && !listed(in.ep.SourceMACs, out.ep.MAC) {
+		if in.macvlan == rtnl.MacvlanModeSource && !listed(in.ep.SourceMACs, out.ep.MAC) {
 			// macvlan_handle_frame: unicast to a source-mode MAC is passed
 			// to the parent (vlan->mode == MACVLAN_MODE_SOURCE); only
 			// macvlan_forward_source copies frames from listed senders.
@@ -580,7 +580,7 @@ func listed(list []net.HardwareAddr, mac net.HardwareAddr) bool {
 
 // siblings: two macvlan/macvtap children on the same lower.
 func (m *model) siblings(a, b node) PairExpectation {
-	if a.mode == "passthru" || b.mode == "passthru" {
+	if a.macvlan == rtnl.MacvlanModePassthru || b.macvlan == rtnl.MacvlanModePassthru {
 		return blocked("a passthru macvlan must be its parent's only child: this pair cannot exist")
 	}
 	// Frames between siblings on a VLAN lower show on the VLAN link, not on
@@ -591,7 +591,7 @@ func (m *model) siblings(a, b node) PairExpectation {
 	}
 	r := m.reflectsStack(a.stack)
 	switch {
-	case b.mode == "source":
+	case b.macvlan == rtnl.MacvlanModeSource:
 		// macvlan_handle_frame calls macvlan_forward_source first, for
 		// broadcast and unicast alike: every source-mode child that lists
 		// the frame's source MAC gets a copy (delivered to its stack when
@@ -611,28 +611,28 @@ func (m *model) siblings(a, b node) PairExpectation {
 		if !listed(b.ep.SourceMACs, a.ep.MAC) {
 			return blocked("a source-mode macvlan only receives frames from its listed source MACs, and %s is not listed", a.id)
 		}
-		if a.mode == "source" && !listed(a.ep.SourceMACs, b.ep.MAC) {
+		if a.macvlan == rtnl.MacvlanModeSource && !listed(a.ep.SourceMACs, b.ep.MAC) {
 			return blocked("%s is listed by %s, but the replies come back only if %s is listed by %s too (a source-mode macvlan only receives from its listed source MACs)", a.id, b.id, b.id, a.id)
 		}
 		return reach(PathReflected, 1, 1, "the switch reflects the frames and %s is a listed source of %s", a.id, b.id)
-	case a.mode == "source":
+	case a.macvlan == rtnl.MacvlanModeSource:
 		// macvlan_handle_frame: a broadcast from a source-mode child that
 		// comes back is "forwarded to the original port" only (after the
 		// copies to source-mode children listing it, handled above), so a
 		// sibling of another mode never sees its ARP request.
 		return blocked("a source-mode macvlan's ARP broadcast comes back to itself (and to source-mode macvlans listing it) only, never to a sibling of another mode")
-	case a.mode == "private" || b.mode == "private":
+	case a.macvlan == rtnl.MacvlanModePrivate || b.macvlan == rtnl.MacvlanModePrivate:
 		// macvlan_handle_frame / macvlan_process_broadcast: a reflected
 		// broadcast from a private child goes back to that child only, and
 		// siblings' broadcasts are never flooded to private ports, so ARP
 		// never resolves. (A unicast frame with a known MAC is delivered
 		// when reflected: the isolation is of broadcasts.)
 		return blocked("private mode drops frames from a sibling even when the switch reflects them")
-	case a.mode == "bridge" && b.mode == "bridge":
+	case a.macvlan == rtnl.MacvlanModeBridge && b.macvlan == rtnl.MacvlanModeBridge:
 		// macvlan_queue_xmit: bridge to bridge goes through
 		// dev_forward_skb on the lower: the parent's taps see it once.
 		return reach(PathLocal, 0, localIn, "bridge-mode siblings reach each other directly inside the kernel")
-	case a.mode == "vepa" && b.mode == "vepa":
+	case a.macvlan == rtnl.MacvlanModeVEPA && b.macvlan == rtnl.MacvlanModeVEPA:
 		if !r {
 			return blocked("VEPA sends every frame to the switch, and the switch does not reflect it back (hairpin off)")
 		}
@@ -644,23 +644,23 @@ func (m *model) siblings(a, b node) PairExpectation {
 		// reflected VEPA broadcast to bridge and VEPA ports), so the pair
 		// talks through the switch, like two VEPA ports.
 		if !r {
-			return blocked("%s and %s modes never talk inside the kernel; the switch would have to reflect, and it does not", a.mode, b.mode)
+			return blocked("%s and %s modes never talk inside the kernel; the switch would have to reflect, and it does not", a.macvlan, b.macvlan)
 		}
-		return reach(PathReflected, 1, 1, "%s and %s modes talk through the switch, which reflects the frames", a.mode, b.mode)
+		return reach(PathReflected, 1, 1, "%s and %s modes talk through the switch, which reflects the frames", a.macvlan, b.macvlan)
 	}
 }
 
 // childToStack: a macvlan to its lower's own stack (the host, or a VLAN link).
 func (m *model) childToStack(a, b node) PairExpectation {
 	r := m.reflectsStack(a.stack)
-	switch a.mode {
-	case "passthru":
+	switch a.macvlan {
+	case rtnl.MacvlanModePassthru:
 		return blocked("a passthru macvlan carries the parent's own MAC: every frame for that MAC goes to the macvlan, so %s never hears it", b.id)
-	case "private", "source":
+	case rtnl.MacvlanModePrivate, rtnl.MacvlanModeSource:
 		// macvlan_handle_frame: a reflected broadcast whose source is a
 		// private (or source, passthru) child is "forwarded to the original
 		// port" and consumed: the lower's stack never sees the ARP request.
-		return blocked("a macvlan cannot reach its parent's own stack: the kernel never hands its frames to the parent, and in %s mode even a reflected broadcast goes back only to the sender", a.mode)
+		return blocked("a macvlan cannot reach its parent's own stack: the kernel never hands its frames to the parent, and in %s mode even a reflected broadcast goes back only to the sender", a.macvlan)
 	}
 	if !r {
 		return blocked("a macvlan cannot reach its parent's own stack: the kernel never hands its frames to the parent (host-to-macvlan isolation), and the switch does not reflect them")
@@ -671,13 +671,13 @@ func (m *model) childToStack(a, b node) PairExpectation {
 // stackToChild: a lower's own stack to a macvlan on it.
 func (m *model) stackToChild(a, b node) PairExpectation {
 	r := m.reflectsStack(a.stack)
-	if b.mode == "passthru" {
+	if b.macvlan == rtnl.MacvlanModePassthru {
 		return blocked("a passthru macvlan carries the parent's own MAC: every frame for that MAC goes to the macvlan, so the parent's stack never gets an answer")
 	}
 	if !r {
 		return blocked("the parent's own stack cannot reach a macvlan on it: its frames leave through the wire and the kernel never hands them to the macvlan (host-to-macvlan isolation), and the switch does not reflect them")
 	}
-	if b.mode == "source" {
+	if b.macvlan == rtnl.MacvlanModeSource {
 		// macvlan_handle_frame: a broadcast from an address no child owns
 		// is flooded to every mode but source; the source child gets a copy
 		// only through macvlan_forward_source.
@@ -729,18 +729,18 @@ func (m *model) ipvlanPair(a, b node) PairExpectation {
 	if child.role != roleChild {
 		child = b
 	}
-	flag := strings.ToLower(child.ep.IPVlanFlag)
-	l2 := child.mode == "l2"
+	flag := child.ipflag
+	l2 := child.ipvlan == rtnl.IPVlanModeL2
 	if a.role == roleChild && b.role == roleChild {
 		if a.port != b.port {
 			return m.viaSwitch(a, b, "the ipvlans sit on different lowers (%s, %s)", a.port, b.port)
 		}
 		switch {
-		case flag == "private":
+		case flag == rtnl.IPVlanFlagPrivate:
 			return blocked("private ipvlans never reach each other: the kernel drops a frame for another slave's address (ipvlan_is_private)")
-		case flag == "vepa" && !l2:
-			return blocked("VEPA %s ipvlans send frames for a sibling out through the parent's namespace, which cannot resolve an L3 ipvlan's address (no ARP)", child.mode)
-		case flag == "vepa":
+		case flag == rtnl.IPVlanFlagVEPA && !l2:
+			return blocked("VEPA %s ipvlans send frames for a sibling out through the parent's namespace, which cannot resolve an L3 ipvlan's address (no ARP)", child.ipvlan)
+		case flag == rtnl.IPVlanFlagVEPA:
 			if !m.reflectsStack(a.stack) {
 				return blocked("VEPA ipvlans send frames for a sibling to the switch, and the switch does not reflect them")
 			}
@@ -748,16 +748,16 @@ func (m *model) ipvlanPair(a, b node) PairExpectation {
 		case l2:
 			return reach(PathLocal, 0, 0, "ipvlan slaves on one parent reach each other inside the kernel (ipvlan_xmit_mode_l2 finds the destination among the slaves)")
 		}
-		return reach(PathLocal, 0, 0, "%s ipvlan slaves on one parent are routed to each other inside the kernel (ipvlan_xmit_mode_l3 finds the destination among the slaves)", child.mode)
+		return reach(PathLocal, 0, 0, "%s ipvlan slaves on one parent are routed to each other inside the kernel (ipvlan_xmit_mode_l3 finds the destination among the slaves)", child.ipvlan)
 	}
 	// The parent's own stack with one of its ipvlans.
 	if !l2 {
-		return blocked("an %s ipvlan has no ARP: the parent's own stack cannot resolve its address, so their replies never find each other (host-to-ipvlan isolation)", child.mode)
+		return blocked("an %s ipvlan has no ARP: the parent's own stack cannot resolve its address, so their replies never find each other (host-to-ipvlan isolation)", child.ipvlan)
 	}
 	if !m.reflectsStack(a.stack) {
 		return blocked("an L2 ipvlan's ARP broadcast and its parent's leave through the wire, and the switch does not reflect them (host-to-ipvlan isolation)")
 	}
-	if a.role == roleChild && flag != "vepa" {
+	if a.role == roleChild && flag != rtnl.IPVlanFlagVEPA {
 		return reach(PathLocal, 0, 1, "the switch reflects the ARP broadcasts, and the kernel hands an L2 ipvlan's unicast for a parent address straight to the parent (ipvlan_xmit_mode_l2)")
 	}
 	return reach(PathReflected, 1, 1, "the switch reflects the frames, and the parent passes a reflected ipvlan broadcast to its own stack and delivers unicast to the ipvlan by IP address")
@@ -780,7 +780,7 @@ func (m *model) sources() []SourceRule {
 		switch {
 		case n.role == roleOutside:
 			add(SourceRule{MAC: mac, Stack: n.stack, Owner: n.id, Outside: true})
-		case n.mode == "passthru" || n.kind == KindIPVlan:
+		case n.macvlan == rtnl.MacvlanModePassthru || n.kind == KindIPVlan:
 			// A passthru child and ipvlan slaves send with the parent's MAC.
 			if !parent.IsZero() {
 				mac = parent

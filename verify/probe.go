@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,6 +20,9 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
+
+	"github.com/vmlink/vmlink/internal/ndp"
+	"github.com/vmlink/vmlink/rtnl"
 )
 
 // pacer decides how long a probe waits for an answer before it counts as
@@ -313,11 +315,8 @@ func noARP(ep Endpoint) bool {
 	if ep.Kind != KindIPVlan {
 		return false
 	}
-	switch strings.ToLower(ep.Mode) {
-	case "", "l3", "l3s":
-		return true
-	}
-	return false
+	m, err := endpointModes(ep)
+	return err == nil && m.ipvlan != rtnl.IPVlanModeL2
 }
 
 // listenRaw opens a raw packet socket for ethertype proto on the interface
@@ -449,7 +448,7 @@ func neighborSolicitation(mac net.HardwareAddr, src, target netip.Addr) (frame [
 	msg = append(msg, 1, 1) // source link-layer address option, 8 bytes
 	msg = append(msg, mac[:6]...)
 	s := src.As16()
-	binary.BigEndian.PutUint16(msg[2:], icmpv6Checksum(s, dst, msg))
+	binary.BigEndian.PutUint16(msg[2:], ndp.Checksum(s, dst, msg))
 
 	frame = make([]byte, 0, 14+40+len(msg))
 	frame = append(frame, group...)
@@ -461,31 +460,6 @@ func neighborSolicitation(mac net.HardwareAddr, src, target netip.Addr) (frame [
 	frame = append(frame, s[:]...)
 	frame = append(frame, dst[:]...)
 	return append(frame, msg...), group
-}
-
-// icmpv6Checksum is the ICMPv6 checksum over the IPv6 pseudo-header and
-// msg (whose checksum field is zero).
-func icmpv6Checksum(src, dst [16]byte, msg []byte) uint16 {
-	var sum uint32
-	add := func(b []byte) {
-		for i := 0; i+1 < len(b); i += 2 {
-			sum += uint32(b[i])<<8 | uint32(b[i+1])
-		}
-		if len(b)%2 == 1 {
-			sum += uint32(b[len(b)-1]) << 8
-		}
-	}
-	add(src[:])
-	add(dst[:])
-	var l [8]byte
-	binary.BigEndian.PutUint32(l[:4], uint32(len(msg)))
-	l[7] = 58
-	add(l[:])
-	add(msg)
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }
 
 // neighborAdvertisementFor returns the sender MAC of an Ethernet frame

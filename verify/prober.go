@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
+	"github.com/vmlink/vmlink/internal/ndp"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -899,7 +900,7 @@ func echoRequest(mac, to net.HardwareAddr, src, dst netip.Addr, id uint16, seq i
 	f = append(f, mac[:6]...)
 	if dst.Is6() {
 		s, d := src.As16(), dst.As16()
-		binary.BigEndian.PutUint16(msg[2:], icmpv6Checksum(s, d, msg))
+		binary.BigEndian.PutUint16(msg[2:], ndp.Checksum(s, d, msg))
 		f = binary.BigEndian.AppendUint16(f, unix.ETH_P_IPV6)
 		f = append(f, 0x60, 0, 0, 0)
 		f = binary.BigEndian.AppendUint16(f, uint16(len(msg)))

@@ -68,12 +68,8 @@ func (t Topology) Validate() error {
 		default:
 			return fmt.Errorf("%w: endpoint %s has Kind %q: use host, macvlan, macvtap, ipvlan, vlan or outside", ErrTopology, EndpointID(ep), ep.Kind)
 		}
-		if ep.Kind == KindMacvlan || ep.Kind == KindMacvtap {
-			switch ep.Mode {
-			case "bridge", "private", "vepa", "passthru", "source":
-			default:
-				return fmt.Errorf("%w: endpoint %s has Mode %q: use bridge, private, vepa, passthru or source", ErrTopology, EndpointID(ep), ep.Mode)
-			}
+		if _, err := endpointModes(ep); err != nil {
+			return fmt.Errorf("%w: endpoint %s has %w", ErrTopology, EndpointID(ep), err)
 		}
 		id := EndpointID(ep)
 		if seen[id] {

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/vmlink/vmlink/internal/ndp"
 )
 
 // The capture's grace after probing follows the run's round trip and its
@@ -49,7 +51,7 @@ func TestNeighborSolicitation(t *testing.T) {
 		t.Fatalf("decoded %+v", f.IP)
 	}
 	msg := frame[14+40:]
-	if sum := icmpv6Checksum(src.As16(), netip.MustParseAddr("ff02::1:ff12:3456").As16(), msg); sum != 0 {
+	if sum := ndp.Checksum(src.As16(), netip.MustParseAddr("ff02::1:ff12:3456").As16(), msg); sum != 0 {
 		t.Errorf("checksum does not verify: %#04x", sum)
 	}
 	// An advertisement: the solicitation turned around.

@@ -1,8 +1,12 @@
 package verify
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"strings"
+
+	"github.com/vmlink/vmlink/rtnl"
 )
 
 // Topology is what verify judges: one parent interface, the sub-interfaces
@@ -100,4 +104,44 @@ type Route struct {
 type VLANTag struct {
 	ID       uint16
 	Protocol uint16 // TPID: 0x8100 (802.1Q) or 0x88a8 (802.1ad)
+}
+
+// modes is an endpoint's Mode and IPVlanFlag in rtnl's typed vocabulary.
+type modes struct {
+	macvlan rtnl.MacvlanMode // macvlan and macvtap endpoints
+	ipvlan  rtnl.IPVlanMode  // ipvlan endpoints: "" is the kernel's default, l3
+	ipflag  rtnl.IPVlanFlags // ipvlan endpoints: "" is bridge
+}
+
+// endpointModes is the one place verify turns an endpoint's mode words
+// (iproute2's, any case) into values; other kinds have none.
+func endpointModes(ep Endpoint) (modes, error) {
+	var m modes
+	var err error
+	switch strings.ToLower(ep.Kind) {
+	case KindMacvlan, KindMacvtap:
+		if m.macvlan, err = rtnl.ParseMacvlanMode(strings.ToLower(ep.Mode)); err != nil {
+			return m, fmt.Errorf("Mode %q: %w", ep.Mode, err)
+		}
+	case KindIPVlan:
+		m.ipvlan, m.ipflag = rtnl.IPVlanModeL3, rtnl.IPVlanFlagBridge
+		if ep.Mode != "" {
+			if m.ipvlan, err = rtnl.ParseIPVlanMode(strings.ToLower(ep.Mode)); err != nil {
+				return m, fmt.Errorf("Mode %q: %w", ep.Mode, err)
+			}
+		}
+		if ep.IPVlanFlag != "" {
+			if m.ipflag, err = rtnl.ParseIPVlanFlags(strings.ToLower(ep.IPVlanFlag)); err != nil {
+				return m, fmt.Errorf("IPVlanFlag %q: %w", ep.IPVlanFlag, err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// macvlanMode is a macvlan or macvtap endpoint's mode (zero for other
+// kinds and for a mode Validate would refuse).
+func (ep Endpoint) macvlanMode() rtnl.MacvlanMode {
+	m, _ := endpointModes(ep)
+	return m.macvlan
 }

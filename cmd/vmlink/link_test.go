@@ -82,12 +82,12 @@ func TestLinkCLIValidation(t *testing.T) {
 		{[]string{"add", "v1", "link", "p0", "type", "vlan", "id", "5", "gvrp", "maybe"}, `gvrp "maybe"`},
 		{[]string{"add", "v1", "link", "p0", "type", "vlan", "id", "5", "reorder_hdr", "yes"}, `reorder_hdr "yes"`},
 		// nopromisc outside passthru.
-		{[]string{"add", "mv2", "link", "p0", "type", "macvlan", "mode", "bridge", "nopromisc"}, "nopromisc is only valid in passthru mode"},
-		{[]string{"add", "mv2", "link", "p0", "type", "macvlan", "nopromisc"}, "nopromisc is only valid in passthru mode"},
+		{[]string{"add", "mv2", "link", "p0", "type", "macvlan", "mode", "bridge", "nopromisc"}, "nopromisc: only valid in passthru mode, not bridge: drop nopromisc or use mode passthru"},
+		{[]string{"add", "mv2", "link", "p0", "type", "macvlan", "nopromisc"}, "nopromisc: only valid in passthru mode, not bridge: drop nopromisc or use mode passthru"},
 		{[]string{"set", "mv1", "type", "macvlan", "nopromisc"}, "nopromisc: only valid in passthru mode"},
 		// nodst and macaddr outside source.
 		{[]string{"add", "mv2", "link", "p0", "type", "macvlan", "mode", "bridge", "nodst"}, "nodst: only valid in source mode"},
-		{[]string{"add", "mv2", "link", "p0", "type", "macvlan", "mode", "vepa", "macaddr", "add", "02:00:00:00:00:01"}, "macaddr is only valid in source mode"},
+		{[]string{"add", "mv2", "link", "p0", "type", "macvlan", "mode", "vepa", "macaddr", "add", "02:00:00:00:00:01"}, "macaddr: a list of source MACs is only valid in source mode, not vepa"},
 		{[]string{"set", "mv1", "type", "macvlan", "nodst"}, "nodst: only valid in source mode"},
 		{[]string{"set", "mv1", "type", "macvlan", "macaddr", "add", "02:00:00:00:00:01"}, "macaddr: a list of source MACs is only valid in source mode"},
 		{[]string{"set", "mv1", "type", "macvlan", "macaddr", "flush"}, "macaddr: a list of source MACs is only valid in source mode"},

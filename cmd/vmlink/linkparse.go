@@ -208,7 +208,7 @@ func parseCommon(op string, args []string) (*common, error) {
 				return nil, err
 			}
 			i++
-			mac, err := parseMAC(v)
+			mac, err := link.ParseMAC(v)
 			if err != nil {
 				return nil, usagef("link %s: address %q: %v", op, v, err)
 			}
@@ -388,8 +388,10 @@ func parseAdd(args []string) (*linkRequest, error) {
 			m.NoDst = *o.flags&link.MacvlanFlagNoDst != 0
 		}
 		m.SourceMACs = o.list
-		if o.listTouched && m.EffectiveMode() != link.MacvlanModeSource {
-			return nil, usagef("link add %s: macaddr is only valid in source mode: drop macaddr or use mode source", name)
+		if o.listTouched && m.SourceMACs == nil {
+			// An explicit empty list (`macaddr flush`) is still a list:
+			// Validate refuses it outside source mode.
+			m.SourceMACs = []net.HardwareAddr{}
 		}
 		if c.kind == "macvlan" {
 			spec = &m
@@ -737,7 +739,7 @@ type macaddrOp struct {
 // macvlanOpts are the options after `type macvlan|macvtap`.
 type macvlanOpts struct {
 	mode        link.MacvlanMode
-	flags       *uint16
+	flags       *link.MacvlanFlags
 	ops         []macaddrOp
 	list        []net.HardwareAddr // the ops applied to an empty list (add)
 	listTouched bool
@@ -748,9 +750,9 @@ type macvlanOpts struct {
 
 func parseMacvlanOpts(kind string, args []string, create bool) (*macvlanOpts, error) {
 	o := &macvlanOpts{}
-	setFlag := func(bit uint16) {
+	setFlag := func(bit link.MacvlanFlags) {
 		if o.flags == nil {
-			o.flags = new(uint16)
+			o.flags = new(link.MacvlanFlags)
 		}
 		*o.flags |= bit
 	}
@@ -806,7 +808,7 @@ func parseMacvlanOpts(kind string, args []string, create bool) (*macvlanOpts, er
 				if err != nil {
 					return nil, err
 				}
-				mac, perr := parseMAC(m)
+				mac, perr := link.ParseMAC(m)
 				if perr != nil {
 					return nil, usagef("%s: macaddr %s %q: %v", kind, v, m, perr)
 				}
@@ -814,7 +816,7 @@ func parseMacvlanOpts(kind string, args []string, create bool) (*macvlanOpts, er
 			case "set":
 				op.op = link.MACAddrSet
 				for i+1 < len(args) {
-					mac, perr := parseMAC(args[i+1])
+					mac, perr := link.ParseMAC(args[i+1])
 					if perr != nil {
 						break
 					}
@@ -861,11 +863,8 @@ func parseMacvlanOpts(kind string, args []string, create bool) (*macvlanOpts, er
 			return nil, usagef("%s: unknown option %q: use mode, flag, nopromisc, nodst, macaddr, bcqueuelen or bclim", kind, a)
 		}
 	}
-	// iproute2 refuses nopromisc without `mode passthru` on the same line;
-	// on set we check against the link's actual mode instead (link.Set).
-	if create && o.flags != nil && *o.flags&link.MacvlanFlagNoPromisc != 0 && o.mode != link.MacvlanModePassthru {
-		return nil, usagef("%s: nopromisc is only valid in passthru mode: add mode passthru or drop nopromisc", kind)
-	}
+	// Which options a mode allows is link's rule: Validate checks a new
+	// link's spec, link.Set a change against the link's actual mode.
 	return o, nil
 }
 
@@ -897,7 +896,7 @@ func applyMACOp(list []net.HardwareAddr, op macaddrOp) []net.HardwareAddr {
 
 type ipvlanOpts struct {
 	mode link.IPVlanMode
-	flag link.IPVlanFlag
+	flag link.IPVlanFlags
 }
 
 func parseIPVlanOpts(args []string) (*ipvlanOpts, error) {
@@ -964,7 +963,7 @@ func parseVethOpts(base link.Common, args []string) (*link.Veth, error) {
 			if err != nil {
 				return nil, err
 			}
-			mac, perr := parseMAC(s)
+			mac, perr := link.ParseMAC(s)
 			if perr != nil {
 				return nil, usagef("veth: peer address %q: %v", s, perr)
 			}
@@ -1024,27 +1023,6 @@ func groupNames() map[string]uint32 {
 		}
 	}
 	return names
-}
-
-// parseMAC parses a MAC like iproute2's ll_addr_a2n for Ethernet: six
-// colon-separated hex bytes of one or two digits each ("2:0:0:0:0:1" works).
-func parseMAC(s string) (net.HardwareAddr, error) {
-	parts := strings.Split(s, ":")
-	if len(parts) != 6 {
-		return nil, fmt.Errorf("not a MAC address: write six hex bytes like 02:00:00:00:00:01")
-	}
-	mac := make(net.HardwareAddr, 6)
-	for i, p := range parts {
-		if len(p) < 1 || len(p) > 2 {
-			return nil, fmt.Errorf("not a MAC address: write six hex bytes like 02:00:00:00:00:01")
-		}
-		n, err := strconv.ParseUint(p, 16, 8)
-		if err != nil {
-			return nil, fmt.Errorf("not a MAC address: write six hex bytes like 02:00:00:00:00:01")
-		}
-		mac[i] = byte(n)
-	}
-	return mac, nil
 }
 
 // parseNetNS parses `netns NAME|PID` like iproute2: a name under /run/netns

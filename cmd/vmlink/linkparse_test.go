@@ -10,11 +10,11 @@ import (
 	"github.com/vmlink/vmlink/link"
 )
 
-func u32(v uint32) *uint32  { return &v }
-func u16p(v uint16) *uint16 { return &v }
-func i32(v int32) *int32    { return &v }
-func bp(v bool) *bool       { return &v }
-func sp(v string) *string   { return &v }
+func u32(v uint32) *uint32                          { return &v }
+func flagsp(v link.MacvlanFlags) *link.MacvlanFlags { return &v }
+func i32(v int32) *int32                            { return &v }
+func bp(v bool) *bool                               { return &v }
+func sp(v string) *string                           { return &v }
 
 func mac(t *testing.T, s string) net.HardwareAddr {
 	t.Helper()
@@ -136,8 +136,8 @@ func TestParseSet(t *testing.T) {
 		{"set src0 type macvtap macaddr set 02:00:00:00:00:01 02:00:00:00:00:02", "src0", link.Change{Kind: "macvtap",
 			Macvlan: &link.MacvlanChange{MACAddrOp: link.MACAddrSet, MACAddrs: []net.HardwareAddr{mac(t, "02:00:00:00:00:01"), mac(t, "02:00:00:00:00:02")}}}},
 		{"set mv1 type macvlan mode vepa", "mv1", link.Change{Kind: "macvlan", Macvlan: &link.MacvlanChange{Mode: link.MacvlanModeVEPA}}},
-		{"set pt0 type macvlan flag null", "pt0", link.Change{Kind: "macvlan", Macvlan: &link.MacvlanChange{Flags: u16p(0)}}},
-		{"set pt0 type macvlan nopromisc", "pt0", link.Change{Kind: "macvlan", Macvlan: &link.MacvlanChange{Flags: u16p(link.MacvlanFlagNoPromisc)}}},
+		{"set pt0 type macvlan flag null", "pt0", link.Change{Kind: "macvlan", Macvlan: &link.MacvlanChange{Flags: flagsp(0)}}},
+		{"set pt0 type macvlan nopromisc", "pt0", link.Change{Kind: "macvlan", Macvlan: &link.MacvlanChange{Flags: flagsp(link.MacvlanFlagNoPromisc)}}},
 		{"set mv1 type macvlan bcqueuelen 5 bclim 3", "mv1", link.Change{Kind: "macvlan", Macvlan: &link.MacvlanChange{BCQueueLen: u32(5), BCCutoff: i32(3)}}},
 		{"set v10 type vlan reorder_hdr off egress-qos-map 1:2", "v10", link.Change{Kind: "vlan",
 			VLAN: &link.VLANChange{VLANFlags: link.VLANFlags{ReorderHdr: bp(false)}, EgressQoS: []link.QoSMapping{{From: 1, To: 2}}}}},

@@ -7,12 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/vmlink/vmlink/dataplane"
+	"github.com/vmlink/vmlink/link"
 )
 
 func init() {
@@ -231,9 +231,9 @@ func netConnect(ctx context.Context, g *globals, nets *dataplane.Networks, args 
 		spec.IPs = append(spec.IPs, a)
 	}
 	if *mac != "" {
-		m, err := net.ParseMAC(*mac)
+		m, err := link.ParseMAC(*mac)
 		if err != nil {
-			return usagef("net connect: --mac-address %q: not a MAC address", *mac)
+			return usagef("net connect: --mac-address %q: %v", *mac, err)
 		}
 		spec.MAC = m
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/vmlink/vmlink/internal/feature"
 )
 
 // Feature is something a test needs from the machine it runs on: a
@@ -46,14 +48,14 @@ type featureInfo struct {
 
 var features = [featureEnd]featureInfo{
 	FeaturePrivileged: {name: "privileged"},
-	FeatureVeth:       {name: "veth", kind: "veth", module: "veth"},
-	FeatureBridge:     {name: "bridge", kind: "bridge", module: "bridge"},
-	FeatureBridgeVLAN: {name: "bridge_vlan", kind: "bridge", module: "bridge (with CONFIG_BRIDGE_VLAN_FILTERING)"},
-	FeatureMacvlan:    {name: "macvlan", kind: "macvlan", module: "macvlan"},
-	FeatureMacvtap:    {name: "macvtap", kind: "macvtap", module: "macvtap"},
-	FeatureVLAN:       {name: "vlan", kind: "vlan", module: "8021q"},
-	FeatureIPVlan:     {name: "ipvlan", kind: "ipvlan", module: "ipvlan"},
-	FeatureDummy:      {name: "dummy", kind: "dummy", module: "dummy"},
+	FeatureVeth:       {name: "veth", kind: "veth", module: feature.Module("veth")},
+	FeatureBridge:     {name: "bridge", kind: "bridge", module: feature.Module("bridge")},
+	FeatureBridgeVLAN: {name: "bridge_vlan", kind: "bridge", module: feature.Module("bridge") + " (with CONFIG_BRIDGE_VLAN_FILTERING)"},
+	FeatureMacvlan:    {name: "macvlan", kind: "macvlan", module: feature.Module("macvlan")},
+	FeatureMacvtap:    {name: "macvtap", kind: "macvtap", module: feature.Module("macvtap")},
+	FeatureVLAN:       {name: "vlan", kind: "vlan", module: feature.Module("vlan")},
+	FeatureIPVlan:     {name: "ipvlan", kind: "ipvlan", module: feature.Module("ipvlan")},
+	FeatureDummy:      {name: "dummy", kind: "dummy", module: feature.Module("dummy")},
 	FeatureIPRoute2:   {name: "ip", tool: "ip"},
 	FeatureTcpdump:    {name: "tcpdump", tool: "tcpdump"},
 	FeatureTshark:     {name: "tshark", tool: "tshark"},

@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -12,15 +11,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/vmlink/vmlink/internal/feature"
 	"github.com/vmlink/vmlink/internal/netns"
 )
 
 // ErrNotSupported marks a feature this environment does not have. Probe
-// errors that do not wrap it mean the probe itself could not tell.
-var ErrNotSupported = errors.New("not supported")
+// errors that do not wrap it mean the probe itself could not tell. It is
+// internal/feature's, so kernel probes from either package match it.
+var ErrNotSupported = feature.ErrNotSupported
 
 // NotSupportedError says why a feature is missing and what to run instead.
 // It matches ErrNotSupported with errors.Is.
@@ -202,15 +202,6 @@ func firstLine(s string) string {
 	return line
 }
 
-// kernelRelease is uname -r, for messages.
-func kernelRelease() string {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return "(unknown)"
-	}
-	return unix.ByteSliceToString(u.Release[:])
-}
-
 // kernelInstead says where to get a kernel feature: the module, or this
 // project's VM tier (Debian's 6.1 and 6.12 kernels with their modules).
 func kernelInstead(f Feature) string {
@@ -221,175 +212,21 @@ func kernelInstead(f Feature) string {
 	return fmt.Sprintf("load it (`modprobe %s`) where the kernel has modules, or run `make test-vm KERNEL=6.1` (or KERNEL=6.12)", mod)
 }
 
+// probeKernel asks the one kernel probe (internal/feature, cached there
+// too) and adds what to run instead.
 func probeKernel(f Feature) error {
-	var probeErr error
-	err := inThrowawayNetNS(func(c *netlink.Conn) error {
-		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
-		defer cancel()
-		l := &probeLink{c: c, ctx: ctx}
-		switch f {
-		case FeatureVeth:
-			probeErr = l.add("vp0", "veth", 0, nil)
-		case FeatureBridge:
-			probeErr = l.add("vb0", "bridge", 0, nil)
-		case FeatureBridgeVLAN:
-			probeErr = l.add("vb0", "bridge", 0, func(ae *netlink.AttributeEncoder) {
-				ae.Uint8(iflaBrVLANFiltering, 1)
-			})
-		case FeatureDummy:
-			probeErr = l.add("vd0", "dummy", 0, nil)
-		default:
-			// Stacked kinds need a parent: a veth, which this kernel
-			// must have for the probe (and the tests) to mean anything.
-			if err := l.add("vp0", "veth", 0, nil); err != nil {
-				return fmt.Errorf("create a veth parent: %w", err)
-			}
-			parent, err := l.index("vp0")
-			if err != nil {
-				return err
-			}
-			switch f {
-			case FeatureMacvlan, FeatureMacvtap:
-				probeErr = l.add("vm0", features[f].kind, parent, func(ae *netlink.AttributeEncoder) {
-					ae.Uint32(unix.IFLA_MACVLAN_MODE, 4 /* MACVLAN_MODE_BRIDGE */)
-				})
-			case FeatureVLAN:
-				probeErr = l.add("vv0", "vlan", parent, func(ae *netlink.AttributeEncoder) {
-					ae.Uint16(unix.IFLA_VLAN_ID, 10)
-				})
-			case FeatureIPVlan:
-				probeErr = l.add("vi0", "ipvlan", parent, func(ae *netlink.AttributeEncoder) {
-					ae.Uint16(unix.IFLA_IPVLAN_MODE, 0 /* IPVLAN_MODE_L2 */)
-				})
-			default:
-				return fmt.Errorf("no probe for %s", f)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("probe %s: %w", f, err)
-	}
-	if probeErr == nil {
-		return nil
-	}
-	if errors.Is(probeErr, unix.EOPNOTSUPP) {
-		what := features[f].module
-		if f == FeatureBridgeVLAN {
-			what = "bridge VLAN filtering"
-		}
-		refusal := "EOPNOTSUPP"
-		var oe *netlink.OpError
-		if errors.As(probeErr, &oe) && oe.Message != "" {
-			refusal += fmt.Sprintf(" %q", oe.Message)
-		}
-		return &NotSupportedError{Feature: f,
-			Reason: fmt.Sprintf("kernel %s has no %s (creating %s: %s)",
-				kernelRelease(), what, probeWhat(f), refusal),
-			Instead: kernelInstead(f), Err: probeErr}
-	}
-	return fmt.Errorf("probe %s: %w", f, probeErr)
-}
-
-// probeWhat names the link a probe creates, for messages.
-func probeWhat(f Feature) string {
+	var err error
 	if f == FeatureBridgeVLAN {
-		return "a bridge with vlan_filtering 1"
+		err = feature.BridgeVLANFiltering()
+	} else {
+		err = feature.LinkKind(features[f].kind)
 	}
-	return "a link of kind " + features[f].kind
-}
-
-// iflaBrVLANFiltering is IFLA_BR_VLAN_FILTERING (u8) in a bridge's
-// IFLA_INFO_DATA.
-const iflaBrVLANFiltering = 7
-
-// probeLink creates links with hand-built RTM_NEWLINK requests: probes must
-// not depend on the codecs they exist to test.
-type probeLink struct {
-	c   *netlink.Conn
-	ctx context.Context
-}
-
-func (l *probeLink) add(name, kind string, parent uint32, data func(*netlink.AttributeEncoder)) error {
-	ae := netlink.NewAttributeEncoder()
-	if parent != 0 {
-		ae.Uint32(unix.IFLA_LINK, parent)
-	}
-	ae.String(unix.IFLA_IFNAME, name)
-	ae.Nested(unix.IFLA_LINKINFO, func(li *netlink.AttributeEncoder) error {
-		li.String(unix.IFLA_INFO_KIND, kind)
-		if data != nil {
-			li.Nested(unix.IFLA_INFO_DATA, func(d *netlink.AttributeEncoder) error {
-				data(d)
-				return nil
-			})
-		}
+	var ns *feature.NotSupportedError
+	switch {
+	case err == nil:
 		return nil
-	})
-	attrs, err := ae.Encode()
-	if err != nil {
-		return err
+	case errors.As(err, &ns):
+		return &NotSupportedError{Feature: f, Reason: ns.Error(), Instead: kernelInstead(f), Err: err}
 	}
-	_, err = l.exec(unix.RTM_NEWLINK, netlink.Acknowledge|netlink.Create|netlink.Excl, attrs)
-	if err != nil {
-		return fmt.Errorf("create %s link: %w", kind, err)
-	}
-	return nil
-}
-
-func (l *probeLink) index(name string) (uint32, error) {
-	ae := netlink.NewAttributeEncoder()
-	ae.String(unix.IFLA_IFNAME, name)
-	attrs, err := ae.Encode()
-	if err != nil {
-		return 0, err
-	}
-	// No ACK flag on a GET: the answer is the link, and a trailing ACK
-	// would be read as the reply to the next request.
-	msgs, err := l.exec(unix.RTM_GETLINK, 0, attrs)
-	if err != nil {
-		return 0, fmt.Errorf("get link %s: %w", name, err)
-	}
-	for _, m := range msgs {
-		if m.Header.Type == unix.RTM_NEWLINK && len(m.Data) >= unix.SizeofIfInfomsg {
-			return binary.NativeEndian.Uint32(m.Data[4:8]), nil
-		}
-	}
-	return 0, fmt.Errorf("get link %s: no answer", name)
-}
-
-func (l *probeLink) exec(typ netlink.HeaderType, flags netlink.HeaderFlags, attrs []byte) ([]netlink.Message, error) {
-	if dl, ok := l.ctx.Deadline(); ok {
-		if err := l.c.SetDeadline(dl); err != nil {
-			return nil, err
-		}
-	}
-	body := append(make([]byte, unix.SizeofIfInfomsg), attrs...)
-	return l.c.Execute(netlink.Message{
-		Header: netlink.Header{Type: typ, Flags: netlink.Request | flags},
-		Data:   body,
-	})
-}
-
-// inThrowawayNetNS opens a route netlink socket in a new, unnamed network
-// namespace and runs fn with it. The namespace lives only as long as the
-// socket: closing it at the end removes the namespace and every link the
-// probe made, whatever happened.
-func inThrowawayNetNS(fn func(*netlink.Conn) error) error {
-	var c *netlink.Conn
-	err := netns.DoNew(func() error {
-		var err error
-		if c, err = netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{Strict: true}); err != nil {
-			return fmt.Errorf("dial rtnetlink in the probe netns: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		if c != nil {
-			c.Close()
-		}
-		return err
-	}
-	defer c.Close()
-	return fn(c)
+	return fmt.Errorf("probe %s: %w", f, err)
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vmlink/vmlink/internal/feature"
 )
 
 // A boot check runs before a kernel's VM tier: one VM whose "test" is the
@@ -101,7 +103,11 @@ func GuestCheck(ctx context.Context, w io.Writer, features []string) error {
 		out, err := runCheck(ctx, argv[0], argv[1:]...)
 		if err != nil {
 			failed = append(failed, f)
-			fmt.Fprintf(w, "guest check: %s: FAIL: %s: %v: %s\n", f, strings.Join(argv, " "), err, out)
+			what := ""
+			if mod := feature.Module(f); mod != "" {
+				what = " (module " + mod + ")"
+			}
+			fmt.Fprintf(w, "guest check: %s%s: FAIL: %s: %v: %s\n", f, what, strings.Join(argv, " "), err, out)
 			continue
 		}
 		fmt.Fprintf(w, "guest check: %s: ok\n", f)

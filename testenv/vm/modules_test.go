@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vmlink/vmlink/internal/feature"
 )
 
 // fakeModule builds a minimal ELF64 relocatable object with a .modinfo
@@ -280,5 +282,16 @@ func TestResolveDefaultModulesOnDebianKernels(t *testing.T) {
 			}
 			t.Logf("%s: load order %v; built in %v", k.Version, names, builtin)
 		})
+	}
+}
+
+// TestDefaultModulesCoverEveryKind: the guest loads the module of every
+// link kind vmlink probes for (internal/feature's map, the one map).
+func TestDefaultModulesCoverEveryKind(t *testing.T) {
+	for _, kind := range []string{"vlan", "macvlan", "macvtap", "ipvlan", "veth", "bridge", "dummy"} {
+		mod := feature.Module(kind)
+		if mod == "" || !slices.Contains(DefaultModules(), mod) {
+			t.Errorf("kind %s: module %q is not in DefaultModules()", kind, mod)
+		}
 	}
 }
