@@ -311,7 +311,7 @@ func runLabPhases(ctx context.Context, g *globals, lab *dataplane.Lab, prefix st
 		fmt.Fprintf(out, "lab %s: %s\n", lab.Name, lab.Description)
 		fmt.Fprintf(out, "namespaces: %s* (throwaway)\n", prefix)
 	}
-	opts := &dataplane.Options{}
+	opts := &dataplane.Options{StateDir: g.StateDir}
 	defer func() {
 		if keep && res.err == nil {
 			res.Kept = true
