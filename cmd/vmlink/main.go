@@ -66,8 +66,8 @@ type globals struct {
 	// keep their state instead of /run/vmlink, so that a test or a CI job
 	// has its own state and its `net ls` reconciles only its own links.
 	StateDir string
-	Stdout  io.Writer
-	Stderr  io.Writer
+	Stdout   io.Writer
+	Stderr   io.Writer
 
 	// Ctx ends at the first interrupting signal (see interrupts); caught
 	// records which one, and run exits 128+N for it once the command has
