@@ -217,7 +217,7 @@ func downLabs(g *globals, a *labArgs) int {
 		}
 	}
 	for _, p := range prefixes {
-		removed, err := dataplane.DownLab(g.Ctx, p, nil)
+		removed, err := dataplane.DownLab(g.Ctx, p, &dataplane.Options{StateDir: g.StateDir})
 		if err != nil {
 			return fail(g, fmt.Errorf("lab --down %s: %w", p, err))
 		}
