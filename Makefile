@@ -21,7 +21,7 @@ LOGDIR      ?= $(BIN)/logs
 APT_PKGS    := iproute2 iputils-ping bc strace tcpdump tshark qemu-system-x86 xz-utils cpio kmod \
                docker.io podman containernetworking-plugins busybox-static
 
-.PHONY: all build test test-unit test-priv test-runtime deps lint bench-links bench-decode bench-verify bench-cni clean
+.PHONY: all build test test-unit test-priv test-runtime test-faults deps lint bench-links bench-decode bench-verify bench-cni clean
 
 all: build
 
@@ -76,6 +76,17 @@ test-priv: deps
 test-runtime: deps
 	@mkdir -p $(LOGDIR)
 	@VMLINK_EXPECT_FEATURES=$(RUNTIME_FEATURES) scripts/run-tier.sh runtime $(LOGDIR)/runtime.log $(GO) test -tags runtime -count=1 -p 1 -run '^TestRuntime' $(RUNTIME_PKGS)
+
+# test-faults kills and signals vmlink at seeded random points (30 runs per
+# kill scenario), runs parallel operations and feeds it bad state files, all
+# in throwaway namespaces with a private state directory, and fails on any
+# leak or panic (cmd/vmlink/faults_test.go). About 2 minutes on 2 cores.
+# VMLINK_FAULT_SEED=N repeats a run's kill points; VMLINK_FAULT_RUNS=N
+# changes the number of runs. Not yet in `make test`: it still finds leaks
+# on this tree (net connect retried after kill -9, forwarding after down).
+test-faults: deps
+	@mkdir -p $(LOGDIR)
+	@VMLINK_EXPECT_FEATURES=$(PRIV_FEATURES) scripts/run-tier.sh faults $(LOGDIR)/faults.log $(GO) test -tags faults -count=1 -p 1 -timeout 15m -run '^TestFaults$$' ./cmd/vmlink/
 
 lint:
 	$(GO) vet ./...
