@@ -4,6 +4,8 @@
 # tiers need (Debian packages, the VM kernels) and runs every tier:
 #   unit  — no privileges (`go test -short`)
 #   priv  — privileged tests in throwaway namespaces on this machine's kernel
+#   faults — vmlink killed and signalled at seeded random points, parallel
+#           runs, bad state files; fails on any leak or panic
 #   vm    — the privileged tier again inside qemu on Debian's 6.1 and 6.12
 #           kernels, for what this kernel lacks (8021q, ipvlan, dummy)
 #   runtime — real container runtimes (Debian's dockerd and Podman) in
@@ -60,6 +62,7 @@ test: deps vm-kernels
 	@start=$$(date +%s); rc=0; \
 	$(MAKE) --no-print-directory test-unit || rc=1; \
 	$(MAKE) --no-print-directory test-priv || rc=1; \
+	$(MAKE) --no-print-directory test-faults || rc=1; \
 	$(MAKE) --no-print-directory test-runtime || rc=1; \
 	for k in $(VM_KERNELS); do $(MAKE) --no-print-directory test-vm KERNEL=$$k || rc=1; done; \
 	scripts/run-tier.sh --summary $(LOGDIR) $$(( $$(date +%s) - start )) || rc=1; \
@@ -82,8 +85,7 @@ test-runtime: deps
 # in throwaway namespaces with a private state directory, and fails on any
 # leak or panic (cmd/vmlink/faults_test.go). About 2 minutes on 2 cores.
 # VMLINK_FAULT_SEED=N repeats a run's kill points; VMLINK_FAULT_RUNS=N
-# changes the number of runs. Not yet in `make test`: it still finds leaks
-# on this tree (net connect retried after kill -9, forwarding after down).
+# changes the number of runs.
 test-faults: deps
 	@mkdir -p $(LOGDIR)
 	@VMLINK_EXPECT_FEATURES=$(PRIV_FEATURES) scripts/run-tier.sh faults $(LOGDIR)/faults.log $(GO) test -tags faults -count=1 -p 1 -timeout 15m -run '^TestFaults$$' ./cmd/vmlink/
