@@ -181,12 +181,18 @@ func DownLab(ctx context.Context, prefix string, opts *Options) (*Removed, error
 	if err != nil {
 		return nil, err
 	}
-	if !slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, prefix) }) {
-		return nil, fmt.Errorf("%w starts with %s (see 'ip netns list'; 'vmlink lab --down' lists orphaned labs)", ErrNoLab, prefix)
-	}
 	labs, err := Labs()
 	if err != nil {
 		return nil, err
+	}
+	// A lab killed after recording its state but before creating a
+	// namespace has only its state file: that is still a lab to take down.
+	recorded := slices.ContainsFunc(labs, func(l *Lab) bool {
+		_, err := os.Stat(topoStatePath(opts.stateDir(), l.WithPrefix(prefix).Final().Name))
+		return err == nil
+	})
+	if !recorded && !slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, prefix) }) {
+		return nil, fmt.Errorf("%w starts with %s (see 'ip netns list'; 'vmlink lab --down' lists orphaned labs)", ErrNoLab, prefix)
 	}
 	out := &Removed{}
 	for _, l := range labs {
