@@ -177,7 +177,7 @@ func DownLab(ctx context.Context, prefix string, opts *Options) (*Removed, error
 	if _, err := ParseLabPrefix(prefix); err != nil {
 		return nil, err
 	}
-	names, err := netns.List()
+	names, err := netnsFiles()
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +206,7 @@ func DownLab(ctx context.Context, prefix string, opts *Options) (*Removed, error
 			return out, fmt.Errorf("down lab %s%s: %w", prefix, l.Name, err)
 		}
 	}
-	if names, err = netns.List(); err != nil {
+	if names, err = netnsFiles(); err != nil {
 		return out, err
 	}
 	for _, n := range names {
@@ -219,4 +219,19 @@ func DownLab(ctx context.Context, prefix string, opts *Options) (*Removed, error
 		out.Namespaces = append(out.Namespaces, n)
 	}
 	return out, nil
+}
+
+// netnsFiles lists every name under /run/netns, mounted or not: a lab
+// killed between creating a name and mounting its namespace leaves a bare
+// file that netns.List skips and the next lab of that name trips over.
+func netnsFiles() ([]string, error) {
+	ents, err := os.ReadDir(netns.Dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("list %s: %w", netns.Dir, err)
+	}
+	names := make([]string, 0, len(ents))
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names, nil
 }

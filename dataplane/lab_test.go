@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/testenv"
 )
 
@@ -37,5 +38,23 @@ func TestDownLabOnlyState(t *testing.T) {
 	// Nothing left: the same prefix again is no lab.
 	if _, err := DownLab(context.Background(), prefix, &Options{StateDir: dir}); err == nil {
 		t.Error("DownLab of nothing succeeded")
+	}
+}
+
+// A lab killed between creating a namespace's name and mounting it leaves a
+// bare file in /run/netns; lab --down removes it too.
+func TestDownLabBareFile(t *testing.T) {
+	testenv.Require(t, testenv.FeaturePrivileged)
+	prefix := LabPrefix(999999998)
+	path := filepath.Join(netns.Dir, prefix+"host")
+	if err := os.WriteFile(path, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(path) })
+	if _, err := DownLab(context.Background(), prefix, &Options{StateDir: t.TempDir()}); err != nil {
+		t.Fatalf("DownLab of a bare namespace file: %v", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("%s still there after DownLab (%v)", path, err)
 	}
 }

@@ -275,16 +275,7 @@ func delay(rng *rand.Rand, full time.Duration) time.Duration {
 	return time.Duration(rng.Int64N(int64(full) * 6 / 5))
 }
 
-func (fx *faultEnv) netnsFiles() []string {
-	var out []string
-	ents, _ := os.ReadDir(netns.Dir)
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), fx.prefix) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
+func (fx *faultEnv) netnsFiles() []string { return netnsFilesWith(fx.prefix) }
 
 // ipJSON runs `ip -j ARGS` and decodes its output.
 func ipJSON(args ...string) ([]map[string]any, error) {
@@ -645,7 +636,7 @@ func faultKillLab(t *testing.T, rng *rand.Rand, runs int) {
 		if code != exitOK && !(code == exitFailed && strings.Contains(errOut, "no lab namespace")) {
 			t.Errorf("run %d: lab --down %s: exit %d %s %s", run, prefix, code, out, errOut)
 		}
-		if l := namespacesWith(prefix); len(l) > 0 {
+		if l := netnsFilesWith(prefix); len(l) > 0 {
 			t.Errorf("leak run %d: lab namespaces after lab --down: %v", run, l)
 			tally(0, 0, len(l))
 			for _, n := range l {
@@ -956,4 +947,17 @@ func faultBadState(t *testing.T, _ *rand.Rand, _ int) {
 		fx.leaks(kind + " state")
 		tally(1, 1, 0)
 	}
+}
+
+// netnsFilesWith lists the names under /run/netns starting with prefix,
+// mounted or not (namespacesWith lists only mounted ones).
+func netnsFilesWith(prefix string) []string {
+	var out []string
+	ents, _ := os.ReadDir(netns.Dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }
