@@ -177,16 +177,22 @@ func DownLab(ctx context.Context, prefix string, opts *Options) (*Removed, error
 	if _, err := ParseLabPrefix(prefix); err != nil {
 		return nil, err
 	}
-	names, err := netns.List()
+	names, err := netnsFiles()
 	if err != nil {
 		return nil, err
-	}
-	if !slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, prefix) }) {
-		return nil, fmt.Errorf("%w starts with %s (see 'ip netns list'; 'vmlink lab --down' lists orphaned labs)", ErrNoLab, prefix)
 	}
 	labs, err := Labs()
 	if err != nil {
 		return nil, err
+	}
+	// A lab killed after recording its state but before creating a
+	// namespace has only its state file: that is still a lab to take down.
+	recorded := slices.ContainsFunc(labs, func(l *Lab) bool {
+		_, err := os.Stat(topoStatePath(opts.stateDir(), l.WithPrefix(prefix).Final().Name))
+		return err == nil
+	})
+	if !recorded && !slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, prefix) }) {
+		return nil, fmt.Errorf("%w starts with %s (see 'ip netns list'; 'vmlink lab --down' lists orphaned labs)", ErrNoLab, prefix)
 	}
 	out := &Removed{}
 	for _, l := range labs {
@@ -200,7 +206,7 @@ func DownLab(ctx context.Context, prefix string, opts *Options) (*Removed, error
 			return out, fmt.Errorf("down lab %s%s: %w", prefix, l.Name, err)
 		}
 	}
-	if names, err = netns.List(); err != nil {
+	if names, err = netnsFiles(); err != nil {
 		return out, err
 	}
 	for _, n := range names {
@@ -213,4 +219,19 @@ func DownLab(ctx context.Context, prefix string, opts *Options) (*Removed, error
 		out.Namespaces = append(out.Namespaces, n)
 	}
 	return out, nil
+}
+
+// netnsFiles lists every name under /run/netns, mounted or not: a lab
+// killed between creating a name and mounting its namespace leaves a bare
+// file that netns.List skips and the next lab of that name trips over.
+func netnsFiles() ([]string, error) {
+	ents, err := os.ReadDir(netns.Dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("list %s: %w", netns.Dir, err)
+	}
+	names := make([]string, 0, len(ents))
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names, nil
 }

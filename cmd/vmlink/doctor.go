@@ -107,7 +107,7 @@ func runDoctor(g *globals, args []string) int {
 		return fail(g, err)
 	}
 	ctx := g.Ctx
-	nets, err := (&dataplane.Networks{}).DoctorNetworks()
+	nets, err := (&dataplane.Networks{StateDir: g.StateDir}).DoctorNetworks()
 	if err != nil {
 		return fail(g, judgeError("doctor", err))
 	}

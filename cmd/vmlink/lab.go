@@ -217,7 +217,7 @@ func downLabs(g *globals, a *labArgs) int {
 		}
 	}
 	for _, p := range prefixes {
-		removed, err := dataplane.DownLab(g.Ctx, p, nil)
+		removed, err := dataplane.DownLab(g.Ctx, p, &dataplane.Options{StateDir: g.StateDir})
 		if err != nil {
 			return fail(g, fmt.Errorf("lab --down %s: %w", p, err))
 		}
@@ -311,7 +311,7 @@ func runLabPhases(ctx context.Context, g *globals, lab *dataplane.Lab, prefix st
 		fmt.Fprintf(out, "lab %s: %s\n", lab.Name, lab.Description)
 		fmt.Fprintf(out, "namespaces: %s* (throwaway)\n", prefix)
 	}
-	opts := &dataplane.Options{}
+	opts := &dataplane.Options{StateDir: g.StateDir}
 	defer func() {
 		if keep && res.err == nil {
 			res.Kept = true

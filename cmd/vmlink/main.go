@@ -62,8 +62,12 @@ type globals struct {
 	JSON    bool   // -j: JSON output
 	Pretty  bool   // -p: indent JSON
 	Details bool   // -d: accepted for `ip -d` compatibility; show is always detailed
-	Stdout  io.Writer
-	Stderr  io.Writer
+	// StateDir is $VMLINK_STATE_DIR: where networks, topologies and labs
+	// keep their state instead of /run/vmlink, so that a test or a CI job
+	// has its own state and its `net ls` reconciles only its own links.
+	StateDir string
+	Stdout   io.Writer
+	Stderr   io.Writer
 
 	// Ctx ends at the first interrupting signal (see interrupts); caught
 	// records which one, and run exits 128+N for it once the command has
@@ -229,7 +233,7 @@ func main() {
 
 // run parses the global options and dispatches; split from main for tests.
 func run(args []string, stdout, stderr io.Writer) int {
-	g := &globals{Stdout: stdout, Stderr: stderr}
+	g := &globals{Stdout: stdout, Stderr: stderr, StateDir: os.Getenv("VMLINK_STATE_DIR")}
 	fs := flag.NewFlagSet("vmlink", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&g.NetNS, "n", "", "run inside the named network namespace (as `ip -n`)")
@@ -303,6 +307,9 @@ global options:
   -n NETNS   run inside the named network namespace (as 'ip -n')
   -j         print JSON
   -p         indent JSON
+environment:
+  VMLINK_STATE_DIR  state directory of networks, topologies and labs
+                    (default /run/vmlink)
 Run 'vmlink COMMAND help' for a command's options.`))
 	fmt.Fprint(w, "\n"+exitTable)
 }

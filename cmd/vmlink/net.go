@@ -66,7 +66,7 @@ func runNet(g *globals, args []string) int {
 		return exitOK
 	}
 	ctx := g.Ctx
-	nets := &dataplane.Networks{Host: g.NetNS}
+	nets := &dataplane.Networks{Host: g.NetNS, StateDir: g.StateDir}
 	op, rest := args[0], args[1:]
 	var err error
 	switch op {

@@ -70,7 +70,7 @@ func runUpDown(g *globals, verb string, args []string) int {
 		return fail(g, usagef("%v", err))
 	}
 	ctx := g.Ctx
-	opts := &dataplane.Options{}
+	opts := &dataplane.Options{StateDir: g.StateDir}
 	if *verbose {
 		opts.Progress = func(s string) { fmt.Fprintf(g.Stderr, "  %s\n", s) }
 	}
