@@ -2,8 +2,7 @@ package dataplane
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
+	"io/fs"
 	"strings"
 	"testing"
 )
@@ -12,12 +11,13 @@ import (
 // refuse or accept, never panic, and what it accepts must validate again
 // (also under a lab's name prefix).
 func FuzzParseTopology(f *testing.F) {
-	labs, err := filepath.Glob("labs/*.yaml")
+	// The labs embedded in the binary: the VM runner copies only testdata/.
+	labs, err := fs.Glob(labFiles, "labs/*.yaml")
 	if err != nil || len(labs) == 0 {
 		f.Fatalf("no lab files to seed from: %v", err)
 	}
 	for _, p := range labs {
-		b, err := os.ReadFile(p)
+		b, err := labFiles.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -40,7 +40,7 @@ func FuzzParseTopology(f *testing.F) {
 }
 
 func TestParseRefusesSecondDocument(t *testing.T) {
-	b, err := os.ReadFile("labs/modes.yaml")
+	b, err := labFiles.ReadFile("labs/modes.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

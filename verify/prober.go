@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -684,6 +685,12 @@ func (e *engine) chooseUnicast(s *probeSender, fp *famProbe) {
 	// host, a VLAN that is a lower) the taps run before the macvlan
 	// rx_handler, which may keep a frame from the stack.
 	if fp.dst.Is6() || !listened || to.Kind != KindMacvlan {
+		return
+	}
+	// A frame to the target's MAC reaches it only on the target's own
+	// segment; across VLANs the answer comes from another interface of
+	// its namespace (arp_ignore 0), which only a broadcast reaches.
+	if !slices.Equal(e.exp.Endpoints[p.From].VLANs, to.VLANs) {
 		return
 	}
 	if mac := e.macs[p.To]; len(mac) == 6 {

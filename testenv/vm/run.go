@@ -239,16 +239,18 @@ func Run(ctx context.Context, opts Options, argv []string, dir string) (*Result,
 }
 
 // retryable reports whether err is a VM failure that happened before the
-// test started: a hung boot or a kernel panic during boot. Everything else
-// (the test's own exit status, a timeout of a running test, a missing
-// module, an interrupt) is reported as it is.
+// test started: a hung boot, a kernel panic during boot, or qemu dying
+// without a word of its own (a segfault of the emulator, seen once under
+// heavy load with TCG). Everything else (the test's own exit status, a
+// timeout of a running test, a missing module, qemu refusing its command
+// line, an interrupt) is reported as it is.
 func retryable(err error) bool {
 	var ve *VMError
 	if !errors.As(err, &ve) || ve.TestStarted {
 		return false
 	}
 	switch ve.Reason {
-	case ReasonBootHung, ReasonPanic:
+	case ReasonBootHung, ReasonPanic, ReasonNoResult:
 		return true
 	}
 	return false

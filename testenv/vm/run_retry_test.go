@@ -17,6 +17,8 @@ func TestRetryable(t *testing.T) {
 		{&VMError{Reason: ReasonBootHung}, true},
 		{&VMError{Reason: ReasonPanic}, true},
 		{fmt.Errorf("wrapped: %w", &VMError{Reason: ReasonBootHung}), true},
+		{&VMError{Reason: ReasonNoResult}, true},
+		{&VMError{Reason: ReasonNoResult, TestStarted: true}, false},
 		{&VMError{Reason: ReasonPanic, TestStarted: true}, false},
 		{&VMError{Reason: ReasonTimeout}, false},
 		{&VMError{Reason: ReasonTimeout, TestStarted: true}, false},
