@@ -129,6 +129,14 @@ func TestCnitool(t *testing.T) {
 	os.MkdirAll(netconf, 0o755)
 	os.WriteFile(filepath.Join(netconf, "10-demo.conf"), []byte(tutorialConf(t, "vmlink", "1.0.0", l.ipam, nil)), 0o644)
 	c := testenv.NewNetNS(t)
+	// cnitool keeps libcni's result cache under /var/lib/cni with no way
+	// to move it; a failed run must not leave its entry there.
+	t.Cleanup(func() {
+		stale, _ := filepath.Glob("/var/lib/cni/results/macvlan-demo-cnitool-*")
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	})
 	for _, verb := range []string{"add", "check", "del"} {
 		cmd := exec.Command(tool, verb, "macvlan-demo", c.Path())
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "NETCONFPATH=" + netconf, "CNI_PATH=" + pluginDir(t) + ":" + refDir,
