@@ -292,11 +292,12 @@ func parseNsfsMount(line string) (string, bool) {
 	if sep < 5 || sep+1 >= len(fields) || fields[sep+1] != "nsfs" || !strings.HasPrefix(fields[3], "net:[") {
 		return "", false
 	}
-	return unescapeOctal(fields[4]), true
+	return UnescapeMountinfo(fields[4]), true
 }
 
-// unescapeOctal undoes mountinfo's octal escapes (\040 for a space).
-func unescapeOctal(s string) string {
+// UnescapeMountinfo undoes the octal escapes of a /proc/*/mountinfo
+// path field (\040 for a space).
+func UnescapeMountinfo(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
