@@ -227,11 +227,15 @@ func TestVerifyVmlinkNetworkFilter(t *testing.T) {
 	nets := []string{"vfa" + tag, "vfb" + tag}
 	ctrs := []string{"vmlt-vf" + tag + "-c1", "vmlt-vf" + tag + "-c2", "vmlt-vf" + tag + "-c3"}
 	t.Cleanup(func() {
-		for _, n := range nets {
-			runLabCLI("-n", host, "net", "rm", n)
-		}
+		// Containers first: net rm refuses a network whose endpoints
+		// are alive, and reconciles those whose namespace is gone.
 		for _, c := range ctrs {
 			netns.Delete(c)
+		}
+		for _, n := range nets {
+			if code, _, e := runLabCLI("-n", host, "net", "rm", n); code != exitOK && !strings.Contains(e, "not found") {
+				t.Errorf("cleanup: net rm %s: exit %d: %s", n, code, e)
+			}
 		}
 	})
 	for i, n := range nets {
