@@ -27,7 +27,15 @@ func TestRuntimePodmanVmlink(t *testing.T) {
 	pm := runtime.NewPodman(t, p.Host, runtime.PodmanOptions{CNIPluginDirs: []string{pluginDir(t)}})
 	net := "vmlt-vmlink-" + strconv.Itoa(os.Getpid())
 	// host-local keeps its lock and last-reserved files per network name.
-	t.Cleanup(func() { os.RemoveAll(filepath.Join("/var/lib/cni/networks", net)) })
+	// libcni's result cache keeps an entry per attachment until its DEL;
+	// a failed run must leave neither.
+	t.Cleanup(func() {
+		os.RemoveAll(filepath.Join("/var/lib/cni/networks", net))
+		stale, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", net+"-*"))
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	})
 	conflist := `{"cniVersion":"0.4.0","name":"` + net + `","plugins":[{"type":"vmlink","kind":"macvlan","master":"eth0","mode":"bridge",` +
 		`"ipam":{"type":"host-local","subnet":"172.16.30.0/24","gateway":"172.16.30.1","routes":[{"dst":"0.0.0.0/0"}]}}]}`
 	if err := os.WriteFile(filepath.Join(pm.NetworkConfigDir, net+".conflist"), []byte(conflist), 0o644); err != nil {
@@ -58,6 +66,9 @@ func TestRuntimePodmanVmlink(t *testing.T) {
 	}
 	if got := ipamFiles(t, filepath.Join("/var/lib/cni/networks", net)); len(got) != 0 {
 		t.Errorf("host-local still holds %v", got)
+	}
+	if cached, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", net+"-*")); len(cached) != 0 {
+		t.Errorf("libcni's result cache still holds %v (no DEL reached the plugin)", cached)
 	}
 	// No link of this network in any named namespace (the sandbox host
 	// and Podman's container namespaces are all under /run/netns).
