@@ -121,11 +121,16 @@ type vmRun struct {
 func runGuest(t *testing.T, k *Kernel, o Options, dir string, args ...string) vmRun {
 	t.Helper()
 	initPath, prog := buildGuestBinaries(t)
-	var stdout, stderr bytes.Buffer
+	var stdout, stderr, notices bytes.Buffer
 	var mu sync.Mutex
 	o.Kernel = k.Root
 	o.Init = initPath
 	o.Stdout, o.Stderr = &stdout, &stderr
+	if o.Notices == nil {
+		// The runner's announcements (a boot retry) are not the guest's
+		// stderr, which the tests compare exactly.
+		o.Notices = &notices
+	}
 	o.Log = func(f string, a ...any) { mu.Lock(); defer mu.Unlock(); t.Logf(f, a...) }
 	if o.Timeout == 0 {
 		o.Timeout = 3 * time.Minute
@@ -136,6 +141,9 @@ func runGuest(t *testing.T, k *Kernel, o Options, dir string, args ...string) vm
 	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout+time.Minute)
 	defer cancel()
 	res, err := Run(ctx, o, append([]string{prog}, args...), dir)
+	if notices.Len() > 0 {
+		t.Logf("runner: %s", strings.TrimSpace(notices.String()))
+	}
 	if res != nil {
 		t.Logf("kernel %s: boot-to-test %.2fs, test %.2fs, vm %.2fs", res.Kernel, res.BootToTest.Seconds(), res.Test.Seconds(), res.VM.Seconds())
 	}
