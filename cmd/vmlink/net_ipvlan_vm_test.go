@@ -111,8 +111,11 @@ func TestNetIPVlanFlagCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	for _, flag := range []string{"private", "vepa", "bridge"} {
-		if code, _, e := runLabCLI("-n", host, "net", "create", "-d", "ipvlan", "-o", "parent=p0", "-o", "ipvlan_flag="+flag, "--subnet", "10.48.0.0/24", network); code != exitOK {
+	// A subnet per flag: a deleted ipvlan's addresses can stay on the port
+	// until its unregister completes, and this test is about the flag (the
+	// re-add race is a known gap of connect).
+	for i, flag := range []string{"private", "vepa", "bridge"} {
+		if code, _, e := runLabCLI("-n", host, "net", "create", "-d", "ipvlan", "-o", "parent=p0", "-o", "ipvlan_flag="+flag, "--subnet", fmt.Sprintf("10.48.%d.0/24", i), network); code != exitOK {
 			t.Fatalf("create with ipvlan_flag=%s: exit %d %s", flag, code, e)
 		}
 		if code, _, e := runLabCLI("-n", host, "net", "connect", network, ctr); code != exitOK {
