@@ -3,14 +3,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"testing"
 
 	"github.com/vmlink/vmlink/internal/netns"
-	"github.com/vmlink/vmlink/rtnl"
 	"github.com/vmlink/vmlink/testenv"
 )
 
@@ -36,15 +34,7 @@ func TestNetIPVlanCLI(t *testing.T) {
 		runLabCLI("-n", host, "net", "rm", network)
 		netns.Delete(host)
 	})
-	c, err := rtnl.DialNetNS(host, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.NewLink(context.Background(), &rtnl.LinkMessage{Flags: 1, Change: 1, Attrs: rtnl.LinkAttrs{Name: "p0", Info: &rtnl.LinkInfo{Kind: "veth",
-		Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "p0peer"}}}}}}, 0x400|0x200); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	addVethParent(t, host)
 	if code, _, e := runLabCLI("-n", host, "net", "create", "-d", "ipvlan", "-o", "parent=p0", "-o", "ipvlan_mode=l2", "--subnet", "10.49.0.0/24", network); code != exitOK {
 		t.Fatalf("create: exit %d %s", code, e)
 	}
@@ -102,15 +92,7 @@ func TestNetIPVlanFlagCLI(t *testing.T) {
 		netns.Delete(ctr)
 		netns.Delete(host)
 	})
-	c, err := rtnl.DialNetNS(host, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.NewLink(context.Background(), &rtnl.LinkMessage{Flags: 1, Change: 1, Attrs: rtnl.LinkAttrs{Name: "p0", Info: &rtnl.LinkInfo{Kind: "veth",
-		Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "p0peer"}}}}}}, 0x400|0x200); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	addVethParent(t, host)
 	// A subnet per flag: a deleted ipvlan's addresses can stay on the port
 	// until its unregister completes, and this test is about the flag (the
 	// re-add race is a known gap of connect).

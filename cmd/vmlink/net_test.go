@@ -215,15 +215,7 @@ func TestNetReconcileAfterKill(t *testing.T) {
 		}
 	})
 	// A veth parent in the throwaway host namespace.
-	c, err := rtnl.DialNetNS(host, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.NewLink(context.Background(), &rtnl.LinkMessage{Flags: 1, Change: 1, Attrs: rtnl.LinkAttrs{Name: "p0", Info: &rtnl.LinkInfo{Kind: "veth",
-		Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "p0peer"}}}}}}, 0x400|0x200); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	addVethParent(t, host)
 	if code, _, e := runLabCLI("-n", host, "net", "create", "--subnet", "10.44.0.0/24", "-o", "parent=p0", "--host-shim", network); code != exitOK {
 		t.Fatalf("create: %s", e)
 	}
@@ -326,15 +318,7 @@ func TestNetConcurrentProcesses(t *testing.T) {
 		runLabCLI("-n", host, "net", "rm", network)
 		netns.Delete(host)
 	})
-	c, err := rtnl.DialNetNS(host, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.NewLink(context.Background(), &rtnl.LinkMessage{Flags: 1, Change: 1, Attrs: rtnl.LinkAttrs{Name: "p0", Info: &rtnl.LinkInfo{Kind: "veth",
-		Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "p0peer"}}}}}}, 0x400|0x200); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	addVethParent(t, host)
 	if code, _, e := runLabCLI("-n", host, "net", "create", "--subnet", "10.45.0.0/24", "-o", "parent=p0", network); code != exitOK {
 		t.Fatalf("create: %s", e)
 	}
@@ -508,5 +492,20 @@ func TestShortNetID(t *testing.T) {
 		if got := shortNetID(in); got != want {
 			t.Errorf("shortNetID(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// addVethParent creates the veth pair p0/p0peer in the namespace ns: a
+// parent for the networks of a test.
+func addVethParent(t *testing.T, ns string) {
+	t.Helper()
+	c, err := rtnl.DialNetNS(ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.NewLink(context.Background(), &rtnl.LinkMessage{Flags: 1, Change: 1, Attrs: rtnl.LinkAttrs{Name: "p0", Info: &rtnl.LinkInfo{Kind: "veth",
+		Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "p0peer"}}}}}}, 0x400|0x200); err != nil {
+		t.Fatal(err)
 	}
 }
