@@ -43,12 +43,19 @@ func (h *Handle) checkParent(ctx context.Context, s Spec) (*parentInfo, error) {
 	m, err := h.getMsg(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: b.Parent}})
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return nil, &FieldError{Kind: s.Kind(), Name: b.Name, Field: "link", Value: b.Parent,
-				Fix: fmt.Sprintf("no such parent link%s: create it first or name an existing one", h.where()), Err: ErrNotFound}
+			return nil, h.noParent(s)
 		}
 		return nil, fmt.Errorf("get parent %s: %w", b.Parent, err)
 	}
 	return parentFromMsg(s, m)
+}
+
+// noParent is the refusal of a spec whose parent does not exist in h's
+// namespace.
+func (h *Handle) noParent(s Spec) *FieldError {
+	b := s.Base()
+	return &FieldError{Kind: s.Kind(), Name: b.Name, Field: "link", Value: b.Parent,
+		Fix: fmt.Sprintf("no such parent link%s: create it first or name an existing one", h.where()), Err: ErrNotFound}
 }
 
 func parentFromMsg(s Spec, m *rtnl.LinkMessage) (*parentInfo, error) {
