@@ -65,8 +65,9 @@ func parseVLANOpts(args []string) (*vlanOpts, error) {
 		case matches(a, "id"):
 			var v string
 			if v, err = val("a VLAN id, 0–4094"); err == nil {
+				// Only the number: its range is link's rule (VLAN.Validate).
 				n, perr := parseUint(v, 16)
-				if perr != nil || n > link.MaxVLANID {
+				if perr != nil {
 					return nil, usagef("vlan: id %q: VLAN ids run from 0 to %d (4095 is reserved)", v, link.MaxVLANID)
 				}
 				id := uint16(n)
