@@ -148,7 +148,7 @@ func parseAdd(args []string) (*linkRequest, error) {
 		}
 		spec = &link.VLAN{Common: base, ID: *o.id, Protocol: o.proto, VLANFlags: o.flags, IngressQoS: o.ingress, EgressQoS: o.egress}
 	case "macvlan", "macvtap":
-		o, err := parseMacvlanOpts(c.kind, c.kindArgs, true)
+		o, err := parseMacvlanOpts(c.kind, c.kindArgs)
 		if err != nil {
 			return nil, kindErr(err)
 		}
@@ -242,7 +242,7 @@ func parseSet(args []string) (*linkRequest, error) {
 				ch.VLAN = &link.VLANChange{VLANFlags: o.flags, IngressQoS: o.ingress, EgressQoS: o.egress}
 			}
 		case "macvlan", "macvtap":
-			o, err := parseMacvlanOpts(c.kind, c.kindArgs, false)
+			o, err := parseMacvlanOpts(c.kind, c.kindArgs)
 			if err != nil {
 				return nil, kindErr(err)
 			}

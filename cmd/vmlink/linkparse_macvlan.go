@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net"
 	"strconv"
 
@@ -25,124 +26,152 @@ type macvlanOpts struct {
 	touched     bool
 }
 
-func parseMacvlanOpts(kind string, args []string, create bool) (*macvlanOpts, error) {
+// parseMacvlanOpts converts the words after `type macvlan|macvtap`. Which
+// options a mode allows is link's rule: Validate checks a new link's spec,
+// link.Set a change against the link's actual mode.
+func parseMacvlanOpts(kind string, args []string) (*macvlanOpts, error) {
 	o := &macvlanOpts{}
-	setFlag := func(bit link.MacvlanFlags) {
-		if o.flags == nil {
-			o.flags = new(link.MacvlanFlags)
-		}
-		*o.flags |= bit
-	}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		need := func(what string) (string, error) {
-			if i+1 >= len(args) {
-				return "", usagef("%s: %s needs %s", kind, a, what)
-			}
-			i++
-			return args[i], nil
-		}
+	w := &words{op: kind, args: args}
+	for ; w.more(); w.i++ {
 		o.touched = true
-		switch {
-		case matches(a, "mode"):
-			v, err := need("private, vepa, bridge, passthru or source")
-			if err != nil {
-				return nil, err
-			}
-			m, err := link.ParseMacvlanMode(v)
-			if err != nil {
-				return nil, usagef("%s: mode %q: %v", kind, v, err)
-			}
-			o.mode = m
-		case matches(a, "flag"):
-			v, err := need("nopromisc, nodst or null")
-			if err != nil {
-				return nil, err
-			}
-			switch v {
-			case "nopromisc":
-				setFlag(link.MacvlanFlagNoPromisc)
-			case "nodst":
-				setFlag(link.MacvlanFlagNoDst)
-			case "null":
-				setFlag(0)
-			default:
-				return nil, usagef("%s: flag %q: must be nopromisc, nodst or null", kind, v)
-			}
-		case matches(a, "macaddr"):
-			v, err := need("add MAC, del MAC, set [MAC…] or flush")
-			if err != nil {
-				return nil, err
-			}
-			op := macaddrOp{}
-			switch v {
-			case "add", "del":
-				op.op = link.MACAddrAdd
-				if v == "del" {
-					op.op = link.MACAddrDel
-				}
-				m, err := need("a MAC address")
-				if err != nil {
-					return nil, err
-				}
-				mac, perr := link.ParseMAC(m)
-				if perr != nil {
-					return nil, usagef("%s: macaddr %s %q: %v", kind, v, m, perr)
-				}
-				op.macs = []net.HardwareAddr{mac}
-			case "set":
-				op.op = link.MACAddrSet
-				for i+1 < len(args) {
-					mac, perr := link.ParseMAC(args[i+1])
-					if perr != nil {
-						break
-					}
-					op.macs = append(op.macs, mac)
-					i++
-				}
-			case "flush":
-				op.op = link.MACAddrFlush
-			default:
-				return nil, usagef("%s: macaddr %q: use add MAC, del MAC, set [MAC…] or flush", kind, v)
-			}
-			o.ops = append(o.ops, op)
-			o.list = applyMACOp(o.list, op)
-			o.listTouched = true
-		case matches(a, "nopromisc"):
-			setFlag(link.MacvlanFlagNoPromisc)
-		case matches(a, "nodst"):
-			setFlag(link.MacvlanFlagNoDst)
-		case matches(a, "bcqueuelen"):
-			v, err := need("a queue length, 0–4294967295")
-			if err != nil {
-				return nil, err
-			}
-			n, perr := parseUint(v, 32)
-			if perr != nil {
-				return nil, usagef("%s: bcqueuelen %q: must be a number 0–4294967295", kind, v)
-			}
-			q := uint32(n)
-			o.bcqueuelen = &q
-		case a == "bclim":
-			v, err := need("a number of links (32-bit integer)")
-			if err != nil {
-				return nil, err
-			}
-			n, perr := strconv.ParseInt(v, 0, 32)
-			if perr != nil {
-				return nil, usagef("%s: bclim %q: must be a 32-bit integer", kind, v)
-			}
-			l := int32(n)
-			o.bclim = &l
-		case matches(a, "help"):
-			return nil, errHelp
-		default:
-			return nil, usagef("%s: unknown option %q: use mode, flag, nopromisc, nodst, macaddr, bcqueuelen or bclim", kind, a)
+		if err := o.option(w); err != nil {
+			return nil, err
 		}
 	}
-	// Which options a mode allows is link's rule: Validate checks a new
-	// link's spec, link.Set a change against the link's actual mode.
 	return o, nil
+}
+
+// option takes the option at w's position and its values.
+func (o *macvlanOpts) option(w *words) error {
+	a := w.opt
+	switch {
+	case matches(a, "mode"):
+		m, err := takeKindValue(w, "mode", "private, vepa, bridge, passthru or source", link.ParseMacvlanMode)
+		o.mode = m
+		return err
+	case matches(a, "flag"):
+		return o.takeFlag(w)
+	case matches(a, "macaddr"):
+		return o.takeMACAddr(w)
+	case matches(a, "nopromisc"):
+		o.setFlag(link.MacvlanFlagNoPromisc)
+	case matches(a, "nodst"):
+		o.setFlag(link.MacvlanFlagNoDst)
+	case matches(a, "bcqueuelen"):
+		q, err := takeKindValue(w, "bcqueuelen", "a queue length, 0–4294967295", parseBCQueueLen)
+		o.bcqueuelen = q
+		return err
+	case a == "bclim":
+		l, err := takeKindValue(w, "bclim", "a number of links (32-bit integer)", parseBCLim)
+		o.bclim = l
+		return err
+	case matches(a, "help"):
+		return errHelp
+	default:
+		return usagef("%s: unknown option %q: use mode, flag, nopromisc, nodst, macaddr, bcqueuelen or bclim", w.op, a)
+	}
+	return nil
+}
+
+// setFlag adds bit to the flags given (0 for `flag null`: flags given,
+// none set).
+func (o *macvlanOpts) setFlag(bit link.MacvlanFlags) {
+	if o.flags == nil {
+		o.flags = new(link.MacvlanFlags)
+	}
+	*o.flags |= bit
+}
+
+// takeFlag takes `flag nopromisc|nodst|null`.
+func (o *macvlanOpts) takeFlag(w *words) error {
+	v, err := w.need("nopromisc, nodst or null")
+	if err != nil {
+		return err
+	}
+	switch v {
+	case "nopromisc":
+		o.setFlag(link.MacvlanFlagNoPromisc)
+	case "nodst":
+		o.setFlag(link.MacvlanFlagNoDst)
+	case "null":
+		o.setFlag(0)
+	default:
+		return usagef("%s: flag %q: must be nopromisc, nodst or null", w.op, v)
+	}
+	return nil
+}
+
+// takeMACAddr takes one `macaddr` operation and applies it to the list a
+// new link starts with.
+func (o *macvlanOpts) takeMACAddr(w *words) error {
+	v, err := w.need("add MAC, del MAC, set [MAC…] or flush")
+	if err != nil {
+		return err
+	}
+	op, err := macaddrOperation(w, v)
+	if err != nil {
+		return err
+	}
+	o.ops = append(o.ops, op)
+	o.list = applyMACOp(o.list, op)
+	o.listTouched = true
+	return nil
+}
+
+// macaddrOperation reads the operation v names and the MACs it takes:
+// one for add and del, every MAC that follows for set, none for flush.
+func macaddrOperation(w *words, v string) (macaddrOp, error) {
+	switch v {
+	case "add", "del":
+		op := macaddrOp{op: link.MACAddrAdd}
+		if v == "del" {
+			op.op = link.MACAddrDel
+		}
+		m, err := w.need("a MAC address")
+		if err != nil {
+			return op, err
+		}
+		mac, err := link.ParseMAC(m)
+		if err != nil {
+			return op, usagef("%s: macaddr %s %q: %v", w.op, v, m, err)
+		}
+		op.macs = []net.HardwareAddr{mac}
+		return op, nil
+	case "set":
+		op := macaddrOp{op: link.MACAddrSet}
+		for w.i+1 < len(w.args) {
+			mac, err := link.ParseMAC(w.args[w.i+1])
+			if err != nil {
+				break
+			}
+			op.macs = append(op.macs, mac)
+			w.i++
+		}
+		return op, nil
+	case "flush":
+		return macaddrOp{op: link.MACAddrFlush}, nil
+	}
+	return macaddrOp{}, usagef("%s: macaddr %q: use add MAC, del MAC, set [MAC…] or flush", w.op, v)
+}
+
+// parseBCQueueLen reads a broadcast queue length.
+func parseBCQueueLen(v string) (*uint32, error) {
+	n, err := parseUint(v, 32)
+	if err != nil {
+		return nil, errors.New("must be a number 0–4294967295")
+	}
+	q := uint32(n)
+	return &q, nil
+}
+
+// parseBCLim reads a broadcast cutoff, a signed 32-bit number of links.
+func parseBCLim(v string) (*int32, error) {
+	n, err := strconv.ParseInt(v, 0, 32)
+	if err != nil {
+		return nil, errors.New("must be a 32-bit integer")
+	}
+	l := int32(n)
+	return &l, nil
 }
 
 // applyMACOp applies a macaddr operation to a list the way the kernel does.

@@ -76,3 +76,69 @@ func parseNetNS(s string) (*link.Target, error) {
 	// namespace with the errno.
 	return &link.Target{Name: s}, nil
 }
+
+// words walks a command line's words the way iproute2's NEXT_ARG does:
+// opt is the option at hand, i the last word it has taken.
+type words struct {
+	// op names what is parsed, in messages: the subcommand ("add", "set")
+	// for the common options, the kind for the kind's own.
+	op   string
+	args []string
+	i    int
+	opt  string
+}
+
+// more reports whether words are left, and makes the next the option at
+// hand.
+func (w *words) more() bool {
+	if w.i >= len(w.args) {
+		return false
+	}
+	w.opt = w.args[w.i]
+	return true
+}
+
+// rest is what follows the last word taken.
+func (w *words) rest() []string { return w.args[w.i+1:] }
+
+// take moves on to the next word and returns it; ok is false at the end.
+func (w *words) take() (v string, ok bool) {
+	if w.i+1 >= len(w.args) {
+		return "", false
+	}
+	w.i++
+	return w.args[w.i], true
+}
+
+// value takes the value of a common option; what says what the option
+// needs when the line ends before it.
+func (w *words) value(what string) (string, error) {
+	v, ok := w.take()
+	if !ok {
+		return "", usagef("link %s: %s needs a value: %s", w.op, w.opt, what)
+	}
+	return v, nil
+}
+
+// need takes a value of a kind's option, as value does.
+func (w *words) need(what string) (string, error) {
+	v, ok := w.take()
+	if !ok {
+		return "", usagef("%s: %s needs %s", w.op, w.opt, what)
+	}
+	return v, nil
+}
+
+// takeKindValue reads the value of a kind's option name with parse.
+func takeKindValue[T any](w *words, name, what string, parse func(string) (T, error)) (T, error) {
+	var zero T
+	v, err := w.need(what)
+	if err != nil {
+		return zero, err
+	}
+	t, err := parse(v)
+	if err != nil {
+		return zero, usagef("%s: %s %q: %v", w.op, name, v, err)
+	}
+	return t, nil
+}
