@@ -8,8 +8,6 @@ package main
 // the fix.
 
 import (
-	"net"
-
 	"github.com/vmlink/vmlink/link"
 )
 
@@ -98,21 +96,45 @@ func parseLinkArgs(args []string) (*linkRequest, error) {
 // errHelp asks for the help text (`… help`).
 var errHelp = usagef("help")
 
+// parseAdd parses `link add`: the common options, then the kind's, into
+// a spec that has passed link's Validate.
 func parseAdd(args []string) (*linkRequest, error) {
 	c, err := parseCommon("add", args)
 	if err != nil {
 		return nil, err
 	}
+	name, err := c.newLinkName()
+	if err != nil {
+		return nil, err
+	}
+	spec, err := c.spec(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, usagef("link add: %v", err)
+	}
+	return &linkRequest{op: opAdd, spec: spec}, nil
+}
+
+// newLinkName is the name of the link add creates, once, and requires its
+// type.
+func (c *common) newLinkName() (string, error) {
 	name := c.dev
 	if c.nameGiven && c.dev != c.name {
-		return nil, usagef("link add: both name %q and dev %q: give the new link's name once", c.name, c.dev)
+		return "", usagef("link add: both name %q and dev %q: give the new link's name once", c.name, c.dev)
 	}
 	if name == "" {
-		return nil, usagef("link add: the new link needs a name: link add NAME link PARENT type KIND …")
+		return "", usagef("link add: the new link needs a name: link add NAME link PARENT type KIND …")
 	}
 	if !c.typeGiven {
-		return nil, usagef("link add %s: type is required: add `type vlan|macvlan|macvtap|ipvlan|veth|dummy` and its options", name)
+		return "", usagef("link add %s: type is required: add `type vlan|macvlan|macvtap|ipvlan|veth|dummy` and its options", name)
 	}
+	return name, nil
+}
+
+// base is the part of the new link's spec every kind shares.
+func (c *common) base(name string) link.Common {
 	base := link.Common{
 		Name:    name,
 		Parent:  c.parent,
@@ -130,7 +152,12 @@ func parseAdd(args []string) (*linkRequest, error) {
 	if c.alias != nil {
 		base.Alias = *c.alias
 	}
-	var spec link.Spec
+	return base
+}
+
+// spec converts the kind's options into the new link's spec.
+func (c *common) spec(name string) (link.Spec, error) {
+	base := c.base(name)
 	kindErr := func(err error) error {
 		if err == errHelp {
 			return err
@@ -146,55 +173,36 @@ func parseAdd(args []string) (*linkRequest, error) {
 		if o.id == nil {
 			return nil, usagef("link add %s: vlan id is required: add `id N` (0–4094)", name)
 		}
-		spec = &link.VLAN{Common: base, ID: *o.id, Protocol: o.proto, VLANFlags: o.flags, IngressQoS: o.ingress, EgressQoS: o.egress}
+		return &link.VLAN{Common: base, ID: *o.id, Protocol: o.proto, VLANFlags: o.flags, IngressQoS: o.ingress, EgressQoS: o.egress}, nil
 	case "macvlan", "macvtap":
 		o, err := parseMacvlanOpts(c.kind, c.kindArgs)
 		if err != nil {
 			return nil, kindErr(err)
 		}
-		m := link.Macvlan{Common: base, Mode: o.mode, BCQueueLen: o.bcqueuelen, BCCutoff: o.bclim}
-		if o.flags != nil {
-			m.NoPromisc = *o.flags&link.MacvlanFlagNoPromisc != 0
-			m.NoDst = *o.flags&link.MacvlanFlagNoDst != 0
-		}
-		m.SourceMACs = o.list
-		if o.listTouched && m.SourceMACs == nil {
-			// An explicit empty list (`macaddr flush`) is still a list:
-			// Validate refuses it outside source mode.
-			m.SourceMACs = []net.HardwareAddr{}
-		}
-		if c.kind == "macvlan" {
-			spec = &m
-		} else {
-			t := link.Macvtap(m)
-			spec = &t
-		}
+		return o.spec(c.kind, base), nil
 	case "ipvlan":
 		o, err := parseIPVlanOpts(c.kindArgs)
 		if err != nil {
 			return nil, kindErr(err)
 		}
-		spec = &link.IPVlan{Common: base, Mode: o.mode, Flag: o.flag}
+		return &link.IPVlan{Common: base, Mode: o.mode, Flag: o.flag}, nil
 	case "veth":
 		v, err := parseVethOpts(base, c.kindArgs)
 		if err != nil {
 			return nil, kindErr(err)
 		}
-		spec = v
+		return v, nil
 	case "dummy":
 		if len(c.kindArgs) > 0 {
 			return nil, usagef("link add %s: dummy takes no options, not %q", name, c.kindArgs[0])
 		}
-		spec = &link.Dummy{Common: base}
-	default:
-		return nil, usagef("link add %s: type %q is not supported: use vlan, macvlan, macvtap, ipvlan, veth or dummy", name, c.kind)
+		return &link.Dummy{Common: base}, nil
 	}
-	if err := spec.Validate(); err != nil {
-		return nil, usagef("link add: %v", err)
-	}
-	return &linkRequest{op: opAdd, spec: spec}, nil
+	return nil, usagef("link add %s: type %q is not supported: use vlan, macvlan, macvtap, ipvlan, veth or dummy", name, c.kind)
 }
 
+// parseSet parses `link set`: the common options, then the kind's, into a
+// change that has passed link's Validate.
 func parseSet(args []string) (*linkRequest, error) {
 	c, err := parseCommon("set", args)
 	if err != nil {
@@ -218,60 +226,53 @@ func parseSet(args []string) (*linkRequest, error) {
 	if c.nameGiven && c.name != c.dev {
 		ch.Name = c.name
 	}
-	kindErr := func(err error) error {
-		if err == errHelp {
-			return err
-		}
-		return usagef("link set %s: %v", c.dev, err)
-	}
 	if c.typeGiven {
-		ch.Kind = c.kind
-		switch c.kind {
-		case "vlan":
-			o, err := parseVLANOpts(c.kindArgs)
-			if err != nil {
-				return nil, kindErr(err)
-			}
-			if o.id != nil {
-				return nil, usagef("link set %s: vlan id cannot change: delete the link and add it with the new id", c.dev)
-			}
-			if o.proto != link.VLANProtocolUnset {
-				return nil, usagef("link set %s: vlan protocol cannot change: delete the link and add it with the new protocol", c.dev)
-			}
-			if o.touched {
-				ch.VLAN = &link.VLANChange{VLANFlags: o.flags, IngressQoS: o.ingress, EgressQoS: o.egress}
-			}
-		case "macvlan", "macvtap":
-			o, err := parseMacvlanOpts(c.kind, c.kindArgs)
-			if err != nil {
-				return nil, kindErr(err)
-			}
-			if o.touched {
-				mc := &link.MacvlanChange{Mode: o.mode, Flags: o.flags, BCQueueLen: o.bcqueuelen, BCCutoff: o.bclim}
-				if len(o.ops) > 1 {
-					return nil, usagef("link set %s: one macaddr operation per command: split add/del/set/flush into separate commands", c.dev)
-				}
-				if len(o.ops) == 1 {
-					mc.MACAddrOp, mc.MACAddrs = o.ops[0].op, o.ops[0].macs
-				}
-				ch.Macvlan = mc
-			}
-		case "ipvlan":
-			o, err := parseIPVlanOpts(c.kindArgs)
-			if err != nil {
-				return nil, kindErr(err)
-			}
-			if o.mode != link.IPVlanModeUnset || o.flag != link.IPVlanFlagUnset {
-				ch.IPVlan = &link.IPVlanChange{Mode: o.mode, Flag: o.flag}
-			}
-		default:
-			return nil, usagef("link set %s: type %q has no options vmlink can change: use vlan, macvlan, macvtap or ipvlan", c.dev, c.kind)
+		if err := c.kindChange(&ch); err != nil {
+			return nil, err
 		}
 	}
 	if err := ch.Validate(c.dev); err != nil {
 		return nil, usagef("link set: %v", err)
 	}
 	return &linkRequest{op: opSet, dev: c.dev, change: ch}, nil
+}
+
+// kindChange converts the kind's options of `link set … type KIND` into
+// ch.
+func (c *common) kindChange(ch *link.Change) error {
+	kindErr := func(err error) error {
+		if err == errHelp {
+			return err
+		}
+		return usagef("link set %s: %v", c.dev, err)
+	}
+	ch.Kind = c.kind
+	switch c.kind {
+	case "vlan":
+		o, err := parseVLANOpts(c.kindArgs)
+		if err != nil {
+			return kindErr(err)
+		}
+		ch.VLAN, err = o.change(c.dev)
+		return err
+	case "macvlan", "macvtap":
+		o, err := parseMacvlanOpts(c.kind, c.kindArgs)
+		if err != nil {
+			return kindErr(err)
+		}
+		ch.Macvlan, err = o.change(c.dev)
+		return err
+	case "ipvlan":
+		o, err := parseIPVlanOpts(c.kindArgs)
+		if err != nil {
+			return kindErr(err)
+		}
+		if o.mode != link.IPVlanModeUnset || o.flag != link.IPVlanFlagUnset {
+			ch.IPVlan = &link.IPVlanChange{Mode: o.mode, Flag: o.flag}
+		}
+		return nil
+	}
+	return usagef("link set %s: type %q has no options vmlink can change: use vlan, macvlan, macvtap or ipvlan", c.dev, c.kind)
 }
 
 func parseDel(args []string) (*linkRequest, error) {

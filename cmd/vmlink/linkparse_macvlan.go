@@ -73,6 +73,42 @@ func (o *macvlanOpts) option(w *words) error {
 	return nil
 }
 
+// spec is the spec of a new macvlan or macvtap link with these options.
+func (o *macvlanOpts) spec(kind string, base link.Common) link.Spec {
+	m := link.Macvlan{Common: base, Mode: o.mode, BCQueueLen: o.bcqueuelen, BCCutoff: o.bclim}
+	if o.flags != nil {
+		m.NoPromisc = *o.flags&link.MacvlanFlagNoPromisc != 0
+		m.NoDst = *o.flags&link.MacvlanFlagNoDst != 0
+	}
+	m.SourceMACs = o.list
+	if o.listTouched && m.SourceMACs == nil {
+		// An explicit empty list (`macaddr flush`) is still a list:
+		// Validate refuses it outside source mode.
+		m.SourceMACs = []net.HardwareAddr{}
+	}
+	if kind == "macvlan" {
+		return &m
+	}
+	t := link.Macvtap(m)
+	return &t
+}
+
+// change is the MacvlanChange of `link set DEV type macvlan …`, nil when
+// no option was given. A change carries one macaddr operation.
+func (o *macvlanOpts) change(dev string) (*link.MacvlanChange, error) {
+	if !o.touched {
+		return nil, nil
+	}
+	mc := &link.MacvlanChange{Mode: o.mode, Flags: o.flags, BCQueueLen: o.bcqueuelen, BCCutoff: o.bclim}
+	if len(o.ops) > 1 {
+		return nil, usagef("link set %s: one macaddr operation per command: split add/del/set/flush into separate commands", dev)
+	}
+	if len(o.ops) == 1 {
+		mc.MACAddrOp, mc.MACAddrs = o.ops[0].op, o.ops[0].macs
+	}
+	return mc, nil
+}
+
 // setFlag adds bit to the flags given (0 for `flag null`: flags given,
 // none set).
 func (o *macvlanOpts) setFlag(bit link.MacvlanFlags) {

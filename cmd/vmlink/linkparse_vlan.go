@@ -118,6 +118,21 @@ func parseVLANOpts(args []string) (*vlanOpts, error) {
 	return o, nil
 }
 
+// change is the VLANChange of `link set DEV type vlan …`, nil when no flag
+// or map was given; the id and protocol cannot change.
+func (o *vlanOpts) change(dev string) (*link.VLANChange, error) {
+	if o.id != nil {
+		return nil, usagef("link set %s: vlan id cannot change: delete the link and add it with the new id", dev)
+	}
+	if o.proto != link.VLANProtocolUnset {
+		return nil, usagef("link set %s: vlan protocol cannot change: delete the link and add it with the new protocol", dev)
+	}
+	if !o.touched {
+		return nil, nil
+	}
+	return &link.VLANChange{VLANFlags: o.flags, IngressQoS: o.ingress, EgressQoS: o.egress}, nil
+}
+
 func parseQoSMapping(s string) (link.QoSMapping, error) {
 	from, to, _ := strings.Cut(s, ":")
 	f, err := parseUint(from, 32)
