@@ -210,10 +210,10 @@ var iffNames = []struct {
 	{unix.IFF_ECHO, "ECHO"},
 }
 
-// FlagNames returns the flags as iproute2 prints them: NO-CARRIER first when
+// flagNames returns the flags as iproute2 prints them: NO-CARRIER first when
 // up without carrier, then the IFF_* names in iproute2's order, unknown bits
 // in hex, and M-DOWN when the parent is down.
-func FlagNames(flags uint32, parentDown bool) []string {
+func flagNames(flags uint32, parentDown bool) []string {
 	out := []string{}
 	if flags&unix.IFF_UP != 0 && flags&unix.IFF_RUNNING == 0 {
 		out = append(out, "NO-CARRIER")
@@ -257,17 +257,17 @@ func linkTypeName(t uint16) string {
 	return "[" + strconv.Itoa(int(t)) + "]"
 }
 
-// GroupName returns iproute2's name for a group: "default" for 0, else the
+// groupName returns iproute2's name for a group: "default" for 0, else the
 // number (names from /etc/iproute2/group are the CLI's business).
-func GroupName(g uint32) string {
+func groupName(g uint32) string {
 	if g == 0 {
 		return "default"
 	}
 	return strconv.FormatUint(uint64(g), 10)
 }
 
-// VLANFlagNames returns the VLAN flags as iproute2 names them.
-func VLANFlagNames(flags uint32) []string {
+// vlanFlagNamesOf returns the VLAN flags as iproute2 names them.
+func vlanFlagNamesOf(flags uint32) []string {
 	out := []string{}
 	for _, f := range vlanFlagNames {
 		if flags&f.bit != 0 {
@@ -286,11 +286,11 @@ func (l *Link) Describe() *Description {
 	d := &Description{
 		IfIndex:     l.Index,
 		IfName:      l.Name,
-		Flags:       FlagNames(l.Flags, l.ParentDown),
+		Flags:       flagNames(l.Flags, l.ParentDown),
 		MTU:         l.MTU,
 		Qdisc:       l.Qdisc,
 		Master:      l.MasterName,
-		Group:       GroupName(l.Group),
+		Group:       groupName(l.Group),
 		TxQLen:      l.TxQLen,
 		LinkType:    linkTypeName(l.Type),
 		LinkNetNSID: l.ParentNetNSID,
@@ -396,7 +396,7 @@ func (v *VLANInfo) data() *VLANData {
 		vd.Protocol = "802.1q" // what iproute2 prints without the attribute
 	}
 	if v.HasFlags {
-		vd.Flags = VLANFlagNames(v.Flags)
+		vd.Flags = vlanFlagNamesOf(v.Flags)
 	}
 	return vd
 }
