@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -17,7 +18,71 @@ type vlanOpts struct {
 	touched bool // a flag or map was given
 }
 
-func onOff(kind, opt, v string) (*bool, error) {
+// parseVLANOpts converts the words after `type vlan`.
+func parseVLANOpts(args []string) (*vlanOpts, error) {
+	o := &vlanOpts{}
+	w := &words{op: "vlan", args: args}
+	for ; w.more(); w.i++ {
+		if err := o.option(w); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// option takes the option at w's position and its values, in iproute2's
+// order of tests (id before ingress-qos-map, so "i" is id).
+func (o *vlanOpts) option(w *words) error {
+	a := w.opt
+	var err error
+	switch {
+	case matches(a, "protocol"):
+		o.proto, err = takeKindValue(w, "protocol", "802.1Q or 802.1ad", link.ParseVLANProtocol)
+	case matches(a, "id"):
+		o.id, err = takeKindValue(w, "id", "a VLAN id, 0–4094", parseVLANID)
+	case matches(a, "reorder_hdr"):
+		err = o.takeFlag(w, &o.flags.ReorderHdr, "reorder_hdr")
+	case matches(a, "gvrp"):
+		err = o.takeFlag(w, &o.flags.GVRP, "gvrp")
+	case matches(a, "mvrp"):
+		err = o.takeFlag(w, &o.flags.MVRP, "mvrp")
+	case matches(a, "loose_binding"):
+		err = o.takeFlag(w, &o.flags.LooseBinding, "loose_binding")
+	case matches(a, "bridge_binding"):
+		err = o.takeFlag(w, &o.flags.BridgeBinding, "bridge_binding")
+	case matches(a, "ingress-qos-map"), matches(a, "egress-qos-map"):
+		err = o.takeQoS(w)
+	case matches(a, "help"):
+		return errHelp
+	default:
+		return usagef("vlan: unknown option %q: use id, protocol, reorder_hdr, gvrp, mvrp, loose_binding, bridge_binding, ingress-qos-map or egress-qos-map", a)
+	}
+	return err
+}
+
+// parseVLANID reads a VLAN id as a number only: its range is link's rule
+// (VLAN.Validate).
+func parseVLANID(v string) (*uint16, error) {
+	n, err := parseUint(v, 16)
+	if err != nil {
+		return nil, fmt.Errorf("VLAN ids run from 0 to %d (4095 is reserved)", link.MaxVLANID)
+	}
+	id := uint16(n)
+	return &id, nil
+}
+
+// takeFlag takes `name on|off` into *p.
+func (o *vlanOpts) takeFlag(w *words, p **bool, name string) error {
+	b, err := takeKindValue(w, name, "on or off", parseOnOff)
+	if err != nil {
+		return err
+	}
+	*p = b
+	o.touched = true
+	return nil
+}
+
+func parseOnOff(v string) (*bool, error) {
 	switch v {
 	case "on":
 		t := true
@@ -26,96 +91,35 @@ func onOff(kind, opt, v string) (*bool, error) {
 		f := false
 		return &f, nil
 	}
-	return nil, usagef("%s: %s %q: must be on or off", kind, opt, v)
+	return nil, errors.New("must be on or off")
 }
 
-func parseVLANOpts(args []string) (*vlanOpts, error) {
-	o := &vlanOpts{}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		val := func(what string) (string, error) {
-			if i+1 >= len(args) {
-				return "", usagef("vlan: %s needs %s", a, what)
-			}
-			i++
-			return args[i], nil
-		}
-		flag := func(p **bool, name string) error {
-			v, err := val("on or off")
-			if err != nil {
-				return err
-			}
-			b, err := onOff("vlan", name, v)
-			if err != nil {
-				return err
-			}
-			*p = b
-			o.touched = true
-			return nil
-		}
-		var err error
-		switch {
-		case matches(a, "protocol"):
-			var v string
-			if v, err = val("802.1Q or 802.1ad"); err == nil {
-				if o.proto, err = link.ParseVLANProtocol(v); err != nil {
-					return nil, usagef("vlan: protocol %q: %v", v, err)
-				}
-			}
-		case matches(a, "id"):
-			var v string
-			if v, err = val("a VLAN id, 0–4094"); err == nil {
-				// Only the number: its range is link's rule (VLAN.Validate).
-				n, perr := parseUint(v, 16)
-				if perr != nil {
-					return nil, usagef("vlan: id %q: VLAN ids run from 0 to %d (4095 is reserved)", v, link.MaxVLANID)
-				}
-				id := uint16(n)
-				o.id = &id
-			}
-		case matches(a, "reorder_hdr"):
-			err = flag(&o.flags.ReorderHdr, "reorder_hdr")
-		case matches(a, "gvrp"):
-			err = flag(&o.flags.GVRP, "gvrp")
-		case matches(a, "mvrp"):
-			err = flag(&o.flags.MVRP, "mvrp")
-		case matches(a, "loose_binding"):
-			err = flag(&o.flags.LooseBinding, "loose_binding")
-		case matches(a, "bridge_binding"):
-			err = flag(&o.flags.BridgeBinding, "bridge_binding")
-		case matches(a, "ingress-qos-map"), matches(a, "egress-qos-map"):
-			name := "ingress-qos-map"
-			if matches(a, "egress-qos-map") && !matches(a, "ingress-qos-map") {
-				name = "egress-qos-map"
-			}
-			var maps []link.QoSMapping
-			for i+1 < len(args) && strings.Contains(args[i+1], ":") {
-				i++
-				m, perr := parseQoSMapping(args[i])
-				if perr != nil {
-					return nil, usagef("vlan: %s %q: %v", name, args[i], perr)
-				}
-				maps = append(maps, m)
-			}
-			if len(maps) == 0 {
-				return nil, usagef("vlan: %s needs FROM:TO pairs, e.g. %s 1:2", name, name)
-			}
-			if name == "ingress-qos-map" {
-				o.ingress = append(o.ingress, maps...)
-			} else {
-				o.egress = append(o.egress, maps...)
-			}
-			o.touched = true
-		case matches(a, "help"):
-			return nil, errHelp
-		default:
-			return nil, usagef("vlan: unknown option %q: use id, protocol, reorder_hdr, gvrp, mvrp, loose_binding, bridge_binding, ingress-qos-map or egress-qos-map", a)
-		}
-		if err != nil {
-			return nil, err
-		}
+// takeQoS takes `ingress-qos-map` or `egress-qos-map` and every FROM:TO
+// pair that follows it; the maps add up when given again.
+func (o *vlanOpts) takeQoS(w *words) error {
+	name := "ingress-qos-map"
+	if matches(w.opt, "egress-qos-map") && !matches(w.opt, "ingress-qos-map") {
+		name = "egress-qos-map"
 	}
-	return o, nil
+	var maps []link.QoSMapping
+	for w.i+1 < len(w.args) && strings.Contains(w.args[w.i+1], ":") {
+		w.i++
+		m, err := parseQoSMapping(w.args[w.i])
+		if err != nil {
+			return usagef("vlan: %s %q: %v", name, w.args[w.i], err)
+		}
+		maps = append(maps, m)
+	}
+	if len(maps) == 0 {
+		return usagef("vlan: %s needs FROM:TO pairs, e.g. %s 1:2", name, name)
+	}
+	if name == "ingress-qos-map" {
+		o.ingress = append(o.ingress, maps...)
+	} else {
+		o.egress = append(o.egress, maps...)
+	}
+	o.touched = true
+	return nil
 }
 
 // change is the VLANChange of `link set DEV type vlan …`, nil when no flag
