@@ -415,7 +415,7 @@ func openSpaces(ctx context.Context, home, dockerHost string) ([]*space, *Search
 	if home == "" {
 		h, err = netns.Current()
 	} else {
-		h, err = openNetNS(home)
+		h, err = netns.OpenNameOrPath(home)
 	}
 	s, err := open(home, h, err)
 	if err != nil {

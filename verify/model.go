@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/vmlink/vmlink/rtnl"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 // Reach is a reachability verdict for one ordered pair of endpoints: what
@@ -157,9 +158,9 @@ type PairVerdict struct {
 
 // SourceRule is one MAC allowed as a source on the parent's wire.
 type SourceRule struct {
-	MAC   MAC
-	Stack Stack  // the VLAN stack its frames carry
-	Owner string // endpoint ID, "NETNS/IFNAME"
+	MAC   capture.MAC
+	Stack capture.Stack // the VLAN stack its frames carry
+	Owner string        // endpoint ID, "NETNS/IFNAME"
 	// Outside marks a MAC beyond the switch: its frames arrive, never leave.
 	Outside bool
 }
@@ -212,7 +213,7 @@ type node struct {
 	ep    Endpoint
 	id    string
 	role  role
-	stack Stack
+	stack capture.Stack
 	port  string // the lower a child sits on; the interface a stack is
 	modes
 	kind string
@@ -241,16 +242,16 @@ func WithHost(t Topology) []Endpoint {
 }
 
 // stackOfEndpoint is the VLAN stack an endpoint's frames carry on the parent.
-func stackOfEndpoint(ep Endpoint) Stack {
-	tags := make([]Tag, len(ep.VLANs))
+func stackOfEndpoint(ep Endpoint) capture.Stack {
+	tags := make([]capture.Tag, len(ep.VLANs))
 	for i, v := range ep.VLANs {
-		p := EtherType(v.Protocol)
+		p := capture.EtherType(v.Protocol)
 		if p == 0 {
-			p = EtherType8021Q
+			p = capture.EtherType8021Q
 		}
-		tags[i] = Tag{TPID: p, VID: v.ID}
+		tags[i] = capture.Tag{TPID: p, VID: v.ID}
 	}
-	return StackOf(tags)
+	return capture.StackOf(tags)
 }
 
 // Model is the behaviour model: a pure function from a topology to what it
@@ -452,7 +453,7 @@ type model struct {
 }
 
 // carried reports whether the switch carries stack s on the parent's port.
-func (m *model) carried(s Stack) bool {
+func (m *model) carried(s capture.Stack) bool {
 	if m.t.Switch.VLANs == nil || s.Len() == 0 {
 		return true
 	}
@@ -460,7 +461,7 @@ func (m *model) carried(s Stack) bool {
 }
 
 // reflectsStack reports whether a frame with stack s comes back from the switch.
-func (m *model) reflectsStack(s Stack) bool { return m.reflects && m.carried(s) }
+func (m *model) reflectsStack(s capture.Stack) bool { return m.reflects && m.carried(s) }
 
 // onPort returns the children on a port.
 func (m *model) onPort(port string) []node {
@@ -571,7 +572,7 @@ func listed(list []net.HardwareAddr, mac net.HardwareAddr) bool {
 		return false
 	}
 	for _, m := range list {
-		if MACFrom(m) == MACFrom(mac) {
+		if capture.MACFrom(m) == capture.MACFrom(mac) {
 			return true
 		}
 	}
@@ -774,9 +775,9 @@ func (m *model) sources() []SourceRule {
 		seen[r] = true
 		out = append(out, r)
 	}
-	parent := MACFrom(m.t.Parent.MAC)
+	parent := capture.MACFrom(m.t.Parent.MAC)
 	for _, n := range m.nodes {
-		mac := MACFrom(n.ep.MAC)
+		mac := capture.MACFrom(n.ep.MAC)
 		switch {
 		case n.role == roleOutside:
 			add(SourceRule{MAC: mac, Stack: n.stack, Owner: n.id, Outside: true})
@@ -794,7 +795,7 @@ func (m *model) sources() []SourceRule {
 	// their tag stack: credit those frames to the link, an endpoint or a
 	// mere lower (Topology.VLANLinks).
 	vlanLink := func(ep Endpoint) {
-		mac := MACFrom(ep.MAC)
+		mac := capture.MACFrom(ep.MAC)
 		if mac.IsZero() {
 			mac = parent
 		}
@@ -810,7 +811,7 @@ func (m *model) sources() []SourceRule {
 	}
 	if !parent.IsZero() {
 		owner := EndpointID(Endpoint{NetNS: m.t.Parent.NetNS, Interface: m.t.Parent.Name})
-		add(SourceRule{MAC: parent, Stack: Stack{}, Owner: owner})
+		add(SourceRule{MAC: parent, Stack: capture.Stack{}, Owner: owner})
 		// VLAN links inherit the parent's MAC, and one with no address of
 		// its own (a lower for macvlans only, not an endpoint) still answers
 		// ARP for the host's addresses on its VLAN (arp_ignore 0): the

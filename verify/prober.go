@@ -16,6 +16,7 @@ import (
 
 	"github.com/mdlayher/packet"
 	"github.com/vmlink/vmlink/internal/ndp"
+	"github.com/vmlink/vmlink/internal/netns"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -348,7 +349,7 @@ const probeSocketBuffer = 1 << 20
 
 // open opens the sender's packet socket inside its namespace.
 func (s *probeSender) open() error {
-	return inNetNS(s.ep.NetNS, func() error {
+	return netns.DoIn(s.ep.NetNS, func() error {
 		ifi, err := net.InterfaceByName(s.ep.Interface)
 		if err != nil {
 			return fmt.Errorf("probe from %s: find %s: %w", EndpointID(s.ep), s.ep.Interface, err)

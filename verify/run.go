@@ -7,7 +7,9 @@ import (
 	"net"
 	"time"
 
+	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/rtnl"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 // ErrEnvironment marks a failure of the environment rather than of the
@@ -46,7 +48,7 @@ type Options struct {
 	NoCapture bool
 	// OnFrame, when set, is called with every frame captured on the
 	// parent (a copy that stays valid), e.g. to write a pcapng.
-	OnFrame func(*Frame)
+	OnFrame func(*capture.Frame)
 	// MinPairs, when positive, adds the check pairs-probed: it fails a
 	// run that probed fewer ordered pairs (a CI guard against a topology
 	// that silently shrank).
@@ -116,8 +118,8 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 
 	// The capture starts first so it sees the reflection probe too.
 	var (
-		capt     *Capture
-		frames   []*Frame
+		capt     *capture.Capture
+		frames   []*capture.Frame
 		captErr  error
 		captDone = make(chan struct{})
 	)
@@ -125,7 +127,7 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 	defer stopCapture()
 	if !o.NoCapture {
 		var err error
-		capt, err = OpenCapture(ctx, CaptureOptions{NetNS: t.Parent.NetNS, Iface: t.Parent.Name, NoPromisc: true,
+		capt, err = capture.Open(ctx, capture.Options{NetNS: t.Parent.NetNS, Iface: t.Parent.Name, NoPromisc: true,
 			BufferSize: captureBuffer(len(t.Endpoints))})
 		if err != nil {
 			return nil, fmt.Errorf("%w: capture on parent %s: %w", ErrEnvironment, rep.Parent, err)
@@ -255,7 +257,7 @@ const (
 // about a kilobyte of buffer, and under load the reader falls behind the
 // probes; within the default 4 MiB and 64 MiB.
 func captureBuffer(n int) int {
-	return min(max(defaultCaptureBuf, (n+1)*n*8<<10), 64<<20)
+	return min(max(capture.DefaultBufferSize, (n+1)*n*8<<10), 64<<20)
 }
 
 // captureGrace is how long the capture keeps running after the last probe
@@ -328,7 +330,7 @@ func unanswered(r probeResult) bool {
 
 // readPromisc reads IFLA_PROMISCUITY of every lower the rules name, in the
 // parent's namespace. Our own capture does not count: it never sets
-// promiscuous mode (CaptureOptions.NoPromisc).
+// promiscuous mode (capture.Options.NoPromisc).
 func readPromisc(ctx context.Context, ns string, rules []PromiscRule) map[string]promiscReading {
 	out := map[string]promiscReading{}
 	fail := func(err error) map[string]promiscReading {
@@ -360,9 +362,9 @@ func readPromisc(ctx context.Context, ns string, rules []PromiscRule) map[string
 }
 
 // interfaceMAC reads an interface's MAC inside a namespace.
-func interfaceMAC(netns, name string) (net.HardwareAddr, error) {
+func interfaceMAC(ns, name string) (net.HardwareAddr, error) {
 	var mac net.HardwareAddr
-	err := inNetNS(netns, func() error {
+	err := netns.DoIn(ns, func() error {
 		ifi, err := net.InterfaceByName(name)
 		if err != nil {
 			return err

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/vmlink/vmlink/internal/netns"
-	"github.com/vmlink/vmlink/verify"
+	"github.com/vmlink/vmlink/verify/capture"
 	"golang.org/x/sys/unix"
 )
 
@@ -90,7 +90,7 @@ func testPcap(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, _ := verify.NewPcapWriter(f, 0)
+	w, _ := capture.NewPcapWriter(f, 0)
 	t0 := time.Unix(1700000000, 0)
 	for i, d := range [][]byte{
 		frame(src1, 0x8100, 10),
@@ -148,12 +148,12 @@ func TestCaptureReadFile(t *testing.T) {
 	if code != exitOK || stdout != "" || !strings.Contains(stderr, "2 frames captured") {
 		t.Fatalf("-w: exit %d %q %q", code, stdout, stderr)
 	}
-	r, err := verify.OpenFile(out)
+	r, err := capture.OpenFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if r.Format() != verify.FormatPcapng {
+	if r.Format() != capture.FormatPcapng {
 		t.Errorf("-w wrote %v", r.Format())
 	}
 	n := 0
@@ -346,7 +346,7 @@ func TestCaptureLivePcapngStream(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	r, err := verify.NewFileReader(strings.NewReader(stdout))
+	r, err := capture.NewFileReader(strings.NewReader(stdout))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +359,7 @@ func TestCaptureLivePcapngStream(t *testing.T) {
 			}
 			break
 		}
-		if len(f.VLANs) == 1 && f.VLANs[0].TPID == 0x88a8 && f.Dir == verify.DirBroadcast {
+		if len(f.VLANs) == 1 && f.VLANs[0].TPID == 0x88a8 && f.Dir == capture.DirBroadcast {
 			vids = append(vids, f.VLANs[0].VID)
 		}
 	}

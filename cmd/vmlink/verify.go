@@ -13,6 +13,7 @@ import (
 	"github.com/vmlink/vmlink/dataplane"
 	"github.com/vmlink/vmlink/internal/nsname"
 	"github.com/vmlink/vmlink/verify"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 func init() {
@@ -201,18 +202,18 @@ func runVerify(g *globals, args []string) int {
 			topo.Switch.ReflectsFrom = "given with --reflects"
 		}
 		opts := verify.Options{Wait: a.wait, NoCapture: a.noCapture, MinPairs: a.minPairs}
-		var pw *verify.PcapngWriter
+		var pw *capture.PcapngWriter
 		if a.write != "" {
 			f, err := os.Create(a.write)
 			if err != nil {
 				return fail(g, fmt.Errorf("verify: -w: %w", err))
 			}
 			defer f.Close()
-			pw, err = verify.NewPcapngWriter(f, verify.PcapngOptions{Iface: topo.Parent.Name})
+			pw, err = capture.NewPcapngWriter(f, capture.PcapngOptions{Iface: topo.Parent.Name})
 			if err != nil {
 				return fail(g, fmt.Errorf("verify: -w: %w", err))
 			}
-			opts.OnFrame = func(fr *verify.Frame) { _ = pw.WriteFrame(fr, "") }
+			opts.OnFrame = func(fr *capture.Frame) { _ = pw.WriteFrame(fr, "") }
 		}
 		rep, err := verify.Run(ctx, topo, opts)
 		if err != nil {

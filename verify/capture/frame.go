@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"encoding/binary"
@@ -192,8 +192,8 @@ type Tag struct {
 	DEI  bool      `json:"dei"`  // drop eligible indicator (was CFI)
 }
 
-// TagFromTCI splits a tag control information word.
-func TagFromTCI(tpid EtherType, tci uint16) Tag {
+// tagFromTCI splits a tag control information word.
+func tagFromTCI(tpid EtherType, tci uint16) Tag {
 	return Tag{TPID: tpid, VID: tci & 0x0fff, PCP: uint8(tci >> 13), DEI: tci&0x1000 != 0}
 }
 
@@ -705,10 +705,10 @@ func appendUint(b []byte, v uint64) []byte {
 	return append(b, tmp[i:]...)
 }
 
-// LineFormatter writes frames as text lines like `tcpdump -e -nn`:
+// lineFormatter writes frames as text lines like `tcpdump -e -nn`:
 // "HH:MM:SS.uuuuuu [DIR ]SUMMARY". It caches the clock of the last second
 // so that a million frames cost one time-zone lookup per second of capture.
-type LineFormatter struct {
+type lineFormatter struct {
 	// Location for the clock; nil means time.Local, as tcpdump uses TZ.
 	Location *time.Location
 
@@ -718,8 +718,8 @@ type LineFormatter struct {
 	addrs   addrCache
 }
 
-// AppendLine appends one line for f, newline included.
-func (lf *LineFormatter) AppendLine(b []byte, f *Frame) []byte {
+// appendLine appends one line for f, newline included.
+func (lf *lineFormatter) appendLine(b []byte, f *Frame) []byte {
 	sec := f.Time.Unix()
 	if !lf.valid || sec != lf.lastSec {
 		loc := lf.Location
@@ -742,13 +742,13 @@ func (lf *LineFormatter) AppendLine(b []byte, f *Frame) []byte {
 	return append(b, '\n')
 }
 
-// AppendJSON appends f as one JSON object and a newline:
+// appendJSON appends f as one JSON object and a newline:
 // {"time":"…","dir":"in","pkttype":"broadcast","ifindex":3,"src":"…",
 // "dst":"…","vlans":[{"tpid":33024,"vid":10,"pcp":0,"dei":false}],
 // "ethertype":2054,"length":46,"summary":"…","owner":"…"}.
 // Numbers are JSON numbers; vlans is [] when untagged; owner names the
 // sub-interface that owns the source MAC ("" when unknown).
-func AppendJSON(b []byte, f *Frame, owner string) []byte {
+func appendJSON(b []byte, f *Frame, owner string) []byte {
 	b = append(b, `{"time":"`...)
 	b = f.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000000Z07:00")
 	b = append(b, `","dir":"`...)
