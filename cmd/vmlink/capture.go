@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/verify/capture"
 )
 
@@ -113,7 +114,7 @@ func parseCaptureArgs(args []string, g *globals) (*captureArgs, error) {
 		a.filter.VLAN = &vid
 	}
 	if *tpid != "" {
-		t, err := capture.ParseTPID(*tpid)
+		t, err := parseTPID(*tpid)
 		if err != nil {
 			return nil, usagef("capture: --tpid %q: use 802.1q, 802.1ad, 0x8100, 0x88a8 or 0x9100", *tpid)
 		}
@@ -154,6 +155,24 @@ func parseCaptureArgs(args []string, g *globals) (*captureArgs, error) {
 		return nil, usagef("capture: --snaplen applies to -i only")
 	}
 	return a, nil
+}
+
+// parseTPID reads --tpid: a VLAN protocol as `ip link … protocol` takes it
+// (link.ParseVLANProtocol, the one parser of the vocabulary), or another
+// tag type by number: 0x9100, the pre-standard S-tag that no VLAN link
+// sends but old switches still put on the wire.
+func parseTPID(s string) (capture.EtherType, error) {
+	if p, err := link.ParseVLANProtocol(s); err == nil {
+		return capture.EtherType(p), nil
+	}
+	e, err := capture.ParseEtherType(s)
+	if err != nil {
+		return 0, err
+	}
+	if !e.IsVLAN() {
+		return 0, fmt.Errorf("ethertype %s is not a VLAN tag type", e)
+	}
+	return e, nil
 }
 
 // frameSource is a live capture or a file.

@@ -27,6 +27,22 @@ func runVmlink(args ...string) (code int, stdout, stderr string) {
 	return code, o.String(), e.String()
 }
 
+// TestParseTPID: --tpid takes the VLAN protocol words and numbers of `ip
+// link … protocol` (the one vocabulary) and the 0x9100 tag by number, and
+// refuses a payload type.
+func TestParseTPID(t *testing.T) {
+	for in, want := range map[string]capture.EtherType{"802.1q": 0x8100, "802.1Q": 0x8100, "802.1ad": 0x88a8, "802.1AD": 0x88a8, "0x8100": 0x8100, "0x88a8": 0x88a8, "33024": 0x8100, "0x9100": 0x9100} {
+		if got, err := parseTPID(in); err != nil || got != want {
+			t.Errorf("parseTPID(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"0x0800", "arp", "x", "", "0x10000"} {
+		if got, err := parseTPID(in); err == nil {
+			t.Errorf("parseTPID(%q) = %v, want an error", in, got)
+		}
+	}
+}
+
 func TestCaptureUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string

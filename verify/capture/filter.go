@@ -110,21 +110,6 @@ func ParseEtherType(s string) (EtherType, error) {
 	return EtherType(v), nil
 }
 
-// ParseTPID reads a tag type: 802.1q, 802.1ad, or a number (0x8100, 0x88a8, 0x9100).
-func ParseTPID(s string) (EtherType, error) {
-	switch strings.ToLower(s) {
-	case "802.1q", "8021q", "dot1q":
-		return EtherType8021Q, nil
-	case "802.1ad", "8021ad", "qinq":
-		return EtherType8021AD, nil
-	}
-	v, err := strconv.ParseUint(s, 0, 16)
-	if err != nil || !EtherType(v).IsVLAN() {
-		return 0, fmt.Errorf("tag protocol %q: use 802.1q, 802.1ad, 0x8100, 0x88a8 or 0x9100", s)
-	}
-	return EtherType(v), nil
-}
-
 // bpfMode says where the outer VLAN tag is when the program runs.
 type bpfMode uint8
 

@@ -30,14 +30,6 @@ func TestParseEtherType(t *testing.T) {
 			t.Errorf("ParseEtherType(%q): err %v, want one naming the fix", in, err)
 		}
 	}
-	for in, want := range map[string]EtherType{"802.1q": 0x8100, "802.1ad": 0x88a8, "0x9100": 0x9100} {
-		if got, err := ParseTPID(in); err != nil || got != want {
-			t.Errorf("ParseTPID(%q) = %v, %v", in, got, err)
-		}
-	}
-	if _, err := ParseTPID("0x0800"); err == nil {
-		t.Error("ParseTPID accepted IPv4's type")
-	}
 }
 
 func TestFilterValidate(t *testing.T) {

@@ -3,6 +3,7 @@ package capture
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/vmlink/vmlink/rtnl"
 	"net"
 	"net/netip"
 	"strconv"
@@ -206,13 +207,12 @@ func (t Tag) TCI() uint16 {
 	return tci
 }
 
-// Protocol names the tag kind as ip-link does: "802.1Q" or "802.1ad".
+// Protocol names the tag kind as ip-link does ("802.1Q" or "802.1ad", the
+// project's one VLAN protocol vocabulary), or by number for a TPID no VLAN
+// link uses (0x9100).
 func (t Tag) Protocol() string {
-	switch t.TPID {
-	case EtherType8021Q:
-		return "802.1Q"
-	case EtherType8021AD:
-		return "802.1ad"
+	if p := rtnl.VLANProtocol(t.TPID); p.Valid() {
+		return p.String()
 	}
 	return fmt.Sprintf("0x%04x", uint16(t.TPID))
 }
