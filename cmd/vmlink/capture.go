@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -62,18 +61,14 @@ type captureArgs struct {
 	noPromisc                      bool
 }
 
-var errCaptureHelp = errors.New("help")
-
 func parseCaptureArgs(args []string, g *globals) (*captureArgs, error) {
 	a := &captureArgs{json: g.JSON}
-	fs := flag.NewFlagSet("capture", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("capture")
+	jsonFlags(fs, &a.json)
 	fs.StringVar(&a.iface, "i", "", "")
 	fs.StringVar(&a.read, "r", "", "")
 	fs.StringVar(&a.write, "w", "", "")
 	count := fs.String("c", "", "")
-	fs.BoolVar(&a.json, "j", a.json, "")
-	fs.BoolVar(&a.json, "json", a.json, "")
 	vlan := fs.String("vlan", "", "")
 	tpid := fs.String("tpid", "", "")
 	mac := fs.String("mac", "", "")
@@ -82,7 +77,7 @@ func parseCaptureArgs(args []string, g *globals) (*captureArgs, error) {
 	snaplen := fs.String("snaplen", "", "")
 	fs.BoolVar(&a.noPromisc, "no-promisc", false, "")
 	fs.StringVar(&a.dockerHost, "docker-host", "", "")
-	if err := parseFlags(fs, "capture", args, errCaptureHelp); err != nil {
+	if err := parseFlags(fs, "capture", args, errHelp); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -182,18 +177,11 @@ type frameSource interface {
 }
 
 func runCapture(g *globals, args []string) int {
-	a, err := parseCaptureArgs(args, g)
-	if errors.Is(err, errCaptureHelp) {
-		fmt.Fprint(g.Stdout, captureHelp)
-		return exitOK
-	}
-	if err != nil {
-		return fail(g, err)
+	a, code, done := startCommand(g, args, captureHelp, parseCaptureArgs)
+	if done {
+		return code
 	}
 	ctx := g.Ctx
-	if err := g.checkNetNS(); err != nil {
-		return fail(g, err)
-	}
 	// Ctrl-C or kill is how a live capture ends, as with tcpdump.
 	g.signalEnds = a.read == ""
 	if a.timeout > 0 {
@@ -206,6 +194,7 @@ func runCapture(g *globals, args []string) int {
 		src   frameSource
 		live  *capture.Capture
 		owner capture.Owners
+		err   error
 	)
 	// The output file first: a path that cannot be written is a wrong
 	// command line, said before anything is captured.

@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -91,27 +88,23 @@ func (l listFlag) Set(s string) error {
 	return nil
 }
 
-var errVerifyHelp = errors.New("help")
-
 func parseVerifyArgs(args []string, g *globals) (*verifyArgs, error) {
 	a := &verifyArgs{json: g.JSON}
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("verify")
+	jsonFlags(fs, &a.json)
 	fs.StringVar(&a.parent, "parent", "", "")
 	fs.StringVar(&a.junit, "junit", "", "")
 	fs.StringVar(&a.write, "w", "", "")
 	fs.StringVar(&a.topology, "topology", "", "")
 	reflects := fs.String("reflects", "auto", "")
 	wait := fs.String("wait", "", "")
-	fs.BoolVar(&a.json, "j", a.json, "")
-	fs.BoolVar(&a.json, "json", a.json, "")
 	fs.BoolVar(&a.noCapture, "no-capture", false, "")
 	fs.StringVar(&a.dockerHost, "docker-host", "", "")
 	fs.Var(listFlag{&a.networks}, "network", "")
 	fs.Var(listFlag{&a.containers}, "container", "")
 	fs.Var(listFlag{&a.netns}, "netns", "")
 	fs.IntVar(&a.minPairs, "min-pairs", 0, "")
-	if err := parseFlags(fs, "verify", args, errVerifyHelp); err != nil {
+	if err := parseFlags(fs, "verify", args, errHelp); err != nil {
 		return nil, err
 	}
 	if a.minPairs < 0 {
@@ -172,16 +165,9 @@ func parseVerifyArgs(args []string, g *globals) (*verifyArgs, error) {
 const maxProbeWait = time.Minute
 
 func runVerify(g *globals, args []string) int {
-	a, err := parseVerifyArgs(args, g)
-	if errors.Is(err, errVerifyHelp) {
-		fmt.Fprint(g.Stdout, verifyHelp)
-		return exitOK
-	}
-	if err != nil {
-		return fail(g, err)
-	}
-	if err := g.checkNetNS(); err != nil {
-		return fail(g, err)
+	a, code, done := startCommand(g, args, verifyHelp, parseVerifyArgs)
+	if done {
+		return code
 	}
 	// No deadline of our own: each probe's wait is bounded (--wait, or
 	// the pacer's), so the run ends when its pairs are judged, however
