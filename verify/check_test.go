@@ -1,11 +1,12 @@
 package verify
 
 import (
-	"github.com/vmlink/vmlink/verify/capture"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 // checkTopo: host on h0 (MAC :01), a VLAN link h0.10 sharing that MAC, a

@@ -2,11 +2,12 @@ package verify
 
 import (
 	"fmt"
-	"github.com/vmlink/vmlink/verify/capture"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 func hw(s string) net.HardwareAddr {
