@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
-	"golang.org/x/sys/unix"
 )
 
 // The probing engine.
@@ -176,35 +174,8 @@ func probeAll(ctx context.Context, exp *Expectation, pace *pacer, parallel int, 
 		}
 	}()
 
-	senders := map[int]*probeSender{}
-	var legacy []int
-	for _, i := range idx {
-		p := exp.Pairs[i]
-		from, to := exp.Endpoints[p.From], exp.Endpoints[p.To]
-		if noARP(from) || noARP(to) || from.Kind == KindHost || from.Kind == KindVLAN || from.Kind == KindIPVlan {
-			legacy = append(legacy, i)
-			continue
-		}
-		fps, r := e.plan(i, from, to)
-		if len(fps) == 0 {
-			results[i] = r
-			continue
-		}
-		for _, k := range []int{p.From, p.To} {
-			if senders[k] == nil {
-				senders[k] = &probeSender{ep: exp.Endpoints[k], index: k}
-			}
-		}
-		senders[p.From].probes = append(senders[p.From].probes, fps...)
-	}
-	for _, s := range senders {
-		if err := s.open(); err != nil {
-			for _, fp := range s.probes {
-				fp.res.Observed, fp.res.Detail = ProbeError, err.Error()
-			}
-			s.probes = nil
-		}
-	}
+	senders, legacy := e.assign(idx)
+	openSenders(senders)
 	e.broadcasts(ctx, senders)
 	var (
 		wg      sync.WaitGroup
@@ -227,33 +198,80 @@ func probeAll(ctx context.Context, exp *Expectation, pace *pacer, parallel int, 
 			}
 		}()
 	}
-	// The pairs probeFamily probes through the kernel's stack: one
-	// goroutine (and OS thread) per pair, as many as the budget allows.
-	// Only the host's, VLANs' and ipvlans' pairs and L3 ipvlan ends go
-	// here: an ipvlan's own frames from a packet socket take another path
-	// than its stack's (6.1 forwards them to the parent instead of the
-	// sibling), so they would not show what the stack does.
+	e.probeStacks(ctx, &wg, legacy, budget)
+	wg.Wait()
+	if len(dropped) > 0 {
+		doubt = "probe sockets dropped frames: " + strings.Join(dropped, ", ")
+	}
+	return doubt
+}
+
+// assign splits the pairs idx between the two ways of probing: most go to
+// their sender's packet socket (senders, by endpoint index, each with its
+// probes; the targets get a socket too, to listen in the broadcast
+// phase), the rest (legacy) through the kernel's stack, see probeStacks.
+// A pair with nothing to probe gets its result right away.
+func (e *engine) assign(idx []int) (senders map[int]*probeSender, legacy []int) {
+	exp := e.exp
+	senders = map[int]*probeSender{}
+	for _, i := range idx {
+		p := exp.Pairs[i]
+		from, to := exp.Endpoints[p.From], exp.Endpoints[p.To]
+		if noARP(from) || noARP(to) || from.Kind == KindHost || from.Kind == KindVLAN || from.Kind == KindIPVlan {
+			legacy = append(legacy, i)
+			continue
+		}
+		fps, r := e.plan(i, from, to)
+		if len(fps) == 0 {
+			e.results[i] = r
+			continue
+		}
+		for _, k := range []int{p.From, p.To} {
+			if senders[k] == nil {
+				senders[k] = &probeSender{ep: exp.Endpoints[k], index: k}
+			}
+		}
+		senders[p.From].probes = append(senders[p.From].probes, fps...)
+	}
+	return senders, legacy
+}
+
+// openSenders opens every sender's socket; a sender whose socket cannot be
+// opened fails its probes with the reason.
+func openSenders(senders map[int]*probeSender) {
+	for _, s := range senders {
+		if err := s.open(); err != nil {
+			for _, fp := range s.probes {
+				fp.res.Observed, fp.res.Detail = ProbeError, err.Error()
+			}
+			s.probes = nil
+		}
+	}
+}
+
+// probeStacks starts the pairs probeFamily probes through the kernel's
+// stack, in wg: one goroutine (and OS thread) per pair, at most budget at
+// once. Only the host's, VLANs' and ipvlans' pairs and L3 ipvlan ends go
+// here: an ipvlan's own frames from a packet socket take another path
+// than its stack's (6.1 forwards them to the parent instead of the
+// sibling), so they would not show what the stack does.
+func (e *engine) probeStacks(ctx context.Context, wg *sync.WaitGroup, pairs []int, budget int) {
 	sem := make(chan struct{}, max(1, budget))
-	for _, i := range legacy {
+	for _, i := range pairs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				results[i] = probeResult{Observed: ProbeError, Detail: ctx.Err().Error()}
+				e.results[i] = probeResult{Observed: ProbeError, Detail: ctx.Err().Error()}
 				return
 			}
 			defer func() { <-sem }()
-			p := exp.Pairs[i]
-			results[i] = probePair(ctx, exp.Endpoints[p.From], exp.Endpoints[p.To], e.base+uint16(i), pace)
+			p := e.exp.Pairs[i]
+			e.results[i] = probePair(ctx, e.exp.Endpoints[p.From], e.exp.Endpoints[p.To], e.base+uint16(i), e.pace)
 		}()
 	}
-	wg.Wait()
-	if len(dropped) > 0 {
-		doubt = "probe sockets dropped frames: " + strings.Join(dropped, ", ")
-	}
-	return doubt
 }
 
 // plan sets up pair i's result and the family probes it needs.
@@ -564,124 +582,4 @@ func (e *engine) chooseUnicast(s *probeSender, fp *famProbe) {
 	if mac := e.macs[p.To]; len(mac) == 6 {
 		fp.unicast, fp.heard = mac, h[s.index]
 	}
-}
-
-// broadcasts is the broadcast phase. A broadcast ARP request for every
-// pair would be N² broadcasts on a parent with N endpoints, each handed to
-// every other endpoint (macvlan_broadcast clones it for each bridge-mode
-// sibling): a million frames through the kernel for 100 endpoints, which
-// this 2-core machine took two minutes to deliver. So every endpoint
-// broadcasts one ARP probe (RFC 5227: sender address 0.0.0.0, target its
-// own address, which nobody answers and which makes no neighbour entry),
-// sent up to three times, every endpoint's socket notes whose probes came
-// in, and the pairs then ask unicast: a pair is reachable only when the
-// sender's broadcasts reach the target (ARP resolution starts with one)
-// and the target answers.
-func (e *engine) broadcasts(ctx context.Context, senders map[int]*probeSender) {
-	e.heard = map[int]map[int]bool{}
-	e.macs = map[int]net.HardwareAddr{}
-	type station struct {
-		mac [6]byte
-		ip  netip.Addr
-	}
-	who := map[station]int{}
-	for k, s := range senders {
-		if s.conn == nil {
-			continue
-		}
-		e.macs[k] = s.ifi.HardwareAddr
-		if a, ok := firstIPv4(s.ep); ok {
-			who[station{[6]byte(s.ifi.HardwareAddr), a}] = k
-		}
-	}
-	// The (to, from) pairs to hear: the phase ends when all were heard.
-	want := map[[2]int]bool{}
-	for k, s := range senders {
-		for _, fp := range s.probes {
-			if to := e.exp.Pairs[fp.pair].To; fp.dst.Is4() && senders[to].conn != nil {
-				want[[2]int{to, k}] = true
-			}
-		}
-	}
-	if len(want) == 0 {
-		return
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		heard int
-		done  = make(chan struct{})
-	)
-	b := e.pace.budget()
-	start := time.Now()
-	for k, s := range senders {
-		if s.conn == nil {
-			continue
-		}
-		local := map[int]bool{}
-		e.heard[k] = local
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var frame []byte
-			if a, ok := firstIPv4(s.ep); ok {
-				frame = arpRequestFrame(s.ifi.HardwareAddr, netip.IPv4Unspecified(), a)
-			}
-			record := func(f []byte) {
-				if len(f) < 42 || binary.BigEndian.Uint16(f[12:14]) != unix.ETH_P_ARP || binary.BigEndian.Uint16(f[20:22]) != 1 ||
-					netip.AddrFrom4([4]byte(f[28:32])) != netip.IPv4Unspecified() {
-					return
-				}
-				from, ok := who[station{[6]byte(f[22:28]), netip.AddrFrom4([4]byte(f[38:42]))}]
-				if !ok || from == k || local[from] {
-					return
-				}
-				local[from] = true
-				if want[[2]int{k, from}] {
-					mu.Lock()
-					if heard++; heard == len(want) {
-						close(done)
-					}
-					mu.Unlock()
-				}
-			}
-			buf := make([]byte, 2048)
-			for sent := 0; ; {
-				now := time.Now()
-				select {
-				case <-done:
-					return
-				case <-ctx.Done():
-					return
-				default:
-				}
-				if !now.Before(start.Add(b)) {
-					for n, _, ok := s.drainOne(buf); ok; n, _, ok = s.drainOne(buf) {
-						record(buf[:n])
-					}
-					return
-				}
-				next := earliest(start.Add(b), now.Add(tick))
-				if frame != nil && sent < attempts {
-					due := start.Add(time.Duration(sent) * b / attempts)
-					if !now.Before(due) {
-						_, _ = s.conn.WriteTo(frame, &packet.Addr{HardwareAddr: ethernetBroadcast})
-						sent++
-						due = start.Add(time.Duration(sent) * b / attempts)
-					}
-					if sent < attempts {
-						next = earliest(next, due)
-					}
-				}
-				_ = s.conn.SetReadDeadline(next)
-				n, _, err := s.read(buf)
-				if err == nil {
-					record(buf[:n])
-				} else if !errors.Is(err, os.ErrDeadlineExceeded) {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
 }
