@@ -152,9 +152,8 @@ func (c *counters) each(fn func(k, n uint64)) {
 }
 
 // Tally counts frames per VLAN stack and per source MAC: the summary at the
-// end of a capture, and evidence for verify's checks (which MACs appeared
-// with which tags, in which direction). Add does not allocate once a stack
-// or MAC has been seen.
+// end of a capture (which MACs appeared with which tags, in which
+// direction). Add does not allocate once a stack or MAC has been seen.
 type Tally struct {
 	Frames uint64
 	stacks counters

@@ -238,7 +238,7 @@ func TestTagTCI(t *testing.T) {
 		{0x0000, Tag{TPID: 0x8100}},
 	} {
 		if got := tagFromTCI(0x8100, tc.tci); got != tc.tag {
-			t.Errorf("TagFromTCI(%#04x) = %+v, want %+v", tc.tci, got, tc.tag)
+			t.Errorf("tagFromTCI(%#04x) = %+v, want %+v", tc.tci, got, tc.tag)
 		}
 		if got := tc.tag.TCI(); got != tc.tci {
 			t.Errorf("%+v.TCI() = %#04x, want %#04x", tc.tag, got, tc.tci)
