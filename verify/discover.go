@@ -116,7 +116,7 @@ func DiscoverWith(ctx context.Context, ns, parent string, o DiscoverOptions) (To
 				if done[k] || l.Attrs.Info == nil {
 					continue
 				}
-				lk, ok := s.lowerOf(ctx, si, &l, lowerSpaces, spaces)
+				lk, ok := s.lowerKeyOf(ctx, si, &l, lowerSpaces, spaces)
 				if !ok {
 					continue
 				}
@@ -175,11 +175,11 @@ type lowerInfo struct {
 	vlans []VLANTag
 }
 
-// lowerOf is where link l of spaces[si] (s) has its lower: the namespace
+// lowerKeyOf is where link l of spaces[si] (s) has its lower: the namespace
 // (its own, or the one IFLA_LINK_NETNSID names, looked up among
 // candidates) and the ifindex there. false when l has none, or it lies in
 // a namespace we do not hold.
-func (s *space) lowerOf(ctx context.Context, si int, l *rtnl.LinkMessage, candidates []int, spaces []*space) (lowerKey, bool) {
+func (s *space) lowerKeyOf(ctx context.Context, si int, l *rtnl.LinkMessage, candidates []int, spaces []*space) (lowerKey, bool) {
 	// The kernel leaves IFLA_LINK out when the lower's index is the
 	// link's own, which happens across namespaces (a container's eth0
 	// numbered like the host's parent).
