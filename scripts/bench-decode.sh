@@ -3,7 +3,7 @@
 # `vmlink capture -r` against `tcpdump -nn -e -r`, both in one run, on the
 # same 1,000,000-frame pcap (802.1Q, QinQ, 802.1ad-only, priority-tagged and
 # untagged frames carrying ARP, IPv4/ICMP and IPv6/ICMPv6) written by
-# verify's own PcapWriter (go run ./verify/testdata/benchgen).
+# capture's own PcapWriter (go run ./verify/capture/testdata/benchgen).
 #
 # tcpdump runs with TZ=UTC, its fastest setting (without TZ it looks the
 # zone up for every line and is about 4x slower); vmlink gets the same TZ so
@@ -41,7 +41,7 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pcap=$tmp/bench.pcap
-"$GO" run ./verify/testdata/benchgen -n "$FRAMES" -o "$pcap"
+"$GO" run ./verify/capture/testdata/benchgen -n "$FRAMES" -o "$pcap"
 cat "$pcap" >/dev/null # page cache: both read from memory
 
 # Same bytes out, or the comparison means nothing.

@@ -21,14 +21,14 @@ import (
 
 	"github.com/vmlink/vmlink/rtnl"
 	"github.com/vmlink/vmlink/testenv"
-	"github.com/vmlink/vmlink/verify"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 // TestVLANTagsOnWire proves the kernel really tags: a VLAN sub-interface
 // on a veth parent sends (ARP, then UDP) to an address in the peer's
 // namespace, and the frames captured on the parent's peer carry the tag
 // inline with the VID and TPID configured, 802.1Q and 802.1ad alike. Two
-// independent witnesses look: verify's AF_PACKET capture (tag restored
+// independent witnesses look: verify/capture's AF_PACKET capture (tag restored
 // from PACKET_AUXDATA) and tcpdump -e (libpcap's own restoration).
 //
 // It runs in the VM (8021q): make vm-tools && go test -count=1 \
@@ -68,19 +68,19 @@ func TestVLANTagsOnWire(t *testing.T) {
 			mac := net.HardwareAddr{0x02, 0x00, 0x00, 0x00, byte(tc.vid >> 8), byte(tc.vid)}
 			addVLANWithMAC(t, host, "p0", sub, tc.vid, tc.proto, mac, pfx("192.0.2.1/24"))
 			addVLAN(t, peer, "w0", fmt.Sprintf("w0.%d", tc.vid), tc.vid, tc.proto, pfx("192.0.2.2/24"))
-			srcMAC := verify.MACFrom(host.Link(t, sub).Attrs.Address)
-			if srcMAC != verify.MACFrom(mac) {
+			srcMAC := capture.MACFrom(host.Link(t, sub).Attrs.Address)
+			if srcMAC != capture.MACFrom(mac) {
 				t.Fatalf("%s has MAC %s, want %s", sub, srcMAC, mac)
 			}
 
-			// Witness 1: verify's capture on w0, opened before any
+			// Witness 1: verify/capture's capture on w0, opened before any
 			// traffic. No filter: untagged frames from p0 must show up
 			// too if there were any.
-			capture, err := verify.OpenCapture(ctx, verify.CaptureOptions{NetNS: peer.Name(), Iface: "w0"})
+			capt, err := capture.Open(ctx, capture.Options{NetNS: peer.Name(), Iface: "w0"})
 			if err != nil {
 				t.Fatalf("capture on w0: %v", err)
 			}
-			defer capture.Close()
+			defer capt.Close()
 
 			// Witness 2: tcpdump -e on w0, up before any traffic.
 			dump := startTcpdump(t, ctx, peer, "w0")
@@ -94,7 +94,7 @@ func TestVLANTagsOnWire(t *testing.T) {
 			cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
 			defer ccancel()
 			var tagged, arp, udp int
-			for f, err := range capture.Frames(cctx) {
+			for f, err := range capt.Frames(cctx) {
 				if err != nil {
 					break // the deadline: everything sent has arrived
 				}
@@ -119,9 +119,9 @@ func TestVLANTagsOnWire(t *testing.T) {
 				}
 				tagged++
 				switch f.Net {
-				case verify.NetARP:
+				case capture.NetARP:
 					arp++
-				case verify.NetIPv4:
+				case capture.NetIPv4:
 					if f.IP.Proto == unix.IPPROTO_UDP {
 						udp++
 					}

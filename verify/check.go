@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/vmlink/vmlink/rtnl"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 // Check names, as reports and JUnit test cases show them.
@@ -32,8 +33,8 @@ func checkMinPairs(probed, min int) CheckResult {
 // evidence is what the capture on the parent saw, indexed for the checks.
 type evidence struct {
 	exp      *Expectation
-	frames   []*Frame
-	spare    MAC
+	frames   []*capture.Frame
+	spare    capture.MAC
 	captured bool
 	// drops is how many frames the capture's socket dropped: the wire
 	// then may lack what happened.
@@ -60,7 +61,7 @@ type echoKey struct {
 // wireCount counts frames by direction on the parent.
 type wireCount struct{ Out, In int }
 
-func (w *wireCount) add(d Direction) {
+func (w *wireCount) add(d capture.Direction) {
 	switch {
 	case d.Outbound():
 		w.Out++
@@ -90,7 +91,7 @@ func (ev *evidence) index() {
 	}
 	for _, f := range ev.frames {
 		switch f.Net {
-		case NetARP:
+		case capture.NetARP:
 			k := [2]netip.Addr{f.ARP.SenderIP, f.ARP.TargetIP}
 			switch f.ARP.Op {
 			case 1:
@@ -98,8 +99,8 @@ func (ev *evidence) index() {
 			case 2:
 				get(ev.arpReply, k).add(f.Dir)
 			}
-		case NetIPv4, NetIPv6:
-			v6 := f.Net == NetIPv6
+		case capture.NetIPv4, capture.NetIPv6:
+			v6 := f.Net == capture.NetIPv6
 			req, rep := uint8(8), uint8(0)
 			if v6 {
 				if f.IP.Proto != 58 {
@@ -139,14 +140,14 @@ func (ev *evidence) index() {
 }
 
 // hasEchoMagic reports whether an ICMP echo frame carries our payload.
-func hasEchoMagic(f *Frame) bool {
+func hasEchoMagic(f *capture.Frame) bool {
 	// Ethernet+tags, a 20+ byte IPv4 header (IPv6: 40 bytes; our echoes
 	// carry no extension headers), 8 bytes of ICMP header.
 	off := f.HeaderLen()
 	if len(f.Data) < off+20 {
 		return false
 	}
-	if f.Net == NetIPv6 {
+	if f.Net == capture.NetIPv6 {
 		off += 40 + 8
 	} else {
 		off += int(f.Data[off]&0x0f)*4 + 8
@@ -318,11 +319,11 @@ func checkVLANTags(exp *Expectation, ev *evidence) CheckResult {
 	if !ev.captured {
 		return skipped(CheckVLANTags, "no capture")
 	}
-	allowed := map[MAC]map[Stack]bool{}
+	allowed := map[capture.MAC]map[capture.Stack]bool{}
 	var tagged []SourceRule
 	for _, s := range exp.Sources {
 		if allowed[s.MAC] == nil {
-			allowed[s.MAC] = map[Stack]bool{}
+			allowed[s.MAC] = map[capture.Stack]bool{}
 		}
 		allowed[s.MAC][s.Stack] = true
 		if s.Stack.Len() > 0 {
@@ -333,7 +334,7 @@ func checkVLANTags(exp *Expectation, ev *evidence) CheckResult {
 		return skipped(CheckVLANTags, "no VLAN endpoint: no tag to check")
 	}
 	type tally struct{ good, leak, wrong int }
-	per := map[MAC]*tally{}
+	per := map[capture.MAC]*tally{}
 	for _, s := range tagged {
 		per[s.MAC] = &tally{}
 	}
@@ -343,7 +344,7 @@ func checkVLANTags(exp *Expectation, ev *evidence) CheckResult {
 		if t == nil {
 			continue
 		}
-		st := StackOf(f.VLANs)
+		st := capture.StackOf(f.VLANs)
 		switch {
 		case allowed[f.Src][st]:
 			if st.Len() > 0 {
@@ -372,7 +373,7 @@ func checkVLANTags(exp *Expectation, ev *evidence) CheckResult {
 	return CheckResult{Name: CheckVLANTags, OK: true, Detail: "every frame carried its tags (" + strings.Join(seen, ", ") + "), no untagged leak"}
 }
 
-func stacksOf(m map[Stack]bool) string {
+func stacksOf(m map[capture.Stack]bool) string {
 	var s []string
 	for st := range m {
 		s = append(s, st.String())
@@ -389,18 +390,18 @@ func stacksOf(m map[Stack]bool) string {
 func checkMACSources(exp *Expectation, ev *evidence) CheckResult {
 	var bad []string
 	type key struct {
-		mac MAC
-		st  Stack
+		mac capture.MAC
+		st  capture.Stack
 	}
 	owner := map[key]string{}
-	var parent MAC
+	var parent capture.MAC
 	for _, ep := range exp.Endpoints {
 		if ep.Kind == KindHost {
-			parent = MACFrom(ep.MAC)
+			parent = capture.MACFrom(ep.MAC)
 		}
 	}
 	for _, ep := range exp.Endpoints {
-		mac := MACFrom(ep.MAC)
+		mac := capture.MACFrom(ep.MAC)
 		if mac.IsZero() {
 			continue
 		}
@@ -427,18 +428,18 @@ func checkMACSources(exp *Expectation, ev *evidence) CheckResult {
 		}
 		return CheckResult{Name: CheckMACSources, OK: true, Detail: "MACs unique; wire part skipped: no capture"}
 	}
-	allowed := map[MAC]map[Stack]bool{}
-	outside := map[MAC]bool{}
+	allowed := map[capture.MAC]map[capture.Stack]bool{}
+	outside := map[capture.MAC]bool{}
 	for _, s := range exp.Sources {
 		if allowed[s.MAC] == nil {
-			allowed[s.MAC] = map[Stack]bool{}
+			allowed[s.MAC] = map[capture.Stack]bool{}
 		}
 		allowed[s.MAC][s.Stack] = true
 		if s.Outside {
 			outside[s.MAC] = true
 		}
 	}
-	unknownOut := map[MAC]int{}
+	unknownOut := map[capture.MAC]int{}
 	wrong := 0
 	// A frame that arrives from the switch with an endpoint's MAC as its
 	// source, and is no reflection of one the parent sent (same bytes), was
@@ -452,11 +453,11 @@ func checkMACSources(exp *Expectation, ev *evidence) CheckResult {
 			sent[string(f.Data)] = true
 		}
 	}
-	owners := map[MAC]string{}
+	owners := map[capture.MAC]string{}
 	for k, o := range owner {
 		owners[k.mac] = o
 	}
-	impostor := map[MAC]bool{}
+	impostor := map[capture.MAC]bool{}
 	for _, f := range ev.frames {
 		_, local := owners[f.Dst]
 		if o, ok := owners[f.Src]; ok && !local && f.Dir.Inbound() && !outside[f.Src] && !sent[string(f.Data)] && !impostor[f.Src] {
@@ -468,7 +469,7 @@ func checkMACSources(exp *Expectation, ev *evidence) CheckResult {
 		if f.Src == ev.spare {
 			continue
 		}
-		st := StackOf(f.VLANs)
+		st := capture.StackOf(f.VLANs)
 		a := allowed[f.Src]
 		switch {
 		case a == nil:
@@ -495,7 +496,7 @@ func checkMACSources(exp *Expectation, ev *evidence) CheckResult {
 	return CheckResult{Name: CheckMACSources, OK: true, Detail: fmt.Sprintf("%d endpoint MACs unique; every one of %d frames came from its owner with its owner's stack", len(owner), len(ev.frames))}
 }
 
-func hasTagged(m map[Stack]bool) bool {
+func hasTagged(m map[capture.Stack]bool) bool {
 	for st := range m {
 		if st.Len() > 0 {
 			return true

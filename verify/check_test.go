@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 // checkTopo: host on h0 (MAC :01), a VLAN link h0.10 sharing that MAC, a
@@ -23,31 +25,31 @@ func checkTopo() Topology {
 	}
 }
 
-func frame(src string, dir Direction, vids ...uint16) *Frame {
-	f := &Frame{Src: MACFrom(hw(src)), Dst: MACFrom(ethernetBroadcast), Dir: dir, EtherType: EtherTypeARP}
+func frame(src string, dir capture.Direction, vids ...uint16) *capture.Frame {
+	f := &capture.Frame{Src: capture.MACFrom(hw(src)), Dst: capture.MACFrom(ethernetBroadcast), Dir: dir, EtherType: capture.EtherTypeARP}
 	for _, v := range vids {
-		f.VLANs = append(f.VLANs, Tag{TPID: EtherType8021Q, VID: v})
+		f.VLANs = append(f.VLANs, capture.Tag{TPID: capture.EtherType8021Q, VID: v})
 	}
 	return f
 }
 
 func TestCheckVLANTags(t *testing.T) {
 	exp := Model(checkTopo())
-	good := []*Frame{
-		frame("02:00:00:00:00:0a", DirOutgoing, 10),
-		frame("02:00:00:00:00:01", DirOutgoing, 10), // the VLAN link
-		frame("02:00:00:00:00:01", DirOutgoing),     // the host, same MAC, untagged
-		frame("02:00:00:00:00:0b", DirOutgoing),
+	good := []*capture.Frame{
+		frame("02:00:00:00:00:0a", capture.DirOutgoing, 10),
+		frame("02:00:00:00:00:01", capture.DirOutgoing, 10), // the VLAN link
+		frame("02:00:00:00:00:01", capture.DirOutgoing),     // the host, same MAC, untagged
+		frame("02:00:00:00:00:0b", capture.DirOutgoing),
 	}
 	if c := checkVLANTags(exp, &evidence{exp: exp, frames: good, captured: true}); !c.OK {
 		t.Fatalf("good frames failed: %s", c.Detail)
 	}
-	leak := append(good, frame("02:00:00:00:00:0a", DirOutgoing))
+	leak := append(good, frame("02:00:00:00:00:0a", capture.DirOutgoing))
 	c := checkVLANTags(exp, &evidence{exp: exp, frames: leak, captured: true})
 	if c.OK || !strings.Contains(c.Detail, "untagged frame from 02:00:00:00:00:0a leaked") {
 		t.Fatalf("leak not caught: %+v", c)
 	}
-	wrong := append(good, frame("02:00:00:00:00:0a", DirOutgoing, 20))
+	wrong := append(good, frame("02:00:00:00:00:0a", capture.DirOutgoing, 20))
 	c = checkVLANTags(exp, &evidence{exp: exp, frames: wrong, captured: true})
 	if c.OK || !strings.Contains(c.Detail, "802.1Q 20") {
 		t.Fatalf("wrong VID not caught: %+v", c)
@@ -86,35 +88,35 @@ func TestCheckNothingProbed(t *testing.T) {
 
 func TestCheckMACSources(t *testing.T) {
 	exp := Model(checkTopo())
-	good := []*Frame{
-		frame("02:00:00:00:00:0b", DirOutgoing),
-		frame("02:00:00:00:00:0b", DirOtherHost), // reflected
-		frame("02:00:00:00:00:77", DirBroadcast), // someone beyond the switch
+	good := []*capture.Frame{
+		frame("02:00:00:00:00:0b", capture.DirOutgoing),
+		frame("02:00:00:00:00:0b", capture.DirOtherHost), // reflected
+		frame("02:00:00:00:00:77", capture.DirBroadcast), // someone beyond the switch
 	}
 	if c := checkMACSources(exp, &evidence{exp: exp, frames: good, captured: true}); !c.OK {
 		t.Fatalf("good frames failed: %s", c.Detail)
 	}
-	stranger := append(good, frame("02:00:00:00:00:66", DirOutgoing))
+	stranger := append(good, frame("02:00:00:00:00:66", capture.DirOutgoing))
 	c := checkMACSources(exp, &evidence{exp: exp, frames: stranger, captured: true})
 	if c.OK || !strings.Contains(c.Detail, "no endpoint owns") {
 		t.Fatalf("unknown sender not caught: %+v", c)
 	}
-	tagged := append(good, frame("02:00:00:00:00:0b", DirOutgoing, 10))
+	tagged := append(good, frame("02:00:00:00:00:0b", capture.DirOutgoing, 10))
 	c = checkMACSources(exp, &evidence{exp: exp, frames: tagged, captured: true})
 	if c.OK || !strings.Contains(c.Detail, "sends untagged") {
 		t.Fatalf("untagged owner seen tagged not caught: %+v", c)
 	}
 	// Another station behind the switch sends from :0b: received, and
 	// not the same bytes as anything the parent sent.
-	imp := frame("02:00:00:00:00:0b", DirBroadcast)
+	imp := frame("02:00:00:00:00:0b", capture.DirBroadcast)
 	imp.Data = []byte("another station's frame")
 	c = checkMACSources(exp, &evidence{exp: exp, frames: append(good, imp), captured: true})
 	if c.OK || !strings.Contains(c.Detail, "another station uses this MAC") {
 		t.Fatalf("station sending from an endpoint's MAC not caught: %+v", c)
 	}
 	// A bridge-mode sibling's unicast shows as received: not evidence.
-	sib := frame("02:00:00:00:00:0b", DirOtherHost)
-	sib.Dst, sib.Data = MACFrom(hw("02:00:00:00:00:0a")), []byte("sibling")
+	sib := frame("02:00:00:00:00:0b", capture.DirOtherHost)
+	sib.Dst, sib.Data = capture.MACFrom(hw("02:00:00:00:00:0a")), []byte("sibling")
 	if c := checkMACSources(exp, &evidence{exp: exp, frames: append(good, sib), captured: true}); !c.OK {
 		t.Fatalf("a sibling's unicast taken for another station: %s", c.Detail)
 	}
@@ -221,7 +223,7 @@ func TestCheckMACSourcesVLANLink(t *testing.T) {
 	parent := "02:00:00:00:00:01"
 	topo := checkTopo()
 	topo.Endpoints = topo.Endpoints[2:] // the host and an untagged macvlan
-	solicit := []*Frame{frame(parent, DirOutgoing, 30)}
+	solicit := []*capture.Frame{frame(parent, capture.DirOutgoing, 30)}
 	exp := Model(topo)
 	if c := checkMACSources(exp, &evidence{exp: exp, frames: solicit, captured: true}); c.OK {
 		t.Fatalf("parent MAC tagged 30 without a VLAN link 30 passed: %+v", c)
@@ -230,7 +232,7 @@ func TestCheckMACSourcesVLANLink(t *testing.T) {
 	exp = Model(topo)
 	var credited bool
 	for _, s := range exp.Sources {
-		if s.MAC == MACFrom(hw(parent)) && s.Stack == StackOf([]Tag{{TPID: EtherType8021Q, VID: 30}}) && s.Owner == "p/h0.30" {
+		if s.MAC == capture.MACFrom(hw(parent)) && s.Stack == capture.StackOf([]capture.Tag{{TPID: capture.EtherType8021Q, VID: 30}}) && s.Owner == "p/h0.30" {
 			credited = true
 		}
 	}
@@ -243,7 +245,7 @@ func TestCheckMACSourcesVLANLink(t *testing.T) {
 		}
 	}
 	// With a tagged owner, a wrong stack is vlan-tags' to report.
-	other := []*Frame{frame(parent, DirOutgoing, 40)}
+	other := []*capture.Frame{frame(parent, capture.DirOutgoing, 40)}
 	if c := checkVLANTags(exp, &evidence{exp: exp, frames: other, captured: true}); c.OK {
 		t.Errorf("parent MAC tagged 40 (no VLAN link 40) passed: %+v", c)
 	}

@@ -100,13 +100,8 @@ func DiscoverWith(ctx context.Context, ns, parent string, o DiscoverOptions) (To
 		return t, err
 	}
 
-	// lowers maps (namespace index, ifindex) of the parent and of every
-	// VLAN link found on it to the tag stack their children's frames carry.
-	type lowerKey struct{ space, index int }
-	type lowerInfo struct {
-		name  string
-		vlans []VLANTag
-	}
+	// lowers maps the parent and every VLAN link found on it to the tag
+	// stack their children's frames carry.
 	lowers := map[lowerKey]lowerInfo{{0, int(pl.Index)}: {name: parent}}
 	// lowerSpaces are the namespaces holding a lower: the only ones a
 	// link's IFLA_LINK_NETNSID needs to be resolved against (asking each
@@ -121,66 +116,23 @@ func DiscoverWith(ctx context.Context, ns, parent string, o DiscoverOptions) (To
 				if done[k] || l.Attrs.Info == nil {
 					continue
 				}
-				// The kernel leaves IFLA_LINK out when the lower's index is
-				// the link's own, which happens across namespaces (a
-				// container's eth0 numbered like the host's parent).
-				lowerIndex := int(l.Index)
-				switch {
-				case l.Attrs.Link != nil:
-					lowerIndex = int(*l.Attrs.Link)
-				case l.Attrs.LinkNetNSID == nil:
-					continue
-				}
-				li := si // the namespace the link's lower lives in
-				if l.Attrs.LinkNetNSID != nil {
-					li = s.spaceOfNSID(ctx, *l.Attrs.LinkNetNSID, lowerSpaces, spaces)
-					if li < 0 {
-						continue
-					}
-				}
-				low, ok := lowers[lowerKey{li, lowerIndex}]
+				lk, ok := s.lowerKeyOf(ctx, si, &l, lowerSpaces, spaces)
 				if !ok {
 					continue
 				}
-				ep := Endpoint{NetNS: s.name, Interface: l.Attrs.Name, MAC: l.Attrs.Address, VLANs: low.vlans, Namespace: s.identity()}
-				if s.ns != nil && s.ns.Display != s.name && (s.name != "" || s.ns.Runtime != "") {
-					ep.Name = s.ns.Display + "/" + l.Attrs.Name
+				low, ok := lowers[lk]
+				if !ok {
+					continue
 				}
-				if low.name != parent {
-					ep.Lower = low.name
+				ep, ok := s.endpoint(&l, low, parent)
+				if !ok {
+					continue
 				}
-				switch d := l.Attrs.Info.Data.(type) {
-				case *rtnl.Macvlan:
-					ep.Kind = KindMacvlan
-					fillMacvlan(&ep, d)
-				case *rtnl.Macvtap:
-					ep.Kind = KindMacvtap
-					fillMacvlan(&ep, &d.Macvlan)
-				case *rtnl.IPVlan:
-					ep.Kind = KindIPVlan
-					if d.Mode != nil {
-						ep.Mode = d.Mode.String()
-					}
-					if d.Flags != nil {
-						ep.IPVlanFlag = d.Flags.String()
-					}
-				case *rtnl.VLAN:
-					ep.Kind = KindVLAN
-					tag := VLANTag{Protocol: 0x8100}
-					if d.ID != nil {
-						tag.ID = *d.ID
-					}
-					if d.Protocol != nil {
-						tag.Protocol = uint16(*d.Protocol)
-					}
-					ep.VLANs = append(append([]VLANTag(nil), low.vlans...), tag)
-					ep.Lower = ""
+				if ep.Kind == KindVLAN {
 					lowers[k] = lowerInfo{name: l.Attrs.Name, vlans: ep.VLANs}
 					if !slices.Contains(lowerSpaces, si) {
 						lowerSpaces = append(lowerSpaces, si)
 					}
-				default:
-					continue
 				}
 				done[k] = true
 				found = true
@@ -211,6 +163,84 @@ func DiscoverWith(ctx context.Context, ns, parent string, o DiscoverOptions) (To
 		return EndpointID(t.Endpoints[i]) < EndpointID(t.Endpoints[j])
 	})
 	return t, nil
+}
+
+// lowerKey is a link by namespace (its index in the spaces) and ifindex.
+type lowerKey struct{ space, index int }
+
+// lowerInfo is a lower children sit on: its name, and the VLAN tags the
+// children's frames carry on the parent's wire.
+type lowerInfo struct {
+	name  string
+	vlans []VLANTag
+}
+
+// lowerKeyOf is where link l of spaces[si] (s) has its lower: the namespace
+// (its own, or the one IFLA_LINK_NETNSID names, looked up among
+// candidates) and the ifindex there. false when l has none, or it lies in
+// a namespace we do not hold.
+func (s *space) lowerKeyOf(ctx context.Context, si int, l *rtnl.LinkMessage, candidates []int, spaces []*space) (lowerKey, bool) {
+	// The kernel leaves IFLA_LINK out when the lower's index is the
+	// link's own, which happens across namespaces (a container's eth0
+	// numbered like the host's parent).
+	lowerIndex := int(l.Index)
+	switch {
+	case l.Attrs.Link != nil:
+		lowerIndex = int(*l.Attrs.Link)
+	case l.Attrs.LinkNetNSID == nil:
+		return lowerKey{}, false
+	}
+	li := si // the namespace the link's lower lives in
+	if l.Attrs.LinkNetNSID != nil {
+		li = s.spaceOfNSID(ctx, *l.Attrs.LinkNetNSID, candidates, spaces)
+		if li < 0 {
+			return lowerKey{}, false
+		}
+	}
+	return lowerKey{li, lowerIndex}, true
+}
+
+// endpoint is the endpoint link l of s is, on lower low of parent: its
+// kind and modes, and for a VLAN link the tag it adds to low's. false for a
+// link of a kind verify does not judge.
+func (s *space) endpoint(l *rtnl.LinkMessage, low lowerInfo, parent string) (Endpoint, bool) {
+	ep := Endpoint{NetNS: s.name, Interface: l.Attrs.Name, MAC: l.Attrs.Address, VLANs: low.vlans, Namespace: s.identity()}
+	if s.ns != nil && s.ns.Display != s.name && (s.name != "" || s.ns.Runtime != "") {
+		ep.Name = s.ns.Display + "/" + l.Attrs.Name
+	}
+	if low.name != parent {
+		ep.Lower = low.name
+	}
+	switch d := l.Attrs.Info.Data.(type) {
+	case *rtnl.Macvlan:
+		ep.Kind = KindMacvlan
+		fillMacvlan(&ep, d)
+	case *rtnl.Macvtap:
+		ep.Kind = KindMacvtap
+		fillMacvlan(&ep, &d.Macvlan)
+	case *rtnl.IPVlan:
+		ep.Kind = KindIPVlan
+		if d.Mode != nil {
+			ep.Mode = d.Mode.String()
+		}
+		if d.Flags != nil {
+			ep.IPVlanFlag = d.Flags.String()
+		}
+	case *rtnl.VLAN:
+		ep.Kind = KindVLAN
+		tag := VLANTag{Protocol: 0x8100}
+		if d.ID != nil {
+			tag.ID = *d.ID
+		}
+		if d.Protocol != nil {
+			tag.Protocol = uint16(*d.Protocol)
+		}
+		ep.VLANs = append(append([]VLANTag(nil), low.vlans...), tag)
+		ep.Lower = ""
+	default:
+		return ep, false
+	}
+	return ep, true
 }
 
 func fillMacvlan(ep *Endpoint, d *rtnl.Macvlan) {
@@ -415,7 +445,7 @@ func openSpaces(ctx context.Context, home, dockerHost string) ([]*space, *Search
 	if home == "" {
 		h, err = netns.Current()
 	} else {
-		h, err = openNetNS(home)
+		h, err = netns.OpenNameOrPath(home)
 	}
 	s, err := open(home, h, err)
 	if err != nil {

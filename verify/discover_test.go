@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vmlink/vmlink/testenv"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 // TestDiscover builds h0 with a bridge macvlan and a source macvlan moved
@@ -29,7 +30,7 @@ func TestDiscover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if topo.Parent.Name != "h0" || topo.Parent.NetNS != host.Name() || MACFrom(topo.Parent.MAC) != MACFrom(l.parentMAC) {
+	if topo.Parent.Name != "h0" || topo.Parent.NetNS != host.Name() || capture.MACFrom(topo.Parent.MAC) != capture.MACFrom(l.parentMAC) {
 		t.Fatalf("parent %+v", topo.Parent)
 	}
 	if !slices.Contains(topo.Parent.Addrs, l.hostAddr) {
@@ -48,7 +49,7 @@ func TestDiscover(t *testing.T) {
 			t.Errorf("%s not found", EndpointID(want))
 			continue
 		}
-		if got.Kind != want.Kind || got.Mode != want.Mode || MACFrom(got.MAC) != MACFrom(want.MAC) || !slices.Equal(got.Addrs, want.Addrs) || got.Lower != "" || len(got.VLANs) != 0 {
+		if got.Kind != want.Kind || got.Mode != want.Mode || capture.MACFrom(got.MAC) != capture.MACFrom(want.MAC) || !slices.Equal(got.Addrs, want.Addrs) || got.Lower != "" || len(got.VLANs) != 0 {
 			t.Errorf("%s: got %+v, want %+v", EndpointID(want), got, want)
 		}
 		if len(got.SourceMACs) != len(want.SourceMACs) {

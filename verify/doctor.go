@@ -9,6 +9,7 @@ import (
 
 	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
+	"github.com/vmlink/vmlink/verify/capture"
 	"golang.org/x/sys/unix"
 )
 
@@ -78,7 +79,7 @@ func Doctor(ctx context.Context, o DoctorOptions) (*DoctorReport, error) {
 			s.close()
 		}
 	}()
-	d := &doctor{o: o, spaces: spaces, rep: &DoctorReport{}, seenMAC: map[MAC]bool{}}
+	d := &doctor{o: o, spaces: spaces, rep: &DoctorReport{}, seenMAC: map[capture.MAC]bool{}}
 	parents, err := d.parents(ctx)
 	if err != nil {
 		return nil, err
@@ -100,7 +101,7 @@ type doctor struct {
 	o       DoctorOptions
 	spaces  []*space
 	rep     *DoctorReport
-	seenMAC map[MAC]bool
+	seenMAC map[capture.MAC]bool
 }
 
 // home is the namespace of the parents.

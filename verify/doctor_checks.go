@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/vmlink/vmlink/rtnl"
+	"github.com/vmlink/vmlink/verify/capture"
 	"golang.org/x/sys/unix"
 )
 
@@ -418,7 +419,7 @@ func (d *doctor) checkDuplicateMACs(t Topology) {
 		if (ep.Kind != KindMacvlan && ep.Kind != KindMacvtap) || ep.macvlanMode() == rtnl.MacvlanModePassthru || len(ep.MAC) != 6 {
 			continue
 		}
-		m := MACFrom(ep.MAC)
+		m := capture.MACFrom(ep.MAC)
 		if d.seenMAC[m] {
 			continue
 		}

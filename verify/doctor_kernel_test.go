@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/testenv"
 	"golang.org/x/sys/unix"
 )
@@ -80,7 +81,7 @@ func ping(t *testing.T, from Endpoint, src, dst netip.Addr) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var got bool
-	err := inNetNS(from.NetNS, func() error {
+	err := netns.DoIn(from.NetNS, func() error {
 		var err error
 		got, err = echoProbe(ctx, from.Interface, src, dst, 4242, &pacer{floor: 2 * time.Second})
 		return err

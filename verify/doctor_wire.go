@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/rtnl"
+	"github.com/vmlink/vmlink/verify/capture"
 	"golang.org/x/sys/unix"
 )
 
@@ -80,10 +82,10 @@ func (d *doctor) checkVEPA(ctx context.Context, t Topology, pid string, pace *pa
 // or a virtual switch refusing promiscuous mode / forged transmits.
 func (d *doctor) checkChildMACs(ctx context.Context, t Topology, pid string, pace *pacer) {
 	var kids []Endpoint
-	own := map[MAC]bool{MACFrom(t.Parent.MAC): true}
+	own := map[capture.MAC]bool{capture.MACFrom(t.Parent.MAC): true}
 	for _, ep := range append(append([]Endpoint(nil), t.VLANLinks...), t.Endpoints...) {
 		if len(ep.MAC) == 6 {
-			own[MACFrom(ep.MAC)] = true
+			own[capture.MACFrom(ep.MAC)] = true
 		}
 		if ep.Kind != KindMacvlan || ep.Lower != "" || len(ep.MAC) != 6 || bytes.Equal(ep.MAC, t.Parent.MAC) {
 			continue
@@ -116,7 +118,7 @@ func (d *doctor) checkChildMACs(ctx context.Context, t Topology, pid string, pac
 	unspec := netip.IPv4Unspecified()
 	for _, target := range targets {
 		var mac net.HardwareAddr
-		err := inNetNS(t.Parent.NetNS, func() error {
+		err := netns.DoIn(t.Parent.NetNS, func() error {
 			var err error
 			mac, err = arpProbe(ctx, t.Parent.Name, unspec, target, pace)
 			return err
@@ -133,7 +135,7 @@ func (d *doctor) checkChildMACs(ctx context.Context, t Topology, pid string, pac
 		done := make(chan int, len(kids))
 		for i, k := range kids {
 			go func() {
-				errs[i] = inNetNS(k.NetNS, func() error {
+				errs[i] = netns.DoIn(k.NetNS, func() error {
 					m, err := arpProbe(ctx, k.Interface, unspec, target, pace)
 					answered[i] = m != nil
 					return err
@@ -181,7 +183,7 @@ func joinAddrs(as []netip.Addr) string {
 // stations are up to three IPv4 addresses of stations beyond the parent:
 // complete ARP entries on the parent and on the children (whose MAC is none
 // of the topology's own), and the gateways of the networks on the parent.
-func (d *doctor) stations(t Topology, kids []Endpoint, own map[MAC]bool) []netip.Addr {
+func (d *doctor) stations(t Topology, kids []Endpoint, own map[capture.MAC]bool) []netip.Addr {
 	var out []netip.Addr
 	seen := map[netip.Addr]bool{}
 	add := func(a netip.Addr) {
@@ -191,13 +193,13 @@ func (d *doctor) stations(t Topology, kids []Endpoint, own map[MAC]bool) []netip
 		}
 	}
 	look := func(ns, ifname string) {
-		_ = inNetNS(ns, func() error {
+		_ = netns.DoIn(ns, func() error {
 			b, err := os.ReadFile("/proc/thread-self/net/arp")
 			if err != nil {
 				return err
 			}
 			for _, e := range parseProcARP(string(b), ifname) {
-				if !own[MACFrom(e.mac)] {
+				if !own[capture.MACFrom(e.mac)] {
 					add(e.addr)
 				}
 			}
@@ -238,7 +240,7 @@ func parseProcARP(s, ifname string) []arpEntry {
 		}
 		a, err1 := netip.ParseAddr(f[0])
 		mac, err2 := net.ParseMAC(f[3])
-		if err1 != nil || err2 != nil || MACFrom(mac).IsZero() {
+		if err1 != nil || err2 != nil || capture.MACFrom(mac).IsZero() {
 			continue
 		}
 		out = append(out, arpEntry{a, mac})

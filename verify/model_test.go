@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 func hw(s string) net.HardwareAddr {
@@ -259,7 +261,7 @@ func TestModelVLANs(t *testing.T) {
 	// The VLAN link shares the parent's MAC with a different stack.
 	var tagged bool
 	for _, s := range e.Sources {
-		if s.MAC == MACFrom(hw("02:00:00:00:00:01")) && s.Stack.Len() == 1 {
+		if s.MAC == capture.MACFrom(hw("02:00:00:00:00:01")) && s.Stack.Len() == 1 {
 			tagged = true
 		}
 	}
@@ -310,7 +312,7 @@ func TestModelPassthruSource(t *testing.T) {
 	topo.Endpoints = []Endpoint{topo.Endpoints[0]}
 	e := Model(topo)
 	for _, s := range e.Sources {
-		if s.Owner == "na/a0" && s.MAC != MACFrom(topo.Parent.MAC) {
+		if s.Owner == "na/a0" && s.MAC != capture.MACFrom(topo.Parent.MAC) {
 			t.Fatalf("passthru child allowed source %v, want the parent's MAC", s.MAC)
 		}
 	}

@@ -22,7 +22,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/internal/ndp"
+	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/rtnl"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 // pacer decides how long a probe waits for an answer before it counts as
@@ -253,7 +255,7 @@ func probeFamily(ctx context.Context, from, to Endpoint, src, dst netip.Addr, ic
 		// An L3 ipvlan has IFF_NOARP: it neither asks nor answers ARP
 		// (nor NDP), so the echo through the kernel's routing is the
 		// whole probe.
-		err := inNetNS(from.NetNS, func() error {
+		err := netns.DoIn(from.NetNS, func() error {
 			r.ICMPTried = true
 			got, err := echoProbe(ctx, from.Interface, src, dst, icmpID, pace)
 			if err != nil {
@@ -272,7 +274,7 @@ func probeFamily(ctx context.Context, from, to Endpoint, src, dst netip.Addr, ic
 		}
 		return r
 	}
-	err := inNetNS(from.NetNS, func() error {
+	err := netns.DoIn(from.NetNS, func() error {
 		mac, err := resolve(ctx, from.Interface, src, dst, pace)
 		if err != nil {
 			return err
@@ -568,8 +570,8 @@ const reflectEtherType = 0x88b5
 
 // spareMAC returns a random locally administered unicast MAC that no
 // interface of a topology uses, for the reflection probe.
-func spareMAC() MAC {
-	var m MAC
+func spareMAC() capture.MAC {
+	var m capture.MAC
 	_, _ = rand.Read(m[:])
 	m[0] = 0x02 // locally administered, unicast
 	m[1] = 0x76 // "v"
@@ -580,7 +582,7 @@ func spareMAC() MAC {
 type reflection struct {
 	Reflects bool
 	RTT      time.Duration
-	MAC      MAC
+	MAC      capture.MAC
 	Detail   string
 }
 
@@ -590,9 +592,9 @@ type reflection struct {
 // came in on (hairpin, reflective relay) returns it: the parent never
 // receives its own transmissions otherwise. Broadcast rather than unicast,
 // so that a real NIC's address filter does not drop the returning copy.
-func detectReflection(ctx context.Context, netns, parent string, wait time.Duration) (reflection, error) {
+func detectReflection(ctx context.Context, ns, parent string, wait time.Duration) (reflection, error) {
 	r := reflection{MAC: spareMAC()}
-	err := inNetNS(netns, func() error {
+	err := netns.DoIn(ns, func() error {
 		_, c, err := listenRaw(parent, reflectEtherType)
 		if err != nil {
 			return err

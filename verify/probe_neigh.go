@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/mdlayher/netlink"
+	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -180,7 +181,7 @@ func dialRtnl(ns string) (*rtnl.Conn, error) {
 		return rtnl.Dial(nil)
 	case strings.ContainsRune(ns, '/'):
 		var c *rtnl.Conn
-		err := inNetNS(ns, func() error {
+		err := netns.DoIn(ns, func() error {
 			var derr error
 			c, derr = rtnl.Dial(nil)
 			return derr
@@ -193,7 +194,7 @@ func dialRtnl(ns string) (*rtnl.Conn, error) {
 // indexIn is the index of interface name inside namespace ns.
 func indexIn(ns, name string) (uint32, error) {
 	var idx uint32
-	err := inNetNS(ns, func() error {
+	err := netns.DoIn(ns, func() error {
 		ifi, err := net.InterfaceByName(name)
 		if err != nil {
 			return err

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -15,9 +14,6 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
-	"github.com/vmlink/vmlink/internal/ndp"
-	"golang.org/x/net/bpf"
-	"golang.org/x/sys/unix"
 )
 
 // The probing engine.
@@ -178,35 +174,8 @@ func probeAll(ctx context.Context, exp *Expectation, pace *pacer, parallel int, 
 		}
 	}()
 
-	senders := map[int]*probeSender{}
-	var legacy []int
-	for _, i := range idx {
-		p := exp.Pairs[i]
-		from, to := exp.Endpoints[p.From], exp.Endpoints[p.To]
-		if noARP(from) || noARP(to) || from.Kind == KindHost || from.Kind == KindVLAN || from.Kind == KindIPVlan {
-			legacy = append(legacy, i)
-			continue
-		}
-		fps, r := e.plan(i, from, to)
-		if len(fps) == 0 {
-			results[i] = r
-			continue
-		}
-		for _, k := range []int{p.From, p.To} {
-			if senders[k] == nil {
-				senders[k] = &probeSender{ep: exp.Endpoints[k], index: k}
-			}
-		}
-		senders[p.From].probes = append(senders[p.From].probes, fps...)
-	}
-	for _, s := range senders {
-		if err := s.open(); err != nil {
-			for _, fp := range s.probes {
-				fp.res.Observed, fp.res.Detail = ProbeError, err.Error()
-			}
-			s.probes = nil
-		}
-	}
+	senders, legacy := e.assign(idx)
+	openSenders(senders)
 	e.broadcasts(ctx, senders)
 	var (
 		wg      sync.WaitGroup
@@ -229,33 +198,80 @@ func probeAll(ctx context.Context, exp *Expectation, pace *pacer, parallel int, 
 			}
 		}()
 	}
-	// The pairs probeFamily probes through the kernel's stack: one
-	// goroutine (and OS thread) per pair, as many as the budget allows.
-	// Only the host's, VLANs' and ipvlans' pairs and L3 ipvlan ends go
-	// here: an ipvlan's own frames from a packet socket take another path
-	// than its stack's (6.1 forwards them to the parent instead of the
-	// sibling), so they would not show what the stack does.
+	e.probeStacks(ctx, &wg, legacy, budget)
+	wg.Wait()
+	if len(dropped) > 0 {
+		doubt = "probe sockets dropped frames: " + strings.Join(dropped, ", ")
+	}
+	return doubt
+}
+
+// assign splits the pairs idx between the two ways of probing: most go to
+// their sender's packet socket (senders, by endpoint index, each with its
+// probes; the targets get a socket too, to listen in the broadcast
+// phase), the rest (legacy) through the kernel's stack, see probeStacks.
+// A pair with nothing to probe gets its result right away.
+func (e *engine) assign(idx []int) (senders map[int]*probeSender, legacy []int) {
+	exp := e.exp
+	senders = map[int]*probeSender{}
+	for _, i := range idx {
+		p := exp.Pairs[i]
+		from, to := exp.Endpoints[p.From], exp.Endpoints[p.To]
+		if noARP(from) || noARP(to) || from.Kind == KindHost || from.Kind == KindVLAN || from.Kind == KindIPVlan {
+			legacy = append(legacy, i)
+			continue
+		}
+		fps, r := e.plan(i, from, to)
+		if len(fps) == 0 {
+			e.results[i] = r
+			continue
+		}
+		for _, k := range []int{p.From, p.To} {
+			if senders[k] == nil {
+				senders[k] = &probeSender{ep: exp.Endpoints[k], index: k}
+			}
+		}
+		senders[p.From].probes = append(senders[p.From].probes, fps...)
+	}
+	return senders, legacy
+}
+
+// openSenders opens every sender's socket; a sender whose socket cannot be
+// opened fails its probes with the reason.
+func openSenders(senders map[int]*probeSender) {
+	for _, s := range senders {
+		if err := s.open(); err != nil {
+			for _, fp := range s.probes {
+				fp.res.Observed, fp.res.Detail = ProbeError, err.Error()
+			}
+			s.probes = nil
+		}
+	}
+}
+
+// probeStacks starts the pairs probeFamily probes through the kernel's
+// stack, in wg: one goroutine (and OS thread) per pair, at most budget at
+// once. Only the host's, VLANs' and ipvlans' pairs and L3 ipvlan ends go
+// here: an ipvlan's own frames from a packet socket take another path
+// than its stack's (6.1 forwards them to the parent instead of the
+// sibling), so they would not show what the stack does.
+func (e *engine) probeStacks(ctx context.Context, wg *sync.WaitGroup, pairs []int, budget int) {
 	sem := make(chan struct{}, max(1, budget))
-	for _, i := range legacy {
+	for _, i := range pairs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				results[i] = probeResult{Observed: ProbeError, Detail: ctx.Err().Error()}
+				e.results[i] = probeResult{Observed: ProbeError, Detail: ctx.Err().Error()}
 				return
 			}
 			defer func() { <-sem }()
-			p := exp.Pairs[i]
-			results[i] = probePair(ctx, exp.Endpoints[p.From], exp.Endpoints[p.To], e.base+uint16(i), pace)
+			p := e.exp.Pairs[i]
+			e.results[i] = probePair(ctx, e.exp.Endpoints[p.From], e.exp.Endpoints[p.To], e.base+uint16(i), e.pace)
 		}()
 	}
-	wg.Wait()
-	if len(dropped) > 0 {
-		doubt = "probe sockets dropped frames: " + strings.Join(dropped, ", ")
-	}
-	return doubt
 }
 
 // plan sets up pair i's result and the family probes it needs.
@@ -302,79 +318,6 @@ func (e *engine) plan(i int, from, to Endpoint) ([]*famProbe, probeResult) {
 		add(res, src6, dst6)
 	}
 	return fps, probeResult{}
-}
-
-// probeFilter accepts the frames a probe socket wants: unicast to mac,
-// ARP, IPv4 or IPv6. Everybody's broadcasts (every sibling's ARP requests
-// reach every bridge-mode macvlan) stay in the kernel.
-func probeFilter(mac net.HardwareAddr) ([]bpf.RawInstruction, error) {
-	m := probeMatch(mac)
-	// Never our interface's own transmissions: a parent's socket would
-	// otherwise hear every child's broadcast leave. (To the last
-	// instruction of m, which refuses.)
-	return bpf.Assemble(append([]bpf.Instruction{
-		bpf.LoadExtension{Num: bpf.ExtType},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipTrue: uint8(len(m) - 1)},
-	}, m...))
-}
-
-// probeMatch is probeFilter's test of the frame's bytes.
-func probeMatch(mac net.HardwareAddr) []bpf.Instruction {
-	hi := binary.BigEndian.Uint32(mac[0:4])
-	lo := uint32(binary.BigEndian.Uint16(mac[4:6]))
-	return []bpf.Instruction{
-		/* 0 */ bpf.LoadAbsolute{Off: 0, Size: 4},
-		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0xffffffff, SkipTrue: 7},
-		/* 2 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: hi, SkipTrue: 11},
-		/* 3 */ bpf.LoadAbsolute{Off: 4, Size: 2},
-		/* 4 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: lo, SkipTrue: 9},
-		/* 5 */ bpf.LoadAbsolute{Off: 12, Size: 2},
-		/* 6 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ETH_P_ARP, SkipTrue: 6},
-		/* 7 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ETH_P_IP, SkipTrue: 5},
-		/* 8 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ETH_P_IPV6, SkipTrue: 4, SkipFalse: 5},
-		// broadcast: ARP only (the broadcast phase's probes)
-		/* 9 */ bpf.LoadAbsolute{Off: 4, Size: 2},
-		/* 10 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0xffff, SkipTrue: 3},
-		/* 11 */ bpf.LoadAbsolute{Off: 12, Size: 2},
-		/* 12 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.ETH_P_ARP, SkipTrue: 1},
-		/* 13 */ bpf.RetConstant{Val: 1 << 16},
-		/* 14 */ bpf.RetConstant{Val: 0},
-	}
-}
-
-// probeSocketBuffer is a probe socket's receive buffer: room for every
-// answer a sender has in flight, many times over.
-const probeSocketBuffer = 1 << 20
-
-// open opens the sender's packet socket inside its namespace.
-func (s *probeSender) open() error {
-	return inNetNS(s.ep.NetNS, func() error {
-		ifi, err := net.InterfaceByName(s.ep.Interface)
-		if err != nil {
-			return fmt.Errorf("probe from %s: find %s: %w", EndpointID(s.ep), s.ep.Interface, err)
-		}
-		if len(ifi.HardwareAddr) != 6 {
-			return fmt.Errorf("probe from %s: %s has no Ethernet address", EndpointID(s.ep), s.ep.Interface)
-		}
-		filter, err := probeFilter(ifi.HardwareAddr)
-		if err != nil {
-			return fmt.Errorf("probe from %s: assemble filter: %w", EndpointID(s.ep), err)
-		}
-		c, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, &packet.Config{Filter: filter})
-		if err != nil {
-			return fmt.Errorf("probe from %s: open packet socket on %s: %w", EndpointID(s.ep), s.ep.Interface, err)
-		}
-		if rc, err := c.SyscallConn(); err == nil {
-			_ = rc.Control(func(fd uintptr) {
-				if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, probeSocketBuffer) != nil {
-					_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, probeSocketBuffer)
-				}
-				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
-			})
-		}
-		s.ifi, s.conn, s.oob = ifi, c, make([]byte, 128)
-		return nil
-	})
 }
 
 // tick bounds a sender's read while it waits for a token.
@@ -474,63 +417,6 @@ func (e *engine) run(ctx context.Context, s *probeSender) {
 			}
 		}
 	}
-}
-
-// drainOne reads one queued frame without waiting, past any deadline.
-func (s *probeSender) drainOne(buf []byte) (int, time.Time, bool) {
-	rc, err := s.conn.SyscallConn()
-	if err != nil {
-		return 0, time.Time{}, false
-	}
-	n, at := -1, time.Time{}
-	_ = rc.Control(func(fd uintptr) {
-		var rerr error
-		n, at, rerr = recvStamped(int(fd), buf, s.oob, unix.MSG_DONTWAIT)
-		if rerr != nil {
-			n = -1
-		}
-	})
-	return n, at, n >= 0
-}
-
-// read reads one frame, waiting until the read deadline, with the time
-// the kernel received it.
-func (s *probeSender) read(buf []byte) (int, time.Time, error) {
-	rc, err := s.conn.SyscallConn()
-	if err != nil {
-		return 0, time.Time{}, err
-	}
-	var (
-		n    int
-		at   time.Time
-		rerr error
-	)
-	err = rc.Read(func(fd uintptr) bool {
-		n, at, rerr = recvStamped(int(fd), buf, s.oob, 0)
-		return !errors.Is(rerr, unix.EAGAIN)
-	})
-	if err != nil {
-		return 0, time.Time{}, err
-	}
-	return n, at, rerr
-}
-
-// recvStamped receives one frame and its SO_TIMESTAMPNS stamp (zero when
-// there is none).
-func recvStamped(fd int, buf, oob []byte, flags int) (int, time.Time, error) {
-	n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, flags)
-	if err != nil {
-		return 0, time.Time{}, err
-	}
-	var at time.Time
-	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-		for _, m := range msgs {
-			if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= 16 {
-				at = time.Unix(int64(binary.NativeEndian.Uint64(m.Data[0:8])), int64(binary.NativeEndian.Uint64(m.Data[8:16])))
-			}
-		}
-	}
-	return n, at, nil
 }
 
 func mapValues(m map[replyKey]*famProbe) []*famProbe {
@@ -696,253 +582,4 @@ func (e *engine) chooseUnicast(s *probeSender, fp *famProbe) {
 	if mac := e.macs[p.To]; len(mac) == 6 {
 		fp.unicast, fp.heard = mac, h[s.index]
 	}
-}
-
-// broadcasts is the broadcast phase. A broadcast ARP request for every
-// pair would be N² broadcasts on a parent with N endpoints, each handed to
-// every other endpoint (macvlan_broadcast clones it for each bridge-mode
-// sibling): a million frames through the kernel for 100 endpoints, which
-// this 2-core machine took two minutes to deliver. So every endpoint
-// broadcasts one ARP probe (RFC 5227: sender address 0.0.0.0, target its
-// own address, which nobody answers and which makes no neighbour entry),
-// sent up to three times, every endpoint's socket notes whose probes came
-// in, and the pairs then ask unicast: a pair is reachable only when the
-// sender's broadcasts reach the target (ARP resolution starts with one)
-// and the target answers.
-func (e *engine) broadcasts(ctx context.Context, senders map[int]*probeSender) {
-	e.heard = map[int]map[int]bool{}
-	e.macs = map[int]net.HardwareAddr{}
-	type station struct {
-		mac [6]byte
-		ip  netip.Addr
-	}
-	who := map[station]int{}
-	for k, s := range senders {
-		if s.conn == nil {
-			continue
-		}
-		e.macs[k] = s.ifi.HardwareAddr
-		if a, ok := firstIPv4(s.ep); ok {
-			who[station{[6]byte(s.ifi.HardwareAddr), a}] = k
-		}
-	}
-	// The (to, from) pairs to hear: the phase ends when all were heard.
-	want := map[[2]int]bool{}
-	for k, s := range senders {
-		for _, fp := range s.probes {
-			if to := e.exp.Pairs[fp.pair].To; fp.dst.Is4() && senders[to].conn != nil {
-				want[[2]int{to, k}] = true
-			}
-		}
-	}
-	if len(want) == 0 {
-		return
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		heard int
-		done  = make(chan struct{})
-	)
-	b := e.pace.budget()
-	start := time.Now()
-	for k, s := range senders {
-		if s.conn == nil {
-			continue
-		}
-		local := map[int]bool{}
-		e.heard[k] = local
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var frame []byte
-			if a, ok := firstIPv4(s.ep); ok {
-				frame = arpRequestFrame(s.ifi.HardwareAddr, netip.IPv4Unspecified(), a)
-			}
-			record := func(f []byte) {
-				if len(f) < 42 || binary.BigEndian.Uint16(f[12:14]) != unix.ETH_P_ARP || binary.BigEndian.Uint16(f[20:22]) != 1 ||
-					netip.AddrFrom4([4]byte(f[28:32])) != netip.IPv4Unspecified() {
-					return
-				}
-				from, ok := who[station{[6]byte(f[22:28]), netip.AddrFrom4([4]byte(f[38:42]))}]
-				if !ok || from == k || local[from] {
-					return
-				}
-				local[from] = true
-				if want[[2]int{k, from}] {
-					mu.Lock()
-					if heard++; heard == len(want) {
-						close(done)
-					}
-					mu.Unlock()
-				}
-			}
-			buf := make([]byte, 2048)
-			for sent := 0; ; {
-				now := time.Now()
-				select {
-				case <-done:
-					return
-				case <-ctx.Done():
-					return
-				default:
-				}
-				if !now.Before(start.Add(b)) {
-					for n, _, ok := s.drainOne(buf); ok; n, _, ok = s.drainOne(buf) {
-						record(buf[:n])
-					}
-					return
-				}
-				next := earliest(start.Add(b), now.Add(tick))
-				if frame != nil && sent < attempts {
-					due := start.Add(time.Duration(sent) * b / attempts)
-					if !now.Before(due) {
-						_, _ = s.conn.WriteTo(frame, &packet.Addr{HardwareAddr: ethernetBroadcast})
-						sent++
-						due = start.Add(time.Duration(sent) * b / attempts)
-					}
-					if sent < attempts {
-						next = earliest(next, due)
-					}
-				}
-				_ = s.conn.SetReadDeadline(next)
-				n, _, err := s.read(buf)
-				if err == nil {
-					record(buf[:n])
-				} else if !errors.Is(err, os.ErrDeadlineExceeded) {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-// parseReply recognises an ARP reply, a neighbour advertisement or an
-// echo reply carrying our payload, and returns the key of the probe it
-// answers and the answering station's MAC.
-func parseReply(f []byte) (replyKey, net.HardwareAddr, bool) {
-	if len(f) < 14 {
-		return replyKey{}, nil, false
-	}
-	mac := net.HardwareAddr(append([]byte(nil), f[6:12]...))
-	switch binary.BigEndian.Uint16(f[12:14]) {
-	case unix.ETH_P_ARP:
-		a := f[14:]
-		if len(a) < 28 || binary.BigEndian.Uint16(a[6:8]) != 2 || a[4] != 6 || a[5] != 4 {
-			return replyKey{}, nil, false
-		}
-		return replyKey{kind: 1, peer: netip.AddrFrom4([4]byte(a[14:18]))}, net.HardwareAddr(append([]byte(nil), a[8:14]...)), true
-	case unix.ETH_P_IP:
-		ip := f[14:]
-		if len(ip) < 20 || ip[0]>>4 != 4 || ip[9] != 1 {
-			return replyKey{}, nil, false
-		}
-		icmp := ip[int(ip[0]&0x0f)*4:]
-		if len(icmp) < 8+len(echoMagic) || icmp[0] != 0 || string(icmp[8:8+len(echoMagic)]) != string(echoMagic) {
-			return replyKey{}, nil, false
-		}
-		return replyKey{kind: 3, peer: netip.AddrFrom4([4]byte(ip[12:16])), id: binary.BigEndian.Uint16(icmp[4:6])}, mac, true
-	case unix.ETH_P_IPV6:
-		ip := f[14:]
-		if len(ip) < 40+8 || ip[6] != 58 {
-			return replyKey{}, nil, false
-		}
-		icmp := ip[40:]
-		switch icmp[0] {
-		case 136:
-			if len(icmp) < 24 {
-				return replyKey{}, nil, false
-			}
-			return replyKey{kind: 2, peer: netip.AddrFrom16([16]byte(icmp[8:24]))}, mac, true
-		case 129:
-			if len(icmp) < 8+len(echoMagic) || string(icmp[8:8+len(echoMagic)]) != string(echoMagic) {
-				return replyKey{}, nil, false
-			}
-			return replyKey{kind: 4, peer: netip.AddrFrom16([16]byte(ip[8:24])), id: binary.BigEndian.Uint16(icmp[4:6])}, mac, true
-		}
-	}
-	return replyKey{}, nil, false
-}
-
-// arpTargetIs reports whether an ARP frame's target protocol address is a.
-func arpTargetIs(f []byte, a netip.Addr) bool {
-	return len(f) >= 42 && netip.AddrFrom4([4]byte(f[38:42])) == a
-}
-
-// arpRequestFrame builds a broadcast ARP request for dst from src with our MAC,
-// padded to the Ethernet minimum.
-func arpRequestFrame(mac net.HardwareAddr, src, dst netip.Addr) []byte {
-	f := make([]byte, 0, 60)
-	f = append(f, ethernetBroadcast...)
-	f = append(f, mac[:6]...)
-	f = binary.BigEndian.AppendUint16(f, unix.ETH_P_ARP)
-	f = append(f, 0, 1, 0x08, 0x00, 6, 4, 0, 1) // Ethernet, IPv4, sizes, request
-	f = append(f, mac[:6]...)
-	s, d := src.As4(), dst.As4()
-	f = append(f, s[:]...)
-	f = append(f, 0, 0, 0, 0, 0, 0)
-	f = append(f, d[:]...)
-	for len(f) < 60 {
-		f = append(f, 0)
-	}
-	return f
-}
-
-// echoRequest builds an ICMP (ICMPv6) echo request frame from src to dst
-// with our payload (echoMagic and the identifier) and sequence seq.
-func echoRequest(mac, to net.HardwareAddr, src, dst netip.Addr, id uint16, seq int) []byte {
-	msg := make([]byte, 8, 8+len(echoMagic)+2)
-	msg[0] = 8
-	if dst.Is6() {
-		msg[0] = 128
-	}
-	binary.BigEndian.PutUint16(msg[4:], id)
-	binary.BigEndian.PutUint16(msg[6:], uint16(seq))
-	msg = append(msg, echoMagic...)
-	msg = binary.BigEndian.AppendUint16(msg, id)
-
-	f := make([]byte, 0, 14+40+len(msg))
-	f = append(f, to[:6]...)
-	f = append(f, mac[:6]...)
-	if dst.Is6() {
-		s, d := src.As16(), dst.As16()
-		binary.BigEndian.PutUint16(msg[2:], ndp.Checksum(s, d, msg))
-		f = binary.BigEndian.AppendUint16(f, unix.ETH_P_IPV6)
-		f = append(f, 0x60, 0, 0, 0)
-		f = binary.BigEndian.AppendUint16(f, uint16(len(msg)))
-		f = append(f, 58, 64)
-		f = append(f, s[:]...)
-		f = append(f, d[:]...)
-		return append(f, msg...)
-	}
-	binary.BigEndian.PutUint16(msg[2:], inetChecksum(msg))
-	f = binary.BigEndian.AppendUint16(f, unix.ETH_P_IP)
-	h := make([]byte, 20)
-	h[0] = 0x45
-	binary.BigEndian.PutUint16(h[2:], uint16(20+len(msg)))
-	binary.BigEndian.PutUint16(h[4:], id)
-	h[6] = 0x40 // don't fragment
-	h[8], h[9] = 64, 1
-	s, d := src.As4(), dst.As4()
-	copy(h[12:], s[:])
-	copy(h[16:], d[:])
-	binary.BigEndian.PutUint16(h[10:], inetChecksum(h))
-	f = append(f, h...)
-	return append(f, msg...)
-}
-
-// inetChecksum is the Internet checksum (RFC 1071) of b.
-func inetChecksum(b []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }

@@ -7,7 +7,9 @@ import (
 	"net"
 	"time"
 
+	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/rtnl"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 // ErrEnvironment marks a failure of the environment rather than of the
@@ -46,7 +48,7 @@ type Options struct {
 	NoCapture bool
 	// OnFrame, when set, is called with every frame captured on the
 	// parent (a copy that stays valid), e.g. to write a pcapng.
-	OnFrame func(*Frame)
+	OnFrame func(*capture.Frame)
 	// MinPairs, when positive, adds the check pairs-probed: it fails a
 	// run that probed fewer ordered pairs (a CI guard against a topology
 	// that silently shrank).
@@ -99,77 +101,22 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 	}
 	started := time.Now()
 	rep := &Report{Parent: EndpointID(Endpoint{NetNS: t.Parent.NetNS, Interface: t.Parent.Name})}
-	if len(t.Parent.MAC) == 0 {
-		if mac, err := interfaceMAC(t.Parent.NetNS, t.Parent.Name); err == nil {
-			t.Parent.MAC = mac
-		}
-	}
-	// The MAC checks need every endpoint's MAC; read the ones not given.
-	t.Endpoints = append([]Endpoint(nil), t.Endpoints...)
-	for i, ep := range t.Endpoints {
-		if len(ep.MAC) == 0 {
-			if mac, err := interfaceMAC(ep.NetNS, ep.Interface); err == nil {
-				t.Endpoints[i].MAC = mac
-			}
-		}
-	}
+	t = withMACs(t)
 
 	// The capture starts first so it sees the reflection probe too.
-	var (
-		capt     *Capture
-		frames   []*Frame
-		captErr  error
-		captDone = make(chan struct{})
-	)
-	captCtx, stopCapture := context.WithCancel(ctx)
-	defer stopCapture()
+	var pc *parentCapture
 	if !o.NoCapture {
 		var err error
-		capt, err = OpenCapture(ctx, CaptureOptions{NetNS: t.Parent.NetNS, Iface: t.Parent.Name, NoPromisc: true,
-			BufferSize: captureBuffer(len(t.Endpoints))})
+		pc, err = startCapture(ctx, t.Parent, len(t.Endpoints), o.OnFrame)
 		if err != nil {
 			return nil, fmt.Errorf("%w: capture on parent %s: %w", ErrEnvironment, rep.Parent, err)
 		}
-		defer capt.Close()
-		go func() {
-			defer close(captDone)
-			for f, err := range capt.Frames(captCtx) {
-				if err != nil {
-					captErr = err
-					return
-				}
-				c := f.Clone()
-				frames = append(frames, c)
-				if o.OnFrame != nil {
-					o.OnFrame(c)
-				}
-			}
-		}()
-	} else {
-		close(captDone)
+		defer pc.close()
 	}
 
-	var refl reflection
-	switch {
-	case t.Switch.Reflects != nil:
-		rep.SwitchReflects, rep.ReflectsSource = *t.Switch.Reflects, "configured"
-		rep.ReflectDetail = "given by the topology"
-		if t.Switch.ReflectsFrom != "" {
-			rep.ReflectDetail = t.Switch.ReflectsFrom
-		}
-	default:
-		wait := o.ReflectWait
-		if wait <= 0 {
-			wait = 200 * time.Millisecond
-		}
-		var err error
-		refl, err = detectReflection(ctx, t.Parent.NetNS, t.Parent.Name, wait)
-		if err != nil {
-			return nil, fmt.Errorf("%w: detect whether the switch reflects on %s: %w", ErrEnvironment, rep.Parent, err)
-		}
-		rep.SwitchReflects, rep.ReflectsSource, rep.ReflectDetail = refl.Reflects, "detected", refl.Detail
-		r := refl.Reflects
-		t.Switch.Reflects = &r
+	refl, err := switchReflects(ctx, &t, o.ReflectWait, rep)
+	if err != nil {
+		return nil, err
 	}
 
 	exp := Model(t)
@@ -179,43 +126,104 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 			ErrEnvironment, ErrNoPair, rep.Parent, len(t.Endpoints))
 	}
 
-	wait := o.Wait
-	if wait <= 0 {
-		wait = 250 * time.Millisecond
-		if refl.RTT > 0 {
-			wait = min(max(20*refl.RTT, 150*time.Millisecond), time.Second)
-		}
-	}
-	pace := &pacer{floor: wait, fixed: o.Wait > 0}
+	pace := &pacer{floor: probeWait(o.Wait, refl.RTT), fixed: o.Wait > 0}
 	results := runProbes(ctx, exp, pace, o.Parallel)
 	rep.Wait = pace.budget()
 
-	// Let the last answers' reflected copies reach the capture.
-	if capt != nil {
-		grace := captureGrace(refl.RTT, time.Duration(pace.slowst.Load()))
-		select {
-		case <-time.After(grace):
-		case <-ctx.Done():
+	var frames []*capture.Frame
+	if pc != nil {
+		// Let the last answers' reflected copies reach the capture.
+		var st capture.Stats
+		frames, st, err = pc.finish(ctx, captureGrace(refl.RTT, time.Duration(pace.slowst.Load())))
+		if err != nil {
+			return nil, fmt.Errorf("capture on parent %s: %w", rep.Parent, err)
 		}
-		stopCapture()
-		<-captDone
-		if captErr != nil && ctx.Err() == nil {
-			return nil, fmt.Errorf("capture on parent %s: %w", rep.Parent, captErr)
-		}
-		st, _ := capt.Stats()
 		rep.Capture = &CaptureInfo{Frames: len(frames), KernelDrops: st.KernelDrops}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("verify %s: %w", rep.Parent, err)
 	}
 
-	ev := &evidence{exp: exp, frames: frames, spare: refl.MAC, captured: capt != nil}
+	ev := &evidence{exp: exp, frames: frames, spare: refl.MAC, captured: pc != nil}
 	if rep.Capture != nil {
 		ev.drops = rep.Capture.KernelDrops
 	}
 	if len(exp.Promisc) > 0 {
 		ev.promisc = readPromisc(ctx, t.Parent.NetNS, exp.Promisc)
 	}
+	if err := rep.judge(exp, results, ev, o.MinPairs); err != nil {
+		return nil, err
+	}
+	rep.Duration = time.Since(started)
+	return rep, nil
+}
+
+// withMACs returns t with the MACs it leaves out (the parent's, an
+// endpoint's) read from the kernel: the MAC checks need every one. The
+// caller's Endpoints are not written to.
+func withMACs(t Topology) Topology {
+	if len(t.Parent.MAC) == 0 {
+		if mac, err := interfaceMAC(t.Parent.NetNS, t.Parent.Name); err == nil {
+			t.Parent.MAC = mac
+		}
+	}
+	t.Endpoints = append([]Endpoint(nil), t.Endpoints...)
+	for i, ep := range t.Endpoints {
+		if len(ep.MAC) == 0 {
+			if mac, err := interfaceMAC(ep.NetNS, ep.Interface); err == nil {
+				t.Endpoints[i].MAC = mac
+			}
+		}
+	}
+	return t
+}
+
+// switchReflects settles whether the switch sends frames back out of the
+// port they came in on: as the topology says, or detected with the
+// reflection probe (within reflectWait, 0 for 200 ms), whose round trip and
+// spare MAC the run uses later. A detected answer is written into
+// t.Switch.Reflects for the model; both go into rep.
+func switchReflects(ctx context.Context, t *Topology, reflectWait time.Duration, rep *Report) (reflection, error) {
+	var refl reflection
+	if t.Switch.Reflects != nil {
+		rep.SwitchReflects, rep.ReflectsSource = *t.Switch.Reflects, "configured"
+		rep.ReflectDetail = "given by the topology"
+		if t.Switch.ReflectsFrom != "" {
+			rep.ReflectDetail = t.Switch.ReflectsFrom
+		}
+		return refl, nil
+	}
+	wait := reflectWait
+	if wait <= 0 {
+		wait = 200 * time.Millisecond
+	}
+	refl, err := detectReflection(ctx, t.Parent.NetNS, t.Parent.Name, wait)
+	if err != nil {
+		return refl, fmt.Errorf("%w: detect whether the switch reflects on %s: %w", ErrEnvironment, rep.Parent, err)
+	}
+	rep.SwitchReflects, rep.ReflectsSource, rep.ReflectDetail = refl.Reflects, "detected", refl.Detail
+	r := refl.Reflects
+	t.Switch.Reflects = &r
+	return refl, nil
+}
+
+// probeWait is the least wait of a probe: the one given (Options.Wait), or
+// 20 switch round trips within 150 ms and 1 s, or 250 ms when the
+// reflection probe measured none.
+func probeWait(given, rtt time.Duration) time.Duration {
+	if given > 0 {
+		return given
+	}
+	if rtt > 0 {
+		return min(max(20*rtt, 150*time.Millisecond), time.Second)
+	}
+	return 250 * time.Millisecond
+}
+
+// judge fills the report from the probes' results and the evidence: each
+// pair against the model, then the checks, and OK when every check passed.
+// A run that probed no pair is refused, never passed.
+func (rep *Report) judge(exp *Expectation, results []probeResult, ev *evidence, minPairs int) error {
 	rep.Pairs = comparePairs(exp, results, ev)
 	rep.PairsTotal = len(rep.Pairs)
 	var notProbed string
@@ -227,11 +235,11 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 		}
 	}
 	if rep.PairsProbed == 0 {
-		return nil, fmt.Errorf("%w: probed none of the %d pairs on %s (%s)", ErrEnvironment, rep.PairsTotal, rep.Parent, notProbed)
+		return fmt.Errorf("%w: probed none of the %d pairs on %s (%s)", ErrEnvironment, rep.PairsTotal, rep.Parent, notProbed)
 	}
 	rep.Checks = runChecks(exp, rep.Pairs, results, ev)
-	if o.MinPairs > 0 {
-		rep.Checks = append(rep.Checks, checkMinPairs(rep.PairsProbed, o.MinPairs))
+	if minPairs > 0 {
+		rep.Checks = append(rep.Checks, checkMinPairs(rep.PairsProbed, minPairs))
 	}
 	rep.OK = true
 	for _, c := range rep.Checks {
@@ -239,35 +247,7 @@ func Run(ctx context.Context, t Topology, o Options) (*Report, error) {
 			rep.OK = false
 		}
 	}
-	rep.Duration = time.Since(started)
-	return rep, nil
-}
-
-// Bounds of the capture's grace after the last probe.
-const (
-	minCaptureGrace = 20 * time.Millisecond
-	maxCaptureGrace = time.Second
-)
-
-// captureBuffer sizes the capture's socket buffer for a parent with n
-// endpoints: every ordered pair puts about eight frames on the parent
-// (ARP request and reply, echo and reply, some seen twice), each taking
-// about a kilobyte of buffer, and under load the reader falls behind the
-// probes; within the default 4 MiB and 64 MiB.
-func captureBuffer(n int) int {
-	return min(max(defaultCaptureBuf, (n+1)*n*8<<10), 64<<20)
-}
-
-// captureGrace is how long the capture keeps running after the last probe
-// ended, so that the reflected copies of the last frames, and the frames
-// still queued on the capture's socket, are counted: four switch round
-// trips (rtt, from the reflection probe; 0 when unknown) or the slowest
-// answer any probe had, whichever is longer, within 20 ms and 1 s. Like the
-// probes' waits it scales with how slow this run's machine and network
-// are: under emulation (the VM tier) a fixed 20 ms missed the reflected
-// echo of a VEPA pair ("out 1 in 0").
-func captureGrace(rtt, slowest time.Duration) time.Duration {
-	return min(max(minCaptureGrace, 4*rtt, slowest), maxCaptureGrace)
+	return nil
 }
 
 // reprobeRounds bounds how often unanswered pairs are probed again when
@@ -328,7 +308,7 @@ func unanswered(r probeResult) bool {
 
 // readPromisc reads IFLA_PROMISCUITY of every lower the rules name, in the
 // parent's namespace. Our own capture does not count: it never sets
-// promiscuous mode (CaptureOptions.NoPromisc).
+// promiscuous mode (capture.Options.NoPromisc).
 func readPromisc(ctx context.Context, ns string, rules []PromiscRule) map[string]promiscReading {
 	out := map[string]promiscReading{}
 	fail := func(err error) map[string]promiscReading {
@@ -360,9 +340,9 @@ func readPromisc(ctx context.Context, ns string, rules []PromiscRule) map[string
 }
 
 // interfaceMAC reads an interface's MAC inside a namespace.
-func interfaceMAC(netns, name string) (net.HardwareAddr, error) {
+func interfaceMAC(ns, name string) (net.HardwareAddr, error) {
 	var mac net.HardwareAddr
-	err := inNetNS(netns, func() error {
+	err := netns.DoIn(ns, func() error {
 		ifi, err := net.InterfaceByName(name)
 		if err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/vmlink/vmlink/testenv"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 // addIPVlan creates ipvlan c<i> on the parent in mode (l2, l3, l3s) with
@@ -53,7 +54,7 @@ func TestModelMatchesKernelIPVlan(t *testing.T) {
 					ns.Run(t, "ip", "neigh", "flush", "all")
 				}
 				eps := []Endpoint{l.addIPVlan(t, 1, c.mode, c.flag), l.addIPVlan(t, 2, c.mode, c.flag)}
-				var frames []*Frame
+				var frames []*capture.Frame
 				rep, bad := runAgainstModel(t, l.topology(eps...), &frames)
 				if rep.SwitchReflects != reflect {
 					t.Errorf("detected reflection %v with hairpin %v: %s", rep.SwitchReflects, reflect, rep.ReflectDetail)

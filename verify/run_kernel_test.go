@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vmlink/vmlink/testenv"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 // kernelLab is a parent in its own namespace, wired by a veth to a switch
@@ -125,13 +126,13 @@ func (l *kernelLab) topology(eps ...Endpoint) Topology {
 // times the wait before it counts, so a slow machine (the VM tier emulates
 // its CPU) cannot pass off a late answer as a model error; a real one
 // repeats.
-func runAgainstModel(t *testing.T, topo Topology, frames *[]*Frame) (*Report, []PairResult) {
+func runAgainstModel(t *testing.T, topo Topology, frames *[]*capture.Frame) (*Report, []PairResult) {
 	t.Helper()
 	var wait time.Duration
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		*frames = nil
-		rep, err := Run(ctx, topo, Options{Wait: wait, OnFrame: func(f *Frame) { *frames = append(*frames, f) }})
+		rep, err := Run(ctx, topo, Options{Wait: wait, OnFrame: func(f *capture.Frame) { *frames = append(*frames, f) }})
 		cancel()
 		if err != nil {
 			t.Fatal(err)
@@ -206,7 +207,7 @@ func TestModelMatchesKernel(t *testing.T) {
 					}
 					eps = append(eps, l.addChild(t, i+1, m, extra...))
 				}
-				var frames []*Frame
+				var frames []*capture.Frame
 				rep, bad := runAgainstModel(t, l.topology(eps...), &frames)
 				if rep.SwitchReflects != reflect {
 					t.Errorf("detected reflection %v with hairpin %v: %s", rep.SwitchReflects, reflect, rep.ReflectDetail)
@@ -300,7 +301,7 @@ func TestModelMatchesKernelIPv6(t *testing.T) {
 				topo.Parent.Addrs = append(topo.Parent.Addrs, l.hostAddr6)
 				last := len(topo.Endpoints) - 1
 				topo.Endpoints[last].Addrs = append(topo.Endpoints[last].Addrs, l.outAddr6)
-				var frames []*Frame
+				var frames []*capture.Frame
 				rep, bad := runAgainstModel(t, topo, &frames)
 				for _, p := range bad {
 					t.Errorf("%s → %s: kernel %s, model %s (%s); probe: %s; %s", p.From, p.To, p.Observed, p.Expected, p.Why, p.Probe, p.Evidence)

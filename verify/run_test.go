@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vmlink/vmlink/internal/ndp"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 // The capture's grace after probing follows the run's round trip and its
@@ -42,12 +43,12 @@ func TestNeighborSolicitation(t *testing.T) {
 	if group.String() != "33:33:ff:12:34:56" {
 		t.Errorf("group %s, want 33:33:ff:12:34:56", group)
 	}
-	var f Frame
-	if err := NewDecoder().Decode(frame, &f); err != nil {
+	var f capture.Frame
+	if err := capture.NewDecoder().Decode(frame, &f); err != nil {
 		t.Fatal(err)
 	}
-	if f.Net != NetIPv6 || f.IP.Proto != 58 || f.IP.ICMPType != 135 || f.IP.NDTarget != target || f.IP.Src != src ||
-		f.IP.Dst != netip.MustParseAddr("ff02::1:ff12:3456") || f.IP.TTL != 255 || f.Src != MACFrom(mac) {
+	if f.Net != capture.NetIPv6 || f.IP.Proto != 58 || f.IP.ICMPType != 135 || f.IP.NDTarget != target || f.IP.Src != src ||
+		f.IP.Dst != netip.MustParseAddr("ff02::1:ff12:3456") || f.IP.TTL != 255 || f.Src != capture.MACFrom(mac) {
 		t.Fatalf("decoded %+v", f.IP)
 	}
 	msg := frame[14+40:]

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vmlink/vmlink/testenv"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 // TestModelMatchesKernelVLAN checks the VLAN half of the model on a kernel
@@ -74,7 +75,7 @@ func TestModelMatchesKernelVLAN(t *testing.T) {
 			if err := p.Switch.SetHairpin(reflect); err != nil {
 				t.Fatal(err)
 			}
-			var frames []*Frame
+			var frames []*capture.Frame
 			rep, bad := runAgainstModel(t, topo, &frames)
 			if rep.SwitchReflects != reflect {
 				t.Errorf("detected reflection %v with hairpin %v: %s", rep.SwitchReflects, reflect, rep.ReflectDetail)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vmlink/vmlink/verify"
+	"github.com/vmlink/vmlink/link"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 func init() {
@@ -55,24 +55,20 @@ type captureArgs struct {
 	iface, read, write, dockerHost string
 	count                          int
 	json                           bool
-	filter                         verify.Filter
+	filter                         capture.Filter
 	timeout                        time.Duration
 	snaplen                        int
 	noPromisc                      bool
 }
 
-var errCaptureHelp = errors.New("help")
-
 func parseCaptureArgs(args []string, g *globals) (*captureArgs, error) {
 	a := &captureArgs{json: g.JSON}
-	fs := flag.NewFlagSet("capture", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("capture")
+	jsonFlags(fs, &a.json)
 	fs.StringVar(&a.iface, "i", "", "")
 	fs.StringVar(&a.read, "r", "", "")
 	fs.StringVar(&a.write, "w", "", "")
 	count := fs.String("c", "", "")
-	fs.BoolVar(&a.json, "j", a.json, "")
-	fs.BoolVar(&a.json, "json", a.json, "")
 	vlan := fs.String("vlan", "", "")
 	tpid := fs.String("tpid", "", "")
 	mac := fs.String("mac", "", "")
@@ -81,7 +77,7 @@ func parseCaptureArgs(args []string, g *globals) (*captureArgs, error) {
 	snaplen := fs.String("snaplen", "", "")
 	fs.BoolVar(&a.noPromisc, "no-promisc", false, "")
 	fs.StringVar(&a.dockerHost, "docker-host", "", "")
-	if err := parseFlags(fs, "capture", args, errCaptureHelp); err != nil {
+	if err := parseFlags(fs, "capture", args, errHelp); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -113,21 +109,21 @@ func parseCaptureArgs(args []string, g *globals) (*captureArgs, error) {
 		a.filter.VLAN = &vid
 	}
 	if *tpid != "" {
-		t, err := verify.ParseTPID(*tpid)
+		t, err := parseTPID(*tpid)
 		if err != nil {
 			return nil, usagef("capture: --tpid %q: use 802.1q, 802.1ad, 0x8100, 0x88a8 or 0x9100", *tpid)
 		}
 		a.filter.TPID = t
 	}
 	if *mac != "" {
-		m, err := verify.ParseMAC(*mac)
+		m, err := capture.ParseMAC(*mac)
 		if err != nil {
 			return nil, usagef("capture: --mac %q: use six hex bytes like 02:00:00:00:00:01", *mac)
 		}
 		a.filter.MAC = &m
 	}
 	if *etype != "" {
-		e, err := verify.ParseEtherType(*etype)
+		e, err := capture.ParseEtherType(*etype)
 		if err != nil {
 			return nil, usagef("capture: --ethertype %q: use arp, ipv4, ipv6, lldp or a number from 0x0600 like 0x88cc", *etype)
 		}
@@ -156,25 +152,36 @@ func parseCaptureArgs(args []string, g *globals) (*captureArgs, error) {
 	return a, nil
 }
 
+// parseTPID reads --tpid: a VLAN protocol as `ip link … protocol` takes it
+// (link.ParseVLANProtocol, the one parser of the vocabulary), or another
+// tag type by number: 0x9100, the pre-standard S-tag that no VLAN link
+// sends but old switches still put on the wire.
+func parseTPID(s string) (capture.EtherType, error) {
+	if p, err := link.ParseVLANProtocol(s); err == nil {
+		return capture.EtherType(p), nil
+	}
+	e, err := capture.ParseEtherType(s)
+	if err != nil {
+		return 0, err
+	}
+	if !e.IsVLAN() {
+		return 0, fmt.Errorf("ethertype %s is not a VLAN tag type", e)
+	}
+	return e, nil
+}
+
 // frameSource is a live capture or a file.
 type frameSource interface {
-	verify.FrameSource
+	capture.FrameSource
 	Close() error
 }
 
 func runCapture(g *globals, args []string) int {
-	a, err := parseCaptureArgs(args, g)
-	if errors.Is(err, errCaptureHelp) {
-		fmt.Fprint(g.Stdout, captureHelp)
-		return exitOK
-	}
-	if err != nil {
-		return fail(g, err)
+	a, code, done := startCommand(g, args, captureHelp, parseCaptureArgs)
+	if done {
+		return code
 	}
 	ctx := g.Ctx
-	if err := g.checkNetNS(); err != nil {
-		return fail(g, err)
-	}
 	// Ctrl-C or kill is how a live capture ends, as with tcpdump.
 	g.signalEnds = a.read == ""
 	if a.timeout > 0 {
@@ -185,8 +192,9 @@ func runCapture(g *globals, args []string) int {
 
 	var (
 		src   frameSource
-		live  *verify.Capture
-		owner verify.Owners
+		live  *capture.Capture
+		owner capture.Owners
+		err   error
 	)
 	// The output file first: a path that cannot be written is a wrong
 	// command line, said before anything is captured.
@@ -198,13 +206,13 @@ func runCapture(g *globals, args []string) int {
 		defer outFile.Close()
 	}
 	if a.read != "" {
-		r, err := verify.OpenFile(a.read)
+		r, err := capture.OpenFile(a.read)
 		if err != nil {
 			return fail(g, usagef("capture: -r: %v", err))
 		}
 		src = r
 	} else {
-		live, err = verify.OpenCapture(ctx, verify.CaptureOptions{
+		live, err = capture.Open(ctx, capture.Options{
 			NetNS: g.NetNS, Iface: a.iface, Filter: a.filter, Snaplen: a.snaplen, NoPromisc: a.noPromisc,
 		})
 		if err != nil {
@@ -212,12 +220,12 @@ func runCapture(g *globals, args []string) int {
 		}
 		src = live
 		// Best effort: a namespace we cannot enter only costs its names.
-		owner, _ = verify.DiscoverOwners(ctx, a.dockerHost)
+		owner, _ = capture.DiscoverOwners(ctx, a.dockerHost)
 	}
 	defer src.Close()
 
 	var (
-		tally   *verify.Tally
+		tally   *capture.Tally
 		loopErr error
 		n       int
 	)
@@ -229,13 +237,13 @@ func runCapture(g *globals, args []string) int {
 		if a.json {
 			summaryTo = g.Stderr
 		}
-		tally, loopErr = verify.Dump(ctx, src, g.Stdout, verify.DumpOptions{
+		tally, loopErr = capture.Dump(ctx, src, g.Stdout, capture.DumpOptions{
 			JSON: a.json, Filter: a.filter, Count: a.count, Owners: owner, Live: live != nil,
 		})
 	}
 	n = int(tally.Frames)
 
-	var st verify.CaptureStats
+	var st capture.Stats
 	if live != nil {
 		_ = live.Close() // final counters; the kernel drops promiscuous mode
 		st, _ = live.Stats()
@@ -260,8 +268,8 @@ func runCapture(g *globals, args []string) int {
 // writePcapng copies frames into a pcapng file (or stdout for "-"), each
 // with its direction and the owner of its source MAC as a comment. Live,
 // every frame is flushed so `-w - | wireshark -k -i -` shows it at once.
-func writePcapng(ctx context.Context, g *globals, a *captureArgs, file *os.File, src frameSource, live *verify.Capture, owner verify.Owners) (*verify.Tally, error) {
-	tally := &verify.Tally{}
+func writePcapng(ctx context.Context, g *globals, a *captureArgs, file *os.File, src frameSource, live *capture.Capture, owner capture.Owners) (*capture.Tally, error) {
+	tally := &capture.Tally{}
 	dst := g.Stdout
 	if file != nil {
 		dst = file
@@ -270,7 +278,7 @@ func writePcapng(ctx context.Context, g *globals, a *captureArgs, file *os.File,
 	if g.NetNS != "" && name != "" {
 		name = g.NetNS + "/" + name
 	}
-	pw, err := verify.NewPcapngWriter(dst, verify.PcapngOptions{Iface: name, Filter: a.filter.String(), Snaplen: a.snaplen})
+	pw, err := capture.NewPcapngWriter(dst, capture.PcapngOptions{Iface: name, Filter: a.filter.String(), Snaplen: a.snaplen})
 	if err != nil {
 		return tally, fmt.Errorf("capture: %w", err)
 	}

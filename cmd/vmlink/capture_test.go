@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/vmlink/vmlink/internal/netns"
-	"github.com/vmlink/vmlink/verify"
+	"github.com/vmlink/vmlink/verify/capture"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,6 +25,22 @@ func runVmlink(args ...string) (code int, stdout, stderr string) {
 	var o, e bytes.Buffer
 	code = run(args, &o, &e)
 	return code, o.String(), e.String()
+}
+
+// TestParseTPID: --tpid takes the VLAN protocol words and numbers of `ip
+// link … protocol` (the one vocabulary) and the 0x9100 tag by number, and
+// refuses a payload type.
+func TestParseTPID(t *testing.T) {
+	for in, want := range map[string]capture.EtherType{"802.1q": 0x8100, "802.1Q": 0x8100, "802.1ad": 0x88a8, "802.1AD": 0x88a8, "0x8100": 0x8100, "0x88a8": 0x88a8, "33024": 0x8100, "0x9100": 0x9100} {
+		if got, err := parseTPID(in); err != nil || got != want {
+			t.Errorf("parseTPID(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"0x0800", "arp", "x", "", "0x10000"} {
+		if got, err := parseTPID(in); err == nil {
+			t.Errorf("parseTPID(%q) = %v, want an error", in, got)
+		}
+	}
 }
 
 func TestCaptureUsageErrors(t *testing.T) {
@@ -90,7 +106,7 @@ func testPcap(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, _ := verify.NewPcapWriter(f, 0)
+	w, _ := capture.NewPcapWriter(f, 0)
 	t0 := time.Unix(1700000000, 0)
 	for i, d := range [][]byte{
 		frame(src1, 0x8100, 10),
@@ -148,12 +164,12 @@ func TestCaptureReadFile(t *testing.T) {
 	if code != exitOK || stdout != "" || !strings.Contains(stderr, "2 frames captured") {
 		t.Fatalf("-w: exit %d %q %q", code, stdout, stderr)
 	}
-	r, err := verify.OpenFile(out)
+	r, err := capture.OpenFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if r.Format() != verify.FormatPcapng {
+	if r.Format() != capture.FormatPcapng {
 		t.Errorf("-w wrote %v", r.Format())
 	}
 	n := 0
@@ -346,7 +362,7 @@ func TestCaptureLivePcapngStream(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	r, err := verify.NewFileReader(strings.NewReader(stdout))
+	r, err := capture.NewFileReader(strings.NewReader(stdout))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +375,7 @@ func TestCaptureLivePcapngStream(t *testing.T) {
 			}
 			break
 		}
-		if len(f.VLANs) == 1 && f.VLANs[0].TPID == 0x88a8 && f.Dir == verify.DirBroadcast {
+		if len(f.VLANs) == 1 && f.VLANs[0].TPID == 0x88a8 && f.Dir == capture.DirBroadcast {
 			vids = append(vids, f.VLANs[0].VID)
 		}
 	}

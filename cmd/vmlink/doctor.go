@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -62,18 +59,14 @@ type doctorArgs struct {
 	json          bool
 }
 
-var errDoctorHelp = errors.New("help")
-
 func parseDoctorArgs(args []string, g *globals) (*doctorArgs, error) {
 	a := &doctorArgs{json: g.JSON}
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("doctor")
+	jsonFlags(fs, &a.json)
 	fs.StringVar(&a.parent, "parent", "", "")
 	fs.StringVar(&a.sysfs, "sysfs", "", "")
 	wait := fs.String("wait", "", "")
-	fs.BoolVar(&a.json, "j", a.json, "")
-	fs.BoolVar(&a.json, "json", a.json, "")
-	if err := parseFlags(fs, "doctor", args, errDoctorHelp); err != nil {
+	if err := parseFlags(fs, "doctor", args, errHelp); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -95,16 +88,9 @@ func parseDoctorArgs(args []string, g *globals) (*doctorArgs, error) {
 }
 
 func runDoctor(g *globals, args []string) int {
-	a, err := parseDoctorArgs(args, g)
-	if errors.Is(err, errDoctorHelp) {
-		fmt.Fprint(g.Stdout, doctorHelp)
-		return exitOK
-	}
-	if err != nil {
-		return fail(g, err)
-	}
-	if err := g.checkNetNS(); err != nil {
-		return fail(g, err)
+	a, code, done := startCommand(g, args, doctorHelp, parseDoctorArgs)
+	if done {
+		return code
 	}
 	ctx := g.Ctx
 	nets, err := (&dataplane.Networks{StateDir: g.StateDir}).DoctorNetworks()

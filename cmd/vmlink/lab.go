@@ -92,8 +92,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func parseLabArgs(args []string, g *globals) (*labArgs, error) {
 	a := &labArgs{name: "modes", json: g.JSON}
-	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("lab")
 	fs.BoolVar(&a.list, "list", false, "")
 	fs.BoolVar(&a.list, "l", false, "")
 	fs.BoolVar(&a.keep, "keep", false, "")
@@ -106,8 +105,7 @@ func parseLabArgs(args []string, g *globals) (*labArgs, error) {
 		a.wait, a.waitSet = d, true
 		return nil
 	})
-	fs.BoolVar(&a.json, "j", a.json, "")
-	fs.BoolVar(&a.json, "json", a.json, "")
+	jsonFlags(fs, &a.json)
 	// --down without a prefix (last on the line) means the orphans.
 	if n := len(args); n > 0 && (args[n-1] == "--down" || args[n-1] == "-down") {
 		a.orphans, args = true, args[:n-1]

@@ -329,3 +329,39 @@ func parseFlags(fs *flag.FlagSet, cmd string, args []string, errHelp error) erro
 	}
 	return nil
 }
+
+// newFlags is a command's flag set: errors come back to the caller, which
+// says them its own way; nothing is printed.
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// jsonFlags adds -j and --json to a command's flags; the global -j (the
+// value *json holds) is their default.
+func jsonFlags(fs *flag.FlagSet, json *bool) {
+	fs.BoolVar(json, "j", *json, "")
+	fs.BoolVar(json, "json", *json, "")
+}
+
+// startCommand begins a command that judges or watches (doctor, verify,
+// capture) the same way each time: parse reads its command line; `help`,
+// -h or --help (errHelp) print help and exit 0; then a wrong command line
+// (exit 2) and a -n NETNS that names no namespace (exit 3) fail, in that
+// order. done is true when the command has nothing left to do, with code
+// its exit status.
+func startCommand[A any](g *globals, args []string, help string, parse func([]string, *globals) (A, error)) (a A, code int, done bool) {
+	a, err := parse(args, g)
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(g.Stdout, help)
+		return a, exitOK, true
+	}
+	if err == nil {
+		err = g.checkNetNS()
+	}
+	if err != nil {
+		return a, fail(g, err), true
+	}
+	return a, exitOK, false
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/netip"
 	"strings"
 	"text/tabwriter"
@@ -95,12 +94,6 @@ func runNet(g *globals, args []string) int {
 	return exitOK
 }
 
-func newNetFlags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	return fs
-}
-
 // parseNetFlags parses a net subcommand's flags and positional arguments:
 // -h/--help (or a lone "help") asks for the help, a bad flag is a usage
 // error naming the subcommand.
@@ -134,7 +127,7 @@ func netCreate(ctx context.Context, g *globals, nets *dataplane.Networks, args [
 // parseNetCreate parses docker's `network create` flags into a spec; the
 // rules between them (a gateway inside its subnet…) are dataplane's.
 func parseNetCreate(args []string) (dataplane.NetworkSpec, error) {
-	fs := newNetFlags("create")
+	fs := newFlags("create")
 	var subnets, gateways, ranges, aux, opts multi
 	driver := fs.String("d", "macvlan", "")
 	fs.StringVar(driver, "driver", "macvlan", "")
@@ -205,7 +198,7 @@ func parseNetCreate(args []string) (dataplane.NetworkSpec, error) {
 }
 
 func netConnect(ctx context.Context, g *globals, nets *dataplane.Networks, args []string) error {
-	fs := newNetFlags("connect")
+	fs := newFlags("connect")
 	ip := fs.String("ip", "", "")
 	ip6 := fs.String("ip6", "", "")
 	mac := fs.String("mac-address", "", "")
@@ -242,7 +235,7 @@ func netConnect(ctx context.Context, g *globals, nets *dataplane.Networks, args 
 }
 
 func netDisconnect(ctx context.Context, g *globals, nets *dataplane.Networks, args []string) error {
-	fs := newNetFlags("disconnect")
+	fs := newFlags("disconnect")
 	fs.Bool("f", false, "")
 	fs.Bool("force", false, "")
 	pos, err := parseNetFlags(fs, args)
@@ -259,7 +252,7 @@ func netDisconnect(ctx context.Context, g *globals, nets *dataplane.Networks, ar
 }
 
 func netList(ctx context.Context, g *globals, nets *dataplane.Networks, args []string) error {
-	fs := newNetFlags("ls")
+	fs := newFlags("ls")
 	quiet := fs.Bool("q", false, "")
 	fs.BoolVar(quiet, "quiet", false, "")
 	pos, err := parseNetFlags(fs, args)
@@ -302,7 +295,7 @@ func netList(ctx context.Context, g *globals, nets *dataplane.Networks, args []s
 }
 
 func netInspect(ctx context.Context, g *globals, nets *dataplane.Networks, args []string) error {
-	args, err := parseNetFlags(newNetFlags("inspect"), args)
+	args, err := parseNetFlags(newFlags("inspect"), args)
 	if err != nil {
 		return err
 	}
@@ -330,7 +323,7 @@ func netInspect(ctx context.Context, g *globals, nets *dataplane.Networks, args 
 }
 
 func netRemove(ctx context.Context, g *globals, nets *dataplane.Networks, args []string) error {
-	args, err := parseNetFlags(newNetFlags("rm"), args)
+	args, err := parseNetFlags(newFlags("rm"), args)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/vmlink/vmlink/testenv"
 	"github.com/vmlink/vmlink/testenv/runtime"
-	"github.com/vmlink/vmlink/verify"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 // The runtime tier (make test-runtime): macvlan networks built by the real
@@ -179,7 +179,7 @@ func TestRuntimeDockerMacvlan(t *testing.T) {
 	t.Run("capture-owners", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		owners, err := verify.DiscoverOwners(ctx, d.Host())
+		owners, err := capture.DiscoverOwners(ctx, d.Host())
 		if err != nil {
 			t.Logf("DiscoverOwners: %v (other namespaces may vanish meanwhile)", err)
 		}
@@ -196,7 +196,7 @@ func TestRuntimeDockerMacvlan(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: MAC %q: %v", ep.Name, ep.MAC, err)
 			}
-			if got := owners.Owner(verify.MACFrom(hw)); got != ep.Name {
+			if got := owners.Owner(capture.MACFrom(hw)); got != ep.Name {
 				t.Errorf("owner of %s = %q, want %q", ep.MAC, got, ep.Name)
 			}
 			seen++

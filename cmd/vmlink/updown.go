@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/vmlink/vmlink/dataplane"
@@ -39,8 +38,7 @@ const upDownHelp = `usage: vmlink [-j [-p]] up -f FILE [-v]
 ` + exitTable
 
 func runUpDown(g *globals, verb string, args []string) int {
-	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags(verb)
 	file := fs.String("f", "", "")
 	fs.StringVar(file, "file", "", "")
 	verbose := fs.Bool("v", false, "")

@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -13,6 +10,7 @@ import (
 	"github.com/vmlink/vmlink/dataplane"
 	"github.com/vmlink/vmlink/internal/nsname"
 	"github.com/vmlink/vmlink/verify"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 func init() {
@@ -90,27 +88,23 @@ func (l listFlag) Set(s string) error {
 	return nil
 }
 
-var errVerifyHelp = errors.New("help")
-
 func parseVerifyArgs(args []string, g *globals) (*verifyArgs, error) {
 	a := &verifyArgs{json: g.JSON}
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("verify")
+	jsonFlags(fs, &a.json)
 	fs.StringVar(&a.parent, "parent", "", "")
 	fs.StringVar(&a.junit, "junit", "", "")
 	fs.StringVar(&a.write, "w", "", "")
 	fs.StringVar(&a.topology, "topology", "", "")
 	reflects := fs.String("reflects", "auto", "")
 	wait := fs.String("wait", "", "")
-	fs.BoolVar(&a.json, "j", a.json, "")
-	fs.BoolVar(&a.json, "json", a.json, "")
 	fs.BoolVar(&a.noCapture, "no-capture", false, "")
 	fs.StringVar(&a.dockerHost, "docker-host", "", "")
 	fs.Var(listFlag{&a.networks}, "network", "")
 	fs.Var(listFlag{&a.containers}, "container", "")
 	fs.Var(listFlag{&a.netns}, "netns", "")
 	fs.IntVar(&a.minPairs, "min-pairs", 0, "")
-	if err := parseFlags(fs, "verify", args, errVerifyHelp); err != nil {
+	if err := parseFlags(fs, "verify", args, errHelp); err != nil {
 		return nil, err
 	}
 	if a.minPairs < 0 {
@@ -171,16 +165,9 @@ func parseVerifyArgs(args []string, g *globals) (*verifyArgs, error) {
 const maxProbeWait = time.Minute
 
 func runVerify(g *globals, args []string) int {
-	a, err := parseVerifyArgs(args, g)
-	if errors.Is(err, errVerifyHelp) {
-		fmt.Fprint(g.Stdout, verifyHelp)
-		return exitOK
-	}
-	if err != nil {
-		return fail(g, err)
-	}
-	if err := g.checkNetNS(); err != nil {
-		return fail(g, err)
+	a, code, done := startCommand(g, args, verifyHelp, parseVerifyArgs)
+	if done {
+		return code
 	}
 	// No deadline of our own: each probe's wait is bounded (--wait, or
 	// the pacer's), so the run ends when its pairs are judged, however
@@ -201,18 +188,18 @@ func runVerify(g *globals, args []string) int {
 			topo.Switch.ReflectsFrom = "given with --reflects"
 		}
 		opts := verify.Options{Wait: a.wait, NoCapture: a.noCapture, MinPairs: a.minPairs}
-		var pw *verify.PcapngWriter
+		var pw *capture.PcapngWriter
 		if a.write != "" {
 			f, err := os.Create(a.write)
 			if err != nil {
 				return fail(g, fmt.Errorf("verify: -w: %w", err))
 			}
 			defer f.Close()
-			pw, err = verify.NewPcapngWriter(f, verify.PcapngOptions{Iface: topo.Parent.Name})
+			pw, err = capture.NewPcapngWriter(f, capture.PcapngOptions{Iface: topo.Parent.Name})
 			if err != nil {
 				return fail(g, fmt.Errorf("verify: -w: %w", err))
 			}
-			opts.OnFrame = func(fr *verify.Frame) { _ = pw.WriteFrame(fr, "") }
+			opts.OnFrame = func(fr *capture.Frame) { _ = pw.WriteFrame(fr, "") }
 		}
 		rep, err := verify.Run(ctx, topo, opts)
 		if err != nil {

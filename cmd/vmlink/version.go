@@ -2,9 +2,7 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -46,10 +44,8 @@ type versionInfo struct {
 }
 
 func runVersion(g *globals, args []string) int {
-	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.BoolVar(&g.JSON, "j", g.JSON, "")
-	fs.BoolVar(&g.JSON, "json", g.JSON, "")
+	fs := newFlags("version")
+	jsonFlags(fs, &g.JSON)
 	if err := parseFlags(fs, "version", args, errHelp); errors.Is(err, errHelp) {
 		fmt.Fprint(g.Stdout, versionHelp)
 		return exitOK

@@ -90,6 +90,41 @@ func OpenPath(path string) (*NS, error) {
 	return &NS{fd: fd, path: path}, nil
 }
 
+// OpenNameOrPath opens a namespace as users name it: a name as `ip -n
+// NAME` takes (under Dir), or a path such as /proc/PID/ns/net. One that
+// does not exist is reported with where to look.
+func OpenNameOrPath(ns string) (*NS, error) {
+	var (
+		h   *NS
+		err error
+	)
+	if strings.ContainsRune(ns, '/') {
+		h, err = OpenPath(ns)
+	} else {
+		h, err = Open(ns)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("network namespace %q does not exist: create it or check `ip netns list`: %w", ns, err)
+	}
+	return h, err
+}
+
+// DoIn runs fn on a locked OS thread inside the namespace ns, named as
+// OpenNameOrPath takes it ("" runs fn right here). Sockets fn opens stay
+// bound to that namespace; Do returns the thread to its namespace
+// afterwards, or lets it die if that fails.
+func DoIn(ns string, fn func() error) error {
+	if ns == "" {
+		return fn()
+	}
+	h, err := OpenNameOrPath(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return h.Do(fn)
+}
+
 // Current opens the calling thread's network namespace. Call it on a locked
 // thread, or accept that the answer is some thread's namespace (all of a
 // process's unlocked threads share one).

@@ -27,6 +27,25 @@ func TestValidateName(t *testing.T) {
 	}
 }
 
+// TestOpenNameOrPathMissing: a name or a path that names no namespace
+// says so and how to look, and stays os.ErrNotExist for errors.Is; ""
+// runs DoIn's fn right here.
+func TestOpenNameOrPathMissing(t *testing.T) {
+	for _, ns := range []string{fmt.Sprintf("vmlt-none-%d", os.Getpid()), fmt.Sprintf("/proc/%d/no/net", os.Getpid())} {
+		_, err := OpenNameOrPath(ns)
+		if err == nil || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "does not exist: create it or check `ip netns list`") {
+			t.Errorf("OpenNameOrPath(%q) = %v, want a not-exist error naming the fix", ns, err)
+		}
+		if err := DoIn(ns, func() error { t.Errorf("DoIn(%q) ran fn", ns); return nil }); err == nil {
+			t.Errorf("DoIn(%q): no error", ns)
+		}
+	}
+	ran := false
+	if err := DoIn("", func() error { ran = true; return nil }); err != nil || !ran {
+		t.Errorf("DoIn(\"\") = %v, ran %v; want fn run here", err, ran)
+	}
+}
+
 // privileged skips unless the test may create namespaces. testenv.Require
 // cannot be used here: testenv imports this package.
 func privileged(t *testing.T) {

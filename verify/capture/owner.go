@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"context"
@@ -22,10 +22,10 @@ type Owners map[MAC]string
 // Owner returns who carries m, or "" when nobody known does.
 func (o Owners) Owner(m MAC) string { return o[m] }
 
-// Add records that ifname in netns ("" for the caller's) carries m; a MAC
+// add records that ifname in netns ("" for the caller's) carries m; a MAC
 // several interfaces share (passthru macvlan and its parent, a bridge and
 // its first port) lists them all, sorted.
-func (o Owners) Add(m MAC, ifname, netns string) {
+func (o Owners) add(m MAC, ifname, netns string) {
 	if m.IsZero() || m.IsMulticast() {
 		return
 	}
@@ -107,7 +107,7 @@ func addInterfaces(o Owners, ns string) error {
 	}
 	for _, ifc := range ifs {
 		if len(ifc.HardwareAddr) == 6 {
-			o.Add(MACFrom(ifc.HardwareAddr), ifc.Name, ns)
+			o.add(MACFrom(ifc.HardwareAddr), ifc.Name, ns)
 		}
 	}
 	return nil

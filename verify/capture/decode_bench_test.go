@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"bytes"
@@ -102,7 +102,7 @@ func BenchmarkDecode(b *testing.B) {
 func BenchmarkDecodeAndFormat(b *testing.B) {
 	file := benchPcap(b, benchFrames)
 	ctx := context.Background()
-	lf := LineFormatter{Location: time.UTC}
+	lf := lineFormatter{Location: time.UTC}
 	var tally Tally
 	line := make([]byte, 0, 512)
 	b.ReportAllocs()
@@ -122,7 +122,7 @@ func BenchmarkDecodeAndFormat(b *testing.B) {
 			b.Fatal(err)
 		}
 		tally.Add(f)
-		line = lf.AppendLine(line[:0], f)
+		line = lf.appendLine(line[:0], f)
 	}
 	done()
 }

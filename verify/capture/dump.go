@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"bufio"
@@ -18,8 +18,8 @@ type FrameSource interface {
 
 // DumpOptions control Dump.
 type DumpOptions struct {
-	// JSON writes one JSON object per frame (AppendJSON) instead of a
-	// tcpdump-style line (LineFormatter).
+	// JSON writes one JSON object per frame (appendJSON) instead of a
+	// tcpdump-style line (lineFormatter).
 	JSON bool
 	// Filter is applied to each decoded frame. A live capture already
 	// filtered in the kernel; applying it again is harmless.
@@ -63,22 +63,22 @@ func ended(ctx context.Context, err error) bool {
 // dumper formats frames; one per Dump.
 type dumper struct {
 	o  DumpOptions
-	lf LineFormatter
+	lf lineFormatter
 }
 
 func (d *dumper) appendFrame(b []byte, f *Frame) []byte {
 	if !d.o.JSON {
-		return d.lf.AppendLine(b, f)
+		return d.lf.appendLine(b, f)
 	}
 	who := d.o.Owners.Owner(f.Src)
 	if who == "" {
 		who = f.Comment
 	}
-	return AppendJSON(b, f, who)
+	return appendJSON(b, f, who)
 }
 
 func dumpSerial(ctx context.Context, src FrameSource, out *bufio.Writer, o DumpOptions, tally *Tally) error {
-	d := &dumper{o: o, lf: LineFormatter{Location: o.Location}}
+	d := &dumper{o: o, lf: lineFormatter{Location: o.Location}}
 	match := !o.Filter.IsZero()
 	for n := 0; o.Count == 0 || n < o.Count; {
 		f, err := src.Next(ctx)
@@ -146,7 +146,7 @@ func (w *dumpWorker) run(c *chunk, r *FileReader) {
 		for b := c.data; len(b) >= 16; {
 			capLen, wireLen := r.pcapLens(b)
 			f.Time = r.pcapTime(b)
-			_ = w.dec.DecodeCaptured(b[16:16+capLen], wireLen, f)
+			_ = w.dec.decodeCaptured(b[16:16+capLen], wireLen, f)
 			w.emit(c, f)
 			b = b[16+capLen:]
 		}
@@ -155,7 +155,7 @@ func (w *dumpWorker) run(c *chunk, r *FileReader) {
 	for i := range c.recs {
 		rec := &c.recs[i]
 		f.Time, f.Dir, f.Comment, f.IfIndex = rec.time, rec.dir, rec.comment, 0
-		_ = w.dec.DecodeCaptured(c.data[rec.off:rec.off+rec.capLen], int(rec.wireLen), f)
+		_ = w.dec.decodeCaptured(c.data[rec.off:rec.off+rec.capLen], int(rec.wireLen), f)
 		w.emit(c, f)
 	}
 }
@@ -277,7 +277,7 @@ func dumpParallel(ctx context.Context, r *FileReader, out *bufio.Writer, o DumpO
 	workers := make([]*dumpWorker, nw)
 	var wg sync.WaitGroup
 	for i := range workers {
-		w := &dumpWorker{dumper: dumper{o: o, lf: LineFormatter{Location: o.Location}}, dec: NewDecoder(), match: !o.Filter.IsZero()}
+		w := &dumpWorker{dumper: dumper{o: o, lf: lineFormatter{Location: o.Location}}, dec: NewDecoder(), match: !o.Filter.IsZero()}
 		workers[i] = w
 		wg.Go(func() {
 			for c := range todo {

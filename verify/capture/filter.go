@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"errors"
@@ -110,37 +110,22 @@ func ParseEtherType(s string) (EtherType, error) {
 	return EtherType(v), nil
 }
 
-// ParseTPID reads a tag type: 802.1q, 802.1ad, or a number (0x8100, 0x88a8, 0x9100).
-func ParseTPID(s string) (EtherType, error) {
-	switch strings.ToLower(s) {
-	case "802.1q", "8021q", "dot1q":
-		return EtherType8021Q, nil
-	case "802.1ad", "8021ad", "qinq":
-		return EtherType8021AD, nil
-	}
-	v, err := strconv.ParseUint(s, 0, 16)
-	if err != nil || !EtherType(v).IsVLAN() {
-		return 0, fmt.Errorf("tag protocol %q: use 802.1q, 802.1ad, 0x8100, 0x88a8 or 0x9100", s)
-	}
-	return EtherType(v), nil
-}
-
-// BPFMode says where the outer VLAN tag is when the program runs.
-type BPFMode uint8
+// bpfMode says where the outer VLAN tag is when the program runs.
+type bpfMode uint8
 
 // BPF modes. The zero value is not a mode.
 const (
-	_ BPFMode = iota
-	// BPFLive is for an AF_PACKET socket: the kernel has usually moved the
+	_ bpfMode = iota
+	// bpfLive is for an AF_PACKET socket: the kernel has usually moved the
 	// outer tag out of the frame into skb metadata (what PACKET_AUXDATA
 	// reports), so the program asks the VLAN extensions first
 	// (SKF_AD_VLAN_TAG_PRESENT, SKF_AD_VLAN_TAG, SKF_AD_VLAN_TPID) and then
 	// looks for inline tags (inner tags, and outer ones on devices that do
 	// not strip them). x/net/bpf's VM cannot run these extensions.
-	BPFLive
-	// BPFInline is for bytes with every tag inline (files); it uses no
+	bpfLive
+	// bpfInline is for bytes with every tag inline (files); it uses no
 	// extension and runs in bpf.NewVM.
-	BPFInline
+	bpfInline
 )
 
 // bpfSnap is what an accepting program returns: the bytes to keep. Above
@@ -151,13 +136,13 @@ const bpfSnap = 262144
 // tag in aux data this covers a three-tag stack; Match has no limit.
 const inlineTagDepth = 3
 
-// Compile assembles f into classic BPF for mode. The zero Filter compiles
+// compile assembles f into classic BPF for mode. The zero Filter compiles
 // to nil: no program, keep everything.
-func (f Filter) Compile(mode BPFMode) ([]bpf.RawInstruction, error) {
+func (f Filter) compile(mode bpfMode) ([]bpf.RawInstruction, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
-	if mode != BPFLive && mode != BPFInline {
+	if mode != bpfLive && mode != bpfInline {
 		return nil, fmt.Errorf("compile filter: invalid BPF mode %d", mode)
 	}
 	if f.IsZero() {
@@ -168,7 +153,7 @@ func (f Filter) Compile(mode BPFMode) ([]bpf.RawInstruction, error) {
 		a.macPredicate(*f.MAC)
 	}
 	if f.VLAN != nil || f.TPID != 0 {
-		a.vlanPredicate(f.VLAN, f.TPID, mode == BPFLive)
+		a.vlanPredicate(f.VLAN, f.TPID, mode == bpfLive)
 	}
 	if f.EtherType != nil {
 		a.etherTypePredicate(*f.EtherType)

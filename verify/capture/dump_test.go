@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"bytes"
@@ -69,7 +69,7 @@ func TestDumpOutput(t *testing.T) {
 	want := map[string]uint64{"untagged": 6, "802.1Q 10": 1, "802.1ad 100 / 802.1Q 10": 1, "802.1ad 200": 1,
 		"802.1Q 0": 2, "802.1Q 20": 1, "802.1Q 30": 1, "802.1Q-9100 300 / 802.1Q 10": 0}
 	got := map[string]uint64{}
-	for _, s := range tally.Stacks() {
+	for _, s := range tally.stackCounts() {
 		got[s.Stack.String()] = s.Frames
 	}
 	for k, v := range want {
@@ -77,13 +77,13 @@ func TestDumpOutput(t *testing.T) {
 			t.Errorf("stack %q: %d frames, want %d (all: %v)", k, got[k], v, got)
 		}
 	}
-	if m := tally.MAC(macB); m == nil || m.Frames != 1 {
+	if m := tally.ofMAC(macB); m == nil || m.Frames != 1 {
 		t.Errorf("MAC B: %+v", m)
 	}
 
 	// JSON: one valid object per line, owners from Owners.
 	owners := Owners{}
-	owners.Add(macA, "mv1", "ns1")
+	owners.add(macA, "mv1", "ns1")
 	out, _ = dumpFile(t, 2, DumpOptions{JSON: true, Owners: owners})
 	for i, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
 		var obj struct {
@@ -123,7 +123,7 @@ func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full")
 func TestJSONEscaping(t *testing.T) {
 	var f Frame
 	_ = NewDecoder().Decode(testFrames()[0].data, &f)
-	line := AppendJSON(nil, &f, "we\"ird\\name\n\x01é")
+	line := appendJSON(nil, &f, "we\"ird\\name\n\x01é")
 	var obj struct{ Owner string }
 	if err := json.Unmarshal(line, &obj); err != nil {
 		t.Fatalf("%v: %s", err, line)
@@ -135,11 +135,11 @@ func TestJSONEscaping(t *testing.T) {
 
 func TestOwners(t *testing.T) {
 	o := Owners{}
-	o.Add(macA, "mv1", "ns1")
-	o.Add(macA, "h0", "")
-	o.Add(macA, "mv1", "ns1")
-	o.Add(MAC{}, "lo", "")
-	o.Add(bcast, "x", "")
+	o.add(macA, "mv1", "ns1")
+	o.add(macA, "h0", "")
+	o.add(macA, "mv1", "ns1")
+	o.add(MAC{}, "lo", "")
+	o.add(bcast, "x", "")
 	if got := o.Owner(macA); got != "h0,ns1/mv1" {
 		t.Errorf("shared MAC: %q", got)
 	}
@@ -151,7 +151,7 @@ func TestOwners(t *testing.T) {
 // The address cache must not change what a line says.
 func TestAddrCacheMatchesUncached(t *testing.T) {
 	d := NewDecoder()
-	lf := LineFormatter{Location: time.UTC}
+	lf := lineFormatter{Location: time.UTC}
 	var f Frame
 	for i := 0; i < 5000; i++ {
 		ip := ipv4ICMPEcho()
@@ -166,7 +166,7 @@ func TestAddrCacheMatchesUncached(t *testing.T) {
 		if err := d.Decode(data, &f); err != nil {
 			t.Fatal(err)
 		}
-		line := string(lf.AppendLine(nil, &f))
+		line := string(lf.appendLine(nil, &f))
 		if !strings.HasSuffix(line, " "+f.Summary()+"\n") {
 			t.Fatalf("frame %d: cached %q, uncached %q", i, line, f.Summary())
 		}

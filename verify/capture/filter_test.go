@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"strings"
@@ -30,14 +30,6 @@ func TestParseEtherType(t *testing.T) {
 			t.Errorf("ParseEtherType(%q): err %v, want one naming the fix", in, err)
 		}
 	}
-	for in, want := range map[string]EtherType{"802.1q": 0x8100, "802.1ad": 0x88a8, "0x9100": 0x9100} {
-		if got, err := ParseTPID(in); err != nil || got != want {
-			t.Errorf("ParseTPID(%q) = %v, %v", in, got, err)
-		}
-	}
-	if _, err := ParseTPID("0x0800"); err == nil {
-		t.Error("ParseTPID accepted IPv4's type")
-	}
 }
 
 func TestFilterValidate(t *testing.T) {
@@ -52,14 +44,14 @@ func TestFilterValidate(t *testing.T) {
 		if err := tc.f.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: err %v, want %q", tc.f, err, tc.want)
 		}
-		if _, err := tc.f.Compile(BPFLive); err == nil {
+		if _, err := tc.f.compile(bpfLive); err == nil {
 			t.Errorf("%+v compiled", tc.f)
 		}
 	}
-	if prog, err := (Filter{}).Compile(BPFLive); err != nil || prog != nil {
+	if prog, err := (Filter{}).compile(bpfLive); err != nil || prog != nil {
 		t.Errorf("zero filter: %v %v, want no program", prog, err)
 	}
-	if _, err := (Filter{VLAN: u16p(1)}).Compile(0); err == nil {
+	if _, err := (Filter{VLAN: u16p(1)}).compile(0); err == nil {
 		t.Error("invalid BPF mode compiled")
 	}
 	if got, want := (Filter{VLAN: u16p(10), TPID: 0x88a8, MAC: macp(macA), EtherType: etp(EtherTypeARP)}).String(),
@@ -96,7 +88,7 @@ func TestFilterMatchAndBPF(t *testing.T) {
 		{"vlan 10 and ipv4", Filter{VLAN: u16p(10), EtherType: etp(EtherTypeIPv4)}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			raw, err := tc.f.Compile(BPFInline)
+			raw, err := tc.f.compile(bpfInline)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,7 +130,7 @@ func TestFilterMatchAndBPF(t *testing.T) {
 // The live program asks the kernel for the tag it took out of the frame;
 // the VM cannot run it, the privileged test does.
 func TestFilterLiveUsesVLANExtensions(t *testing.T) {
-	raw, err := Filter{VLAN: u16p(10), TPID: EtherType8021AD}.Compile(BPFLive)
+	raw, err := Filter{VLAN: u16p(10), TPID: EtherType8021AD}.compile(bpfLive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +147,7 @@ func TestFilterLiveUsesVLANExtensions(t *testing.T) {
 		}
 	}
 	// Without a VLAN term no extension is needed: the same program runs.
-	raw, _ = Filter{MAC: macp(macA)}.Compile(BPFLive)
+	raw, _ = Filter{MAC: macp(macA)}.compile(bpfLive)
 	prog, _ = bpf.Disassemble(raw)
 	if _, err := bpf.NewVM(prog); err != nil {
 		t.Errorf("MAC-only live program: %v", err)

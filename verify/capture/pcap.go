@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"bufio"
@@ -217,7 +217,7 @@ func (r *FileReader) Next(ctx context.Context) (*Frame, error) {
 	}
 	// A frame shorter than an Ethernet header still comes back (Truncated,
 	// no addresses): the file holds it, and a reader should count it.
-	_ = r.dec.DecodeCaptured(r.data, r.wireLen, &r.frame)
+	_ = r.dec.decodeCaptured(r.data, r.wireLen, &r.frame)
 	return &r.frame, nil
 }
 
@@ -531,9 +531,9 @@ func epbFlags(d Direction) uint32 {
 	return 0
 }
 
-// FrameWriter writes frames to a capture file. The comment is stored with
+// frameWriter writes frames to a capture file. The comment is stored with
 // the frame where the format allows it (pcapng), and ignored otherwise.
-type FrameWriter interface {
+type frameWriter interface {
 	WriteFrame(f *Frame, comment string) error
 	Flush() error
 }

@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"fmt"
@@ -152,18 +152,17 @@ func (c *counters) each(fn func(k, n uint64)) {
 }
 
 // Tally counts frames per VLAN stack and per source MAC: the summary at the
-// end of a capture, and evidence for verify's checks (which MACs appeared
-// with which tags, in which direction). Add does not allocate once a stack
-// or MAC has been seen.
+// end of a capture (which MACs appeared with which tags, in which
+// direction). Add does not allocate once a stack or MAC has been seen.
 type Tally struct {
 	Frames uint64
 	stacks counters
-	macs   map[uint64]*MACCount
-	last   *MACCount // the previous frame's sender: bursts skip the lookup
+	macs   map[uint64]*macCount
+	last   *macCount // the previous frame's sender: bursts skip the lookup
 }
 
-// MACCount is what a Tally knows about one source MAC.
-type MACCount struct {
+// macCount is what a Tally knows about one source MAC.
+type macCount struct {
 	MAC    MAC
 	Frames uint64
 	In     uint64 // frames received (any inbound direction)
@@ -174,13 +173,13 @@ type MACCount struct {
 	stacks counters
 }
 
-// Stacks returns the stacks this MAC sent frames with, untagged first.
-func (m *MACCount) Stacks() []StackCount { return sortedStacks(&m.stacks) }
+// stackCounts returns the stacks this MAC sent frames with, untagged first.
+func (m *macCount) stackCounts() []stackCount { return sortedStacks(&m.stacks) }
 
 // Add counts f.
 func (t *Tally) Add(f *Frame) {
 	if t.macs == nil {
-		t.macs = map[uint64]*MACCount{}
+		t.macs = map[uint64]*macCount{}
 	}
 	sk := stackKey(f.VLANs)
 	t.Frames++
@@ -189,7 +188,7 @@ func (t *Tally) Add(f *Frame) {
 	if m == nil || m.MAC != f.Src {
 		mk := f.Src.key()
 		if m = t.macs[mk]; m == nil {
-			m = &MACCount{MAC: f.Src}
+			m = &macCount{MAC: f.Src}
 			t.macs[mk] = m
 		}
 		t.last = m
@@ -213,14 +212,14 @@ func (t *Tally) merge(o *Tally) {
 		return
 	}
 	if t.macs == nil {
-		t.macs = map[uint64]*MACCount{}
+		t.macs = map[uint64]*macCount{}
 	}
 	t.Frames += o.Frames
 	o.stacks.each(func(k, n uint64) { t.stacks.add(k, n) })
 	for k, om := range o.macs {
 		m := t.macs[k]
 		if m == nil {
-			m = &MACCount{MAC: om.MAC}
+			m = &macCount{MAC: om.MAC}
 			t.macs[k] = m
 		}
 		m.Frames += om.Frames
@@ -234,28 +233,28 @@ func (t *Tally) merge(o *Tally) {
 	t.last = nil
 }
 
-// StackCount is the number of frames seen with one stack.
-type StackCount struct {
+// stackCount is the number of frames seen with one stack.
+type stackCount struct {
 	Stack  Stack
 	Frames uint64
 }
 
-func sortedStacks(c *counters) []StackCount {
-	var out []StackCount
-	c.each(func(k, n uint64) { out = append(out, StackCount{stackFromKey(k), n}) })
+func sortedStacks(c *counters) []stackCount {
+	var out []stackCount
+	c.each(func(k, n uint64) { out = append(out, stackCount{stackFromKey(k), n}) })
 	sort.Slice(out, func(i, j int) bool { return out[i].Stack.less(out[j].Stack) })
 	return out
 }
 
-// Stacks returns the per-stack counts, untagged first, then by VLAN id.
-func (t *Tally) Stacks() []StackCount { return sortedStacks(&t.stacks) }
+// stackCounts returns the per-stack counts, untagged first, then by VLAN id.
+func (t *Tally) stackCounts() []stackCount { return sortedStacks(&t.stacks) }
 
-// MAC returns the counts of one source MAC, nil if it sent nothing.
-func (t *Tally) MAC(m MAC) *MACCount { return t.macs[m.key()] }
+// ofMAC returns the counts of one source MAC, nil if it sent nothing.
+func (t *Tally) ofMAC(m MAC) *macCount { return t.macs[m.key()] }
 
-// MACs returns the per-source-MAC counts, most frames first.
-func (t *Tally) MACs() []*MACCount {
-	out := make([]*MACCount, 0, len(t.macs))
+// macCounts returns the per-source-MAC counts, most frames first.
+func (t *Tally) macCounts() []*macCount {
+	out := make([]*macCount, 0, len(t.macs))
 	for _, m := range t.macs {
 		out = append(out, m)
 	}
@@ -282,11 +281,11 @@ func (t *Tally) WriteSummary(w io.Writer, owners Owners) error {
 		return err
 	}
 	b.WriteString("per VLAN:\n")
-	for _, s := range t.Stacks() {
+	for _, s := range t.stackCounts() {
 		fmt.Fprintf(&b, "  %-28s %s\n", s.Stack, plural(s.Frames))
 	}
 	b.WriteString("per source MAC:\n")
-	for _, m := range t.MACs() {
+	for _, m := range t.macCounts() {
 		owner := owners.Owner(m.MAC)
 		if owner == "" {
 			owner = m.Owner
@@ -295,7 +294,7 @@ func (t *Tally) WriteSummary(w io.Writer, owners Owners) error {
 			owner = "-"
 		}
 		var names []string
-		for _, s := range m.Stacks() {
+		for _, s := range m.stackCounts() {
 			names = append(names, s.Stack.String())
 		}
 		dir := ""

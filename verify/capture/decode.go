@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"encoding/binary"
@@ -55,19 +55,19 @@ func NewDecoder() *Decoder {
 
 // Decode decodes a whole frame (every tag inline) into f, keeping data as
 // f.Data without copying. Time, IfIndex, Dir and Comment are left to the
-// caller. See DecodeCaptured for a frame the capture cut short.
+// caller. See decodeCaptured for a frame the capture cut short.
 func (d *Decoder) Decode(data []byte, f *Frame) error {
-	return d.DecodeCaptured(data, len(data), f)
+	return d.decodeCaptured(data, len(data), f)
 }
 
-// DecodeCaptured decodes the captured bytes of a frame that was wireLen
+// decodeCaptured decodes the captured bytes of a frame that was wireLen
 // bytes long on the wire.
 //
 // Only a frame shorter than an Ethernet header is an error. A header further
 // in that does not decode (cut short, bad length fields) ends the decode
 // there: f.Net stays NetNone for it and f.Truncated says whether the frame
 // was cut short, so a capture still shows the frame with its tags.
-func (d *Decoder) DecodeCaptured(data []byte, wireLen int, f *Frame) error {
+func (d *Decoder) decodeCaptured(data []byte, wireLen int, f *Frame) error {
 	f.Data = data
 	f.Length = max(wireLen, len(data))
 	f.Truncated = wireLen > len(data)

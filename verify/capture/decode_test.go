@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"net/netip"

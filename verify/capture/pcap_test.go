@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 var t0 = time.Date(2023, 11, 14, 22, 13, 20, 123456000, time.UTC)
 
 // writeTestFrames writes the shared frames, one second apart, with w.
-func writeTestFrames(t *testing.T, w FrameWriter, frames []testFrame, comment func(i int) string, dir func(i int) Direction) {
+func writeTestFrames(t *testing.T, w frameWriter, frames []testFrame, comment func(i int) string, dir func(i int) Direction) {
 	t.Helper()
 	d := NewDecoder()
 	for i, tc := range frames {

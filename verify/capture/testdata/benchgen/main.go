@@ -1,9 +1,9 @@
 // Command benchgen writes the pcap `make bench-decode` reads: N frames
 // cycling through 802.1Q, QinQ (802.1ad over 802.1Q), 802.1ad-only,
 // priority-tagged and untagged frames carrying ARP, IPv4/ICMP and
-// IPv6/ICMPv6, written with verify's own PcapWriter.
+// IPv6/ICMPv6, written with capture's own PcapWriter.
 //
-//	go run ./verify/testdata/benchgen -n 1000000 -o /tmp/bench.pcap
+//	go run ./verify/capture/testdata/benchgen -n 1000000 -o /tmp/bench.pcap
 package main
 
 import (
@@ -13,7 +13,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/vmlink/vmlink/verify"
+	"github.com/vmlink/vmlink/verify/capture"
 )
 
 func main() {
@@ -32,7 +32,7 @@ func write(path string, n int) error {
 		return err
 	}
 	defer f.Close()
-	w, err := verify.NewPcapWriter(f, 0)
+	w, err := capture.NewPcapWriter(f, 0)
 	if err != nil {
 		return err
 	}

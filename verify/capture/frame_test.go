@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"encoding/binary"
@@ -237,8 +237,8 @@ func TestTagTCI(t *testing.T) {
 		{0xffff, Tag{TPID: 0x8100, VID: 4095, PCP: 7, DEI: true}},
 		{0x0000, Tag{TPID: 0x8100}},
 	} {
-		if got := TagFromTCI(0x8100, tc.tci); got != tc.tag {
-			t.Errorf("TagFromTCI(%#04x) = %+v, want %+v", tc.tci, got, tc.tag)
+		if got := tagFromTCI(0x8100, tc.tci); got != tc.tag {
+			t.Errorf("tagFromTCI(%#04x) = %+v, want %+v", tc.tci, got, tc.tag)
 		}
 		if got := tc.tag.TCI(); got != tc.tci {
 			t.Errorf("%+v.TCI() = %#04x, want %#04x", tc.tag, got, tc.tci)
@@ -254,19 +254,19 @@ func TestLineFormatter(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Time = time.Date(2023, 11, 14, 22, 13, 20, 123456789, time.UTC)
-	lf := LineFormatter{Location: time.UTC}
-	got := string(lf.AppendLine(nil, &f))
+	lf := lineFormatter{Location: time.UTC}
+	got := string(lf.appendLine(nil, &f))
 	want := "22:13:20.123456 " + tf.summary + "\n"
 	if got != want {
 		t.Errorf("line:\n got %q\nwant %q", got, want)
 	}
 	// The cached clock must follow the second.
 	f.Time = f.Time.Add(61 * time.Second)
-	if got := string(lf.AppendLine(nil, &f)); !strings.HasPrefix(got, "22:14:21.123456 ") {
+	if got := string(lf.appendLine(nil, &f)); !strings.HasPrefix(got, "22:14:21.123456 ") {
 		t.Errorf("after a minute: %q", got)
 	}
 	f.Dir = DirOutgoing
-	if got := string(lf.AppendLine(nil, &f)); !strings.HasPrefix(got, "22:14:21.123456 Out 02:00") {
+	if got := string(lf.appendLine(nil, &f)); !strings.HasPrefix(got, "22:14:21.123456 Out 02:00") {
 		t.Errorf("outgoing: %q", got)
 	}
 }

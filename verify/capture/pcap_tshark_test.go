@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"bytes"
@@ -190,7 +190,7 @@ func testTsharkAgrees(t *testing.T, format FileFormat) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var w FrameWriter
+	var w frameWriter
 	if format == FormatPcap {
 		w, err = NewPcapWriter(file, 0)
 	} else {
@@ -285,13 +285,13 @@ func TestTcpdumpAgrees(t *testing.T) {
 	if len(lines) != len(frames) || len(ours) != len(frames) {
 		t.Fatalf("lines: tcpdump %d, ours %d, frames %d", len(lines), len(ours), len(frames))
 	}
-	lf := LineFormatter{Location: time.UTC}
+	lf := lineFormatter{Location: time.UTC}
 	compared := 0
 	for i, f := range ours {
 		if frames[i].summary == "" {
 			continue // tcpdump decodes further than we do (DNS, TCP options)
 		}
-		got := strings.TrimSuffix(string(lf.AppendLine(nil, f)), "\n")
+		got := strings.TrimSuffix(string(lf.appendLine(nil, f)), "\n")
 		if got != lines[i] {
 			t.Errorf("%s:\n ours    %s\n tcpdump %s", frames[i].name, got, lines[i])
 		}

@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"bufio"
@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmlink/vmlink/internal/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,10 +34,10 @@ import (
 func requirePrivileged(tb testing.TB) {
 	tb.Helper()
 	if testing.Short() {
-		tb.Skip("privileged capture test: skipped with -short (unit tier); run `go test ./verify` as root")
+		tb.Skip("privileged capture test: skipped with -short (unit tier); run `go test ./verify/capture` as root")
 	}
 	if os.Geteuid() != 0 {
-		msg := "needs root (namespaces, veth, packet sockets): run `sudo go test ./verify`"
+		msg := "needs root (namespaces, veth, packet sockets): run `sudo go test ./verify/capture`"
 		if os.Getenv("CI") == "true" {
 			tb.Fatal("CI=true but " + msg)
 		}
@@ -78,7 +79,7 @@ func newVethNS(tb testing.TB) *vethNS {
 	// with sysctl(8), which the VM tier's guest does not have.
 	for _, k := range []string{"all", "default"} {
 		p := "/proc/sys/net/ipv6/conf/" + k + "/disable_ipv6"
-		if err := inNetNS(ns, func() error { return os.WriteFile(p, []byte("1\n"), 0) }); err != nil {
+		if err := netns.DoIn(ns, func() error { return os.WriteFile(p, []byte("1\n"), 0) }); err != nil {
 			tb.Fatalf("disable IPv6 in %s: write %s: %v", ns, p, err)
 		}
 	}
@@ -110,7 +111,7 @@ type sender struct {
 func (v *vethNS) sender(tb testing.TB) *sender {
 	tb.Helper()
 	s := &sender{fd: -1}
-	err := inNetNS(v.ns, func() error {
+	err := netns.DoIn(v.ns, func() error {
 		var err error
 		s.fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 		return err
@@ -203,12 +204,12 @@ func TestCaptureRestoresTags(t *testing.T) {
 	defer cancel()
 
 	p0 := v.promiscuity(t, "b")
-	capB, err := OpenCapture(ctx, CaptureOptions{NetNS: v.ns, Iface: "b"})
+	capB, err := Open(ctx, Options{NetNS: v.ns, Iface: "b"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer capB.Close()
-	capA, err := OpenCapture(ctx, CaptureOptions{NetNS: v.ns, Iface: "a", NoPromisc: true})
+	capA, err := Open(ctx, Options{NetNS: v.ns, Iface: "a", NoPromisc: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,8 +248,8 @@ func TestCaptureRestoresTags(t *testing.T) {
 		if fb.Dir != lf.dir {
 			t.Errorf("%s: b direction %v, want %v", lf.name, fb.Dir, lf.dir)
 		}
-		if fb.IfIndex != capB.Ifindex() || fb.Length != len(lf.data) || fb.Truncated {
-			t.Errorf("%s: b ifindex %d (want %d) length %d truncated %v", lf.name, fb.IfIndex, capB.Ifindex(), fb.Length, fb.Truncated)
+		if fb.IfIndex != capB.ifindex || fb.Length != len(lf.data) || fb.Truncated {
+			t.Errorf("%s: b ifindex %d (want %d) length %d truncated %v", lf.name, fb.IfIndex, capB.ifindex, fb.Length, fb.Truncated)
 		}
 		// On a the frame leaves with its tags inline and is seen outgoing.
 		if !bytes.Equal(fa.Data, lf.data) || fa.Dir != DirOutgoing {
@@ -284,7 +285,7 @@ func TestCaptureBPFFilter(t *testing.T) {
 	defer cancel()
 	frames := v.liveFrames()
 
-	all, err := OpenCapture(ctx, CaptureOptions{NetNS: v.ns, Iface: "b"})
+	all, err := Open(ctx, Options{NetNS: v.ns, Iface: "b"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +307,7 @@ func TestCaptureBPFFilter(t *testing.T) {
 	}
 	caps := make([]*Capture, len(cases))
 	for i, tc := range cases {
-		c, err := OpenCapture(ctx, CaptureOptions{NetNS: v.ns, Iface: "b", Filter: tc.f, NoPromisc: true})
+		c, err := Open(ctx, Options{NetNS: v.ns, Iface: "b", Filter: tc.f, NoPromisc: true})
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -347,28 +348,28 @@ func TestCaptureBPFFilter(t *testing.T) {
 
 func TestCaptureErrors(t *testing.T) {
 	ctx := context.Background()
-	if _, err := OpenCapture(ctx, CaptureOptions{}); err == nil || !strings.Contains(err.Error(), "no interface given") {
+	if _, err := Open(ctx, Options{}); err == nil || !strings.Contains(err.Error(), "no interface given") {
 		t.Errorf("no iface: %v", err)
 	}
-	if _, err := OpenCapture(ctx, CaptureOptions{Iface: "x", Filter: Filter{VLAN: u16p(5000)}}); err == nil || !strings.Contains(err.Error(), "0-4095") {
+	if _, err := Open(ctx, Options{Iface: "x", Filter: Filter{VLAN: u16p(5000)}}); err == nil || !strings.Contains(err.Error(), "0-4095") {
 		t.Errorf("bad filter: %v", err)
 	}
-	if _, err := OpenCapture(ctx, CaptureOptions{Iface: "x", Snaplen: 10}); err == nil || !strings.Contains(err.Error(), "snap length") {
+	if _, err := Open(ctx, Options{Iface: "x", Snaplen: 10}); err == nil || !strings.Contains(err.Error(), "snap length") {
 		t.Errorf("bad snaplen: %v", err)
 	}
-	if _, err := OpenCapture(ctx, CaptureOptions{Iface: "b", NetNS: "vmlt-no-such-ns"}); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, err := Open(ctx, Options{Iface: "b", NetNS: "vmlt-no-such-ns"}); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing netns: %v", err)
 	}
 	v := newVethNS(t)
-	if _, err := OpenCapture(ctx, CaptureOptions{NetNS: v.ns, Iface: "nosuch0"}); err == nil || !errors.Is(err, unix.ENODEV) {
+	if _, err := Open(ctx, Options{NetNS: v.ns, Iface: "nosuch0"}); err == nil || !errors.Is(err, unix.ENODEV) {
 		t.Errorf("missing iface: %v", err)
 	}
 	// Like tcpdump, a capture on a down interface is refused.
-	if _, err := OpenCapture(ctx, CaptureOptions{NetNS: v.ns, Iface: "lo"}); err == nil || !strings.Contains(err.Error(), "is down") {
+	if _, err := Open(ctx, Options{NetNS: v.ns, Iface: "lo"}); err == nil || !strings.Contains(err.Error(), "is down") {
 		t.Errorf("down interface: %v", err)
 	}
 	// A cancelled context ends a blocked Next promptly with ctx's error.
-	c, err := OpenCapture(ctx, CaptureOptions{NetNS: v.ns, Iface: "b", NoPromisc: true})
+	c, err := Open(ctx, Options{NetNS: v.ns, Iface: "b", NoPromisc: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +384,7 @@ func TestCaptureErrors(t *testing.T) {
 	if _, err := c.Next(dctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Next past deadline: %v", err)
 	}
-	if frames, err := c.Collect(dctx); err != nil || len(frames) != 0 {
+	if frames, err := c.collect(dctx); err != nil || len(frames) != 0 {
 		t.Errorf("Collect on a quiet link: %v, %d frames", err, len(frames))
 	}
 	// The interface going away ends the capture with an error.
@@ -447,7 +448,7 @@ func TestCaptureHelperProcess(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := OpenCapture(ctx, CaptureOptions{NetNS: ns, Iface: "b"})
+	c, err := Open(ctx, Options{NetNS: ns, Iface: "b"})
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)

@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"bytes"
@@ -67,7 +67,7 @@ func pcapngSeed(t testing.TB, frames ...[]byte) []byte {
 	dec := NewDecoder()
 	for i, b := range frames {
 		var f Frame
-		_ = dec.DecodeCaptured(b, len(b), &f)
+		_ = dec.decodeCaptured(b, len(b), &f)
 		f.Time, f.Dir = t0.Add(time.Duration(i)*time.Millisecond), DirOutgoing
 		if err := w.WriteFrame(&f, "mv1 (ns1)"); err != nil {
 			t.Fatal(err)

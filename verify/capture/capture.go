@@ -1,4 +1,4 @@
-package verify
+package capture
 
 import (
 	"context"
@@ -12,12 +12,13 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/vmlink/vmlink/internal/netns"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
-// CaptureOptions say where and what to capture.
-type CaptureOptions struct {
+// Options say where and what to capture.
+type Options struct {
 	// NetNS is the interface's network namespace: a name as `ip -n` takes
 	// (/run/netns/NAME) or a path such as /proc/PID/ns/net. "" is the
 	// caller's own namespace.
@@ -25,7 +26,7 @@ type CaptureOptions struct {
 	// Iface is the interface to capture on, typically the parent of the
 	// VLAN and macvlan links under test. Required.
 	Iface string
-	// Filter is compiled to classic BPF (BPFLive) and attached to the socket
+	// Filter is compiled to classic BPF (bpfLive) and attached to the socket
 	// before it is bound, so no unfiltered frame is ever queued.
 	Filter Filter
 	// Snaplen is the number of bytes kept per frame; 0 means 262144, enough
@@ -40,16 +41,19 @@ type CaptureOptions struct {
 	BufferSize int
 }
 
+// DefaultBufferSize is the socket receive buffer of a capture whose
+// Options.BufferSize is 0; a caller expecting more frames sizes up from it.
+const DefaultBufferSize = 4 << 20
+
 const (
-	defaultSnaplen    = 262144
-	defaultCaptureBuf = 4 << 20
+	defaultSnaplen = 262144
 	// pollInterval bounds every blocking read: Next re-checks its context
 	// at least this often, even when the context has no deadline.
 	pollInterval = 100 * time.Millisecond
 )
 
-// CaptureStats are a capture's counters.
-type CaptureStats struct {
+// Stats are a capture's counters.
+type Stats struct {
 	Frames        uint64 // frames returned by Next
 	KernelPackets uint64 // frames that passed the filter in the kernel, drops included (tp_packets)
 	KernelDrops   uint64 // frames the kernel dropped because our socket buffer was full (tp_drops)
@@ -85,13 +89,13 @@ type Capture struct {
 	frame  Frame
 
 	mu     sync.Mutex // guards stats and closed
-	stats  CaptureStats
+	stats  Stats
 	closed bool
 }
 
-// OpenCapture opens a capture on opts.Iface inside opts.NetNS. Close it:
+// Open opens a capture on opts.Iface inside opts.NetNS. Close it:
 // the kernel then also drops the promiscuous membership.
-func OpenCapture(ctx context.Context, opts CaptureOptions) (*Capture, error) {
+func Open(ctx context.Context, opts Options) (*Capture, error) {
 	name := opts.Iface
 	if opts.NetNS != "" {
 		name = opts.NetNS + "/" + opts.Iface
@@ -110,9 +114,9 @@ func OpenCapture(ctx context.Context, opts CaptureOptions) (*Capture, error) {
 		return nil, wrap(fmt.Errorf("snap length %d out of range: use 64-1048576 (0 for the default)", opts.Snaplen))
 	}
 	if opts.BufferSize == 0 {
-		opts.BufferSize = defaultCaptureBuf
+		opts.BufferSize = DefaultBufferSize
 	}
-	prog, err := opts.Filter.Compile(BPFLive)
+	prog, err := opts.Filter.compile(bpfLive)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -124,7 +128,7 @@ func OpenCapture(ctx context.Context, opts CaptureOptions) (*Capture, error) {
 	// to the namespace it was created in, and every later call on it
 	// (ioctl, bind, setsockopt) acts there.
 	fd := -1
-	err = inNetNS(opts.NetNS, func() error {
+	err = netns.DoIn(opts.NetNS, func() error {
 		var err error
 		// Protocol 0: the socket receives nothing until bind, after the
 		// filter is attached.
@@ -157,7 +161,7 @@ func OpenCapture(ctx context.Context, opts CaptureOptions) (*Capture, error) {
 }
 
 // setupCapture configures the socket; fd is closed by the caller on error.
-func setupCapture(fd int, opts CaptureOptions, prog []bpf.RawInstruction) (*Capture, error) {
+func setupCapture(fd int, opts Options, prog []bpf.RawInstruction) (*Capture, error) {
 	ifr, err := unix.NewIfreq(opts.Iface)
 	if err != nil {
 		return nil, err
@@ -232,9 +236,6 @@ func setupCapture(fd int, opts CaptureOptions, prog []bpf.RawInstruction) (*Capt
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-// Ifindex is the captured interface's index in its namespace.
-func (c *Capture) Ifindex() int { return c.ifindex }
 
 // MTU is the captured interface's MTU when the capture opened (0 if unknown).
 func (c *Capture) MTU() int { return c.mtu }
@@ -361,7 +362,7 @@ func (c *Capture) fill() {
 	f.IfIndex = int(c.sa.Ifindex)
 	f.Dir = directionFromPktType(c.sa.Pkttype)
 	f.Comment = ""
-	_ = c.dec.DecodeCaptured(data, wire, f) // runts come back Truncated, see DecodeCaptured
+	_ = c.dec.decodeCaptured(data, wire, f) // runts come back Truncated, see decodeCaptured
 }
 
 // Frames iterates over frames until ctx ends or an error occurs; a ctx
@@ -384,10 +385,10 @@ func (c *Capture) Frames(ctx context.Context) iter.Seq2[*Frame, error] {
 	}
 }
 
-// Collect gathers copies of every frame until ctx ends (the usual way: a
+// collect gathers copies of every frame until ctx ends (the usual way: a
 // deadline, or cancel after the probes finished) and returns them. Only a
 // failure other than ctx ending is an error.
-func (c *Capture) Collect(ctx context.Context) ([]*Frame, error) {
+func (c *Capture) collect(ctx context.Context) ([]*Frame, error) {
 	var out []*Frame
 	for f, err := range c.Frames(ctx) {
 		if err != nil {
@@ -400,7 +401,7 @@ func (c *Capture) Collect(ctx context.Context) ([]*Frame, error) {
 
 // Stats returns the counters so far. The kernel's counters reset when read,
 // so Capture accumulates them; after Close they are final.
-func (c *Capture) Stats() (CaptureStats, error) {
+func (c *Capture) Stats() (Stats, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
