@@ -221,6 +221,11 @@ func TestMACParseFormat(t *testing.T) {
 	if _, err := ParseMAC("00:00:00:00:fe:80:00:00:00:00:00:00:00:00:00:00:00:00:00:00"); err == nil {
 		t.Error("20-byte InfiniBand address accepted as a MAC")
 	}
+	// One-digit bytes, as ip (and so `vmlink link add … address`) reads
+	// them: a MAC given to one command is one the capture filter accepts.
+	if m, err := ParseMAC("2:0:0:0:0:1"); err != nil || m.String() != "02:00:00:00:00:01" {
+		t.Errorf(`ParseMAC("2:0:0:0:0:1") = %v, %v; ip reads 02:00:00:00:00:01`, m, err)
+	}
 	if !bcast.IsBroadcast() || !bcast.IsMulticast() || macA.IsMulticast() || !mcv6.IsMulticast() {
 		t.Error("broadcast/multicast bits misread")
 	}

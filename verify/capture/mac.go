@@ -3,6 +3,8 @@ package capture
 import (
 	"fmt"
 	"net"
+
+	"github.com/vmlink/vmlink/link"
 )
 
 // MAC is an Ethernet address. It is an array rather than a net.HardwareAddr
@@ -10,15 +12,15 @@ import (
 // can key maps (the per-MAC summary, the owner table).
 type MAC [6]byte
 
-// ParseMAC parses six colon- (or dash-) separated hex bytes.
+// ParseMAC reads a MAC as the rest of vmlink does, with link.ParseMAC (as
+// ip reads it: "2:0:0:0:0:1" too), so that an address a user gave to
+// `vmlink link add` is one `vmlink capture --mac` accepts.
 func ParseMAC(s string) (MAC, error) {
-	hw, err := net.ParseMAC(s)
-	if err != nil || len(hw) != 6 {
-		return MAC{}, fmt.Errorf("parse MAC %q: want six hex bytes like 02:00:00:00:00:01", s)
+	hw, err := link.ParseMAC(s)
+	if err != nil {
+		return MAC{}, fmt.Errorf("parse MAC %q: %w", s, err)
 	}
-	var m MAC
-	copy(m[:], hw)
-	return m, nil
+	return MACFrom(hw), nil
 }
 
 // MACFrom converts a 6-byte net.HardwareAddr; other lengths give the zero MAC.
