@@ -224,14 +224,20 @@ func (n *Networks) detach(ctx context.Context, st *netState, rec *NetworkRecord,
 	if !netns.Exists(a.NetNS) {
 		return nil
 	}
+	// The interface goes by its own RTM_DELLINK even when its namespace
+	// goes too. The kernel tears a deleted namespace's links down later,
+	// in its cleanup work, and until then an ipvlan keeps its addresses
+	// on the parent's port (ipvlan_addr_busy walks every ipvlan of the
+	// port), so a connect of the same address right after would fail with
+	// "Address already assigned to an ipvlan device". RTM_DELLINK takes
+	// them off the port before it returns (ipvlan_link_delete).
+	if err := RemoveEndpointLink(ctx, NamedNS(a.NetNS), a.Interface, n.mark()); err != nil {
+		return fmt.Errorf("disconnect %s: %w", container, err)
+	}
 	if a.NSCreated && !usedElsewhere(st, rec, container) {
 		if err := netns.Delete(a.NetNS); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		return nil
-	}
-	if err := RemoveEndpointLink(ctx, NamedNS(a.NetNS), a.Interface, n.mark()); err != nil {
-		return fmt.Errorf("disconnect %s: %w", container, err)
 	}
 	return nil
 }

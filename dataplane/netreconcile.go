@@ -170,6 +170,17 @@ func (n *Networks) removeOrphans(ctx context.Context, st *netState) ([]Finding, 
 			}
 		}
 		if owned && ns != "" && !usedNS[ns] {
+			// Its links of ours first, each by RTM_DELLINK: the kernel
+			// tears a deleted namespace's links down only later, and an
+			// ipvlan keeps its addresses on its parent's port until then
+			// (see detach).
+			for _, m := range links {
+				if m.Attrs.Name != "lo" && linkGroup(&m) == n.mark().Group() {
+					if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
+						errs = append(errs, fmt.Errorf("remove %s in %s: %w", m.Attrs.Name, nsLabel(ns), err))
+					}
+				}
+			}
 			c.Close()
 			if err := netns.Delete(ns); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)
