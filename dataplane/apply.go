@@ -383,18 +383,18 @@ func (a *applier) ensureNS(ctx context.Context, name, role string) error {
 
 // claim checks that an existing link is the topology's: a link of the same
 // name that is somebody else's is never touched.
-func (a *applier) claim(m *rtnl.LinkMessage, ns, object string) error {
-	if a.mark.Owns(linkGroup(m), linkAlias(m)) {
+func (a *applier) claim(l *link.Link, ns, object string) error {
+	if a.mark.Owns(l.Group, l.Alias) {
 		return nil
 	}
 	return fmt.Errorf("%s exists in %s and is not this topology's (group %d, alias %q): remove or rename it, or rename %s in the topology",
-		m.Attrs.Name, nsLabel(ns), linkGroup(m), linkAlias(m), object)
+		l.Name, nsLabel(ns), l.Group, l.Alias, object)
 }
 
 // newMarkedLink creates a link from a raw message (kinds the link package
 // has no spec for, and veths whose peer goes to another namespace), marked,
 // then names it with the alias.
-func (a *applier) newMarkedLink(ctx context.Context, ns string, m *rtnl.LinkMessage, object string) (*rtnl.LinkMessage, error) {
+func (a *applier) newMarkedLink(ctx context.Context, ns string, m *rtnl.LinkMessage, object string) (*link.Link, error) {
 	c, err := a.c.get(ns)
 	if err != nil {
 		return nil, err
@@ -404,15 +404,18 @@ func (a *applier) newMarkedLink(ctx context.Context, ns string, m *rtnl.LinkMess
 	a.record(undo{kind: undoLink, ns: ns, name: m.Attrs.Name, local: true})
 	a.built.Created++
 	if err := c.NewLink(ctx, m, netlink.Create|netlink.Excl); err != nil {
-		return nil, fmt.Errorf("create %s %s in %s: %w", linkKind(m), m.Attrs.Name, nsLabel(ns), err)
+		return nil, fmt.Errorf("create %s %s in %s: %w", m.Attrs.Info.Kind, m.Attrs.Name, nsLabel(ns), err)
 	}
-	got, err := getLink(ctx, c, m.Attrs.Name)
-	if err != nil || got == nil {
-		return nil, fmt.Errorf("read back %s in %s: %w", m.Attrs.Name, nsLabel(ns), orNotFound(err))
+	h := link.New(c)
+	got, err := h.Get(ctx, m.Attrs.Name)
+	if err != nil {
+		return nil, fmt.Errorf("read back %s in %s: %w", m.Attrs.Name, nsLabel(ns), err)
 	}
-	if err := setAlias(ctx, c, got.Index, a.mark.Alias(object)); err != nil {
-		return nil, fmt.Errorf("%s: %w", m.Attrs.Name, err)
+	alias := a.mark.Alias(object)
+	if err := h.Set(ctx, got.Name, link.Change{Alias: &alias}); err != nil {
+		return nil, err
 	}
+	got.Alias = alias
 	return got, nil
 }
 
@@ -423,18 +426,19 @@ func (a *applier) ensureBridge(ctx context.Context, p *Parent) error {
 	if err != nil {
 		return err
 	}
-	m, err := getLink(ctx, c, name)
-	if err != nil {
-		return fmt.Errorf("bridge %s: %w", name, err)
-	}
-	if m != nil {
+	h := link.New(c)
+	m, err := h.Get(ctx, name)
+	switch {
+	case err == nil:
 		if err := a.claim(m, s.Switch, "sandbox.bridge"); err != nil {
 			return err
 		}
-		if linkKind(m) != "bridge" {
-			return fmt.Errorf("%s in %s is a %s, not a bridge", name, nsLabel(s.Switch), linkKind(m))
+		if m.Kind != "bridge" {
+			return fmt.Errorf("%s in %s is a %s, not a bridge", name, nsLabel(s.Switch), m.Kind)
 		}
 		return nil
+	case !errors.Is(err, link.ErrNotFound):
+		return fmt.Errorf("bridge %s: %w", name, err)
 	}
 	msg := &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name, Info: &rtnl.LinkInfo{Kind: "bridge"}}}
 	if s.MAC != "" {
@@ -450,13 +454,14 @@ func (a *applier) ensureBridge(ctx context.Context, p *Parent) error {
 			return fmt.Errorf("bridge %s: %w", name, err)
 		}
 	}
-	if err := setUp(ctx, c, m.Index); err != nil {
+	up := true
+	if err := h.Set(ctx, name, link.Change{Up: &up}); err != nil {
 		return fmt.Errorf("bridge %s: %w", name, err)
 	}
 	if len(s.Addresses) > 0 {
-		mac := macOf(m)
-		if m2, err := getLink(ctx, c, name); err == nil && m2 != nil {
-			mac = macOf(m2)
+		mac := m.Address
+		if m2, err := h.Get(ctx, name); err == nil {
+			mac = m2.Address
 		}
 		var addrs []netip.Prefix
 		for _, as := range s.Addresses {
@@ -478,18 +483,18 @@ func (a *applier) ensureVeth(ctx context.Context, p *Parent) error {
 	if err != nil {
 		return err
 	}
-	m, err := getLink(ctx, hc, p.Name)
-	if err != nil {
-		return fmt.Errorf("parent %s: %w", p.Name, err)
-	}
-	if m != nil {
+	m, err := link.New(hc).Get(ctx, p.Name)
+	switch {
+	case err == nil:
 		if err := a.claim(m, a.t.Host, "parents[].name"); err != nil {
 			return err
 		}
-		if linkKind(m) != "veth" {
-			return fmt.Errorf("%s in %s is a %s, not the sandbox's veth", p.Name, nsLabel(a.t.Host), linkKind(m))
+		if m.Kind != "veth" {
+			return fmt.Errorf("%s in %s is a %s, not the sandbox's veth", p.Name, nsLabel(a.t.Host), m.Kind)
 		}
 		return a.convergeVethMTU(ctx, p, hc, sc, m)
+	case !errors.Is(err, link.ErrNotFound):
+		return fmt.Errorf("parent %s: %w", p.Name, err)
 	}
 	sw, err := netns.Open(s.Switch)
 	if err != nil {
@@ -509,41 +514,36 @@ func (a *applier) ensureVeth(ctx context.Context, p *Parent) error {
 	if err != nil {
 		return err
 	}
-	port, err := getLink(ctx, sc, p.Name)
-	if err != nil || port == nil {
-		return fmt.Errorf("find the switch port %s in %s: %w", p.Name, nsLabel(s.Switch), orNotFound(err))
+	// The switch's end: marked, on the bridge, hairpin as asked, up.
+	sh := link.New(sc)
+	alias, br, up := a.mark.Alias("port/"+p.Name), s.bridge(p.Name), true
+	if err := sh.Set(ctx, p.Name, link.Change{Alias: &alias}); err != nil {
+		return fmt.Errorf("switch port %s in %s: %w", p.Name, nsLabel(s.Switch), err)
 	}
-	if err := setAlias(ctx, sc, port.Index, a.mark.Alias("port/"+p.Name)); err != nil {
-		return err
-	}
-	br, err := getLink(ctx, sc, s.bridge(p.Name))
-	if err != nil || br == nil {
-		return fmt.Errorf("find bridge %s: %w", s.bridge(p.Name), orNotFound(err))
-	}
-	if err := setMaster(ctx, sc, port.Index, br.Index); err != nil {
+	if err := sh.Set(ctx, p.Name, link.Change{Master: &br}); err != nil {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	if s.Hairpin {
-		if err := setHairpin(ctx, sc, port.Index, true); err != nil {
+		if err := sh.Set(ctx, p.Name, link.Change{BridgePort: &link.BridgePortChange{Hairpin: &up}}); err != nil {
 			return fmt.Errorf("port %s: %w", p.Name, err)
 		}
 	}
-	if err := setUp(ctx, sc, port.Index); err != nil {
+	if err := sh.Set(ctx, p.Name, link.Change{Up: &up}); err != nil {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
-	return setUp(ctx, hc, m.Index)
+	return link.New(hc).Set(ctx, m.Name, link.Change{Up: &up})
 }
 
 // convergeVethMTU gives an existing sandbox veth (both ends) the MTU the
 // topology now declares.
-func (a *applier) convergeVethMTU(ctx context.Context, p *Parent, hc, sc *rtnl.Conn, m *rtnl.LinkMessage) error {
-	if p.MTU == 0 || (m.Attrs.MTU != nil && *m.Attrs.MTU == p.MTU) {
+func (a *applier) convergeVethMTU(ctx context.Context, p *Parent, hc, sc *rtnl.Conn, m *link.Link) error {
+	if p.MTU == 0 || m.MTU == p.MTU {
 		return nil
 	}
 	mtu := p.MTU
-	port, err := getLink(ctx, sc, p.Name)
-	if err != nil || port == nil {
-		return fmt.Errorf("find the switch port %s in %s: %w", p.Name, nsLabel(p.Sandbox.Switch), orNotFound(err))
+	port, err := link.New(sc).Get(ctx, p.Name)
+	if err != nil {
+		return fmt.Errorf("find the switch port %s in %s: %w", p.Name, nsLabel(p.Sandbox.Switch), err)
 	}
 	for _, end := range []struct {
 		c     *rtnl.Conn
@@ -564,19 +564,21 @@ func (a *applier) ensureParent(ctx context.Context, p *Parent) error {
 	if err != nil {
 		return err
 	}
-	m, err := getLink(ctx, c, p.Name)
-	if err != nil {
-		return fmt.Errorf("parent %s: %w", p.Name, err)
-	}
-	if m == nil {
+	h := link.New(c)
+	m, err := h.Get(ctx, p.Name)
+	switch {
+	case errors.Is(err, link.ErrNotFound):
 		return fmt.Errorf("parent %s: %w in %s: create it, or give it a sandbox to have one made", p.Name, ErrNoInterface, nsLabel(a.t.Host))
+	case err != nil:
+		return fmt.Errorf("parent %s: %w", p.Name, err)
 	}
 	if m.Flags&unix.IFF_LOOPBACK != 0 {
 		return fmt.Errorf("parent %s: a loopback cannot be a parent", p.Name)
 	}
-	ours := a.mark.Owns(linkGroup(m), linkAlias(m))
-	if ours && m.Flags&unix.IFF_UP == 0 {
-		if err := setUp(ctx, c, m.Index); err != nil {
+	ours := a.mark.Owns(m.Group, m.Alias)
+	if ours && !m.Up() {
+		up := true
+		if err := h.Set(ctx, p.Name, link.Change{Up: &up}); err != nil {
 			return fmt.Errorf("parent %s: %w", p.Name, err)
 		}
 	}
@@ -593,8 +595,8 @@ func (a *applier) ensureParent(ctx context.Context, p *Parent) error {
 // builtParent describes parent p (link m, in namespace host) as Up reports
 // it: its MAC, sandbox switch, and the addresses the topology gives it and
 // the outside end. The topology is validated, so the prefixes parse.
-func builtParent(p *Parent, host string, m *rtnl.LinkMessage) BuiltParent {
-	bp := BuiltParent{Name: p.Name, NetNS: host, MAC: macOf(m), Sandbox: p.Sandbox != nil}
+func builtParent(p *Parent, host string, m *link.Link) BuiltParent {
+	bp := BuiltParent{Name: p.Name, NetNS: host, MAC: m.Address, Sandbox: p.Sandbox != nil}
 	if s := p.Sandbox; s != nil {
 		bp.Switch, bp.Bridge, bp.Hairpin = s.Switch, s.bridge(p.Name), s.Hairpin
 		for _, as := range s.Addresses {
@@ -611,7 +613,7 @@ func builtParent(p *Parent, host string, m *rtnl.LinkMessage) BuiltParent {
 
 // ensureAddrOn adds an address; on a link the topology does not own the
 // addition is journaled and remembered in the state, so Down takes it back.
-func (a *applier) ensureAddrOn(ctx context.Context, ns string, m *rtnl.LinkMessage, p netip.Prefix, ownedLink bool) error {
+func (a *applier) ensureAddrOn(ctx context.Context, ns string, m *link.Link, p netip.Prefix, ownedLink bool) error {
 	c, err := a.c.get(ns)
 	if err != nil {
 		return err
@@ -623,7 +625,7 @@ func (a *applier) ensureAddrOn(ctx context.Context, ns string, m *rtnl.LinkMessa
 	if have {
 		// Another topology's address that this one declares too: share
 		// it, so that the other's Down leaves it to this one.
-		r := addrRecord{NetNS: ns, Link: m.Attrs.Name, Prefix: p.String()}
+		r := addrRecord{NetNS: ns, Link: m.Name, Prefix: p.String()}
 		if ownedLink || a.created[ns] || slices.Contains(a.st.Addrs, r) {
 			return nil
 		}
@@ -635,12 +637,12 @@ func (a *applier) ensureAddrOn(ctx context.Context, ns string, m *rtnl.LinkMessa
 		return a.st.save(a.dir)
 	}
 	if !ownedLink && !a.created[ns] {
-		if a.st.addAddr(addrRecord{NetNS: ns, Link: m.Attrs.Name, Prefix: p.String()}) {
+		if a.st.addAddr(addrRecord{NetNS: ns, Link: m.Name, Prefix: p.String()}) {
 			if err := a.st.save(a.dir); err != nil {
 				return err
 			}
 		}
-		a.record(undo{kind: undoAddr, ns: ns, name: m.Attrs.Name, prefix: p})
+		a.record(undo{kind: undoAddr, ns: ns, name: m.Name, prefix: p})
 	}
 	a.built.Created++
 	_, err = ensureAddr(ctx, c, m.Index, p)
@@ -852,12 +854,13 @@ func (a *applier) ensureShim(ctx context.Context, s *HostShim) error {
 	if err != nil {
 		return err
 	}
-	m, err := getLink(ctx, c, s.Name)
-	if err != nil {
+	h := link.New(c)
+	m, err := h.Get(ctx, s.Name)
+	if err != nil && !errors.Is(err, link.ErrNotFound) {
 		return fmt.Errorf("host shim %s: %w", s.Name, err)
 	}
 	created := false
-	if m != nil {
+	if err == nil {
 		if err := a.claim(m, a.t.Host, "host_shims[].name"); err != nil {
 			return err
 		}
@@ -869,13 +872,11 @@ func (a *applier) ensureShim(ctx context.Context, s *HostShim) error {
 		spec := &link.Macvlan{Common: link.Common{Name: s.Name, Parent: n.Parent, Address: mac, Group: a.mark.Group()}, Mode: link.MacvlanModeBridge}
 		a.record(undo{kind: undoLink, ns: a.t.Host, name: s.Name, local: true})
 		a.built.Created++
-		if _, err := link.New(c).Create(ctx, spec); err != nil {
+		if m, err = h.Create(ctx, spec); err != nil {
 			return err
 		}
-		if m, err = getLink(ctx, c, s.Name); err != nil || m == nil {
-			return fmt.Errorf("read back host shim %s: %w", s.Name, orNotFound(err))
-		}
-		if err := setAlias(ctx, c, m.Index, a.mark.Alias("shim/"+s.Name)); err != nil {
+		alias := a.mark.Alias("shim/" + s.Name)
+		if err := h.Set(ctx, s.Name, link.Change{Alias: &alias}); err != nil {
 			return fmt.Errorf("host shim %s: %w", s.Name, err)
 		}
 		created = true
@@ -889,8 +890,9 @@ func (a *applier) ensureShim(ctx context.Context, s *HostShim) error {
 			return fmt.Errorf("host shim %s: %w", s.Name, err)
 		}
 	}
-	if m.Flags&unix.IFF_UP == 0 {
-		if err := setUp(ctx, c, m.Index); err != nil {
+	if !m.Up() {
+		up := true
+		if err := h.Set(ctx, s.Name, link.Change{Up: &up}); err != nil {
 			return fmt.Errorf("host shim %s: %w", s.Name, err)
 		}
 	}
@@ -901,8 +903,8 @@ func (a *applier) ensureShim(ctx context.Context, s *HostShim) error {
 			return fmt.Errorf("host shim %s: %w", s.Name, err)
 		}
 	}
-	if m2, err := getLink(ctx, c, s.Name); err == nil && m2 != nil {
-		bi.MAC = macOf(m2)
+	if m2, err := h.Get(ctx, s.Name); err == nil {
+		bi.MAC = m2.Address
 	}
 	a.built.Interfaces = append(a.built.Interfaces, bi)
 	if created {
@@ -950,8 +952,12 @@ func (a *applier) rollback(ctx context.Context) (int, error) {
 		case undoAddr:
 			c, err := a.c.get(u.ns)
 			if err == nil {
-				var m *rtnl.LinkMessage
-				if m, err = getLink(ctx, c, u.name); err == nil && m != nil {
+				var m *link.Link
+				m, err = link.New(c).Get(ctx, u.name)
+				switch {
+				case errors.Is(err, link.ErrNotFound):
+					err = nil
+				case err == nil:
 					err = c.DelAddr(ctx, uint32(m.Index), u.prefix)
 					if errors.Is(err, unix.EADDRNOTAVAIL) {
 						err = nil
@@ -996,11 +1002,14 @@ func (a *applier) deleteOwnedLink(ctx context.Context, ns, name string) (bool, e
 	if err != nil {
 		return false, err
 	}
-	m, err := getLink(ctx, c, name)
-	if err != nil {
+	m, err := link.New(c).Get(ctx, name)
+	switch {
+	case errors.Is(err, link.ErrNotFound):
+		return false, nil
+	case err != nil:
 		return false, fmt.Errorf("remove %s from %s: %w", name, nsLabel(ns), err)
 	}
-	if m == nil || !a.mark.Owns(linkGroup(m), linkAlias(m)) {
+	if !a.mark.Owns(m.Group, m.Alias) {
 		return false, nil
 	}
 	if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
@@ -1043,11 +1052,11 @@ func (a *applier) waitWires(ctx context.Context) error {
 			return err
 		}
 		for {
-			m, err := getLink(ctx, conn, c.name)
-			if err != nil {
+			m, err := link.New(conn).Get(ctx, c.name)
+			if err != nil && !errors.Is(err, link.ErrNotFound) {
 				return fmt.Errorf("wait for %s in %s: %w", c.name, nsLabel(c.ns), err)
 			}
-			if m != nil && ((c.port && portForwarding(m)) || (!c.port && carriesFrames(m))) {
+			if err == nil && ((c.port && portForwarding(m)) || (!c.port && carriesFrames(m))) {
 				break
 			}
 			select {

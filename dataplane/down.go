@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
 )
 
@@ -168,8 +169,11 @@ func delAddrRecord(ctx context.Context, c conns, r addrRecord) error {
 	if err != nil {
 		return err
 	}
-	m, err := getLink(ctx, conn, r.Link)
-	if err != nil || m == nil {
+	m, err := link.New(conn).Get(ctx, r.Link)
+	switch {
+	case errors.Is(err, link.ErrNotFound):
+		return nil
+	case err != nil:
 		return err
 	}
 	p, err := parsePrefix(r.Prefix)
@@ -190,17 +194,15 @@ func deleteMarked(ctx context.Context, c conns, ns string, mark Mark) ([]string,
 	if err != nil {
 		return nil, err
 	}
-	links, err := conn.Links(ctx)
+	g := mark.Group()
+	links, err := link.New(conn).List(ctx, link.Filter{Group: &g})
 	if err != nil {
 		return nil, fmt.Errorf("list links in %s: %w", nsLabel(ns), err)
 	}
-	var ours []rtnl.LinkMessage
+	var ours []*link.Link
 	foreign := false
 	for _, m := range links {
-		if linkGroup(&m) != mark.Group() {
-			continue
-		}
-		if mark.Owns(linkGroup(&m), linkAlias(&m)) {
+		if mark.Owns(m.Group, m.Alias) {
 			ours = append(ours, m)
 		} else {
 			foreign = true
@@ -211,10 +213,9 @@ func deleteMarked(ctx context.Context, c conns, ns string, mark Mark) ([]string,
 	}
 	var names []string
 	for _, m := range ours {
-		names = append(names, ns+"/"+m.Attrs.Name)
+		names = append(names, ns+"/"+m.Name)
 	}
 	if !foreign {
-		g := mark.Group()
 		err := conn.DelLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Group: &g}})
 		if err != nil && !errors.Is(err, unix.ENODEV) {
 			return nil, fmt.Errorf("remove links of group %d in %s: %w", g, nsLabel(ns), err)
@@ -224,7 +225,7 @@ func deleteMarked(ctx context.Context, c conns, ns string, mark Mark) ([]string,
 	var errs []error
 	for _, m := range ours {
 		if err := conn.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
-			errs = append(errs, fmt.Errorf("remove %s from %s: %w", m.Attrs.Name, nsLabel(ns), err))
+			errs = append(errs, fmt.Errorf("remove %s from %s: %w", m.Name, nsLabel(ns), err))
 		}
 	}
 	return names, errors.Join(errs...)

@@ -263,20 +263,20 @@ func (n *Networks) removeUnrecorded(ctx context.Context, rec *NetworkRecord, ns 
 		return err
 	}
 	defer c.Close()
-	links, err := c.Links(ctx)
+	links, err := link.New(c).List(ctx, link.Filter{})
 	if err != nil {
 		return err
 	}
 	mark := n.mark()
 	legacy := mark.Alias(legacyEndpointObject(rec.Name, ns))
 	for _, m := range links {
-		alias := linkAlias(&m)
-		if m.Attrs.Name == "lo" || linkGroup(&m) != mark.Group() ||
+		alias := m.Alias
+		if m.Name == "lo" || m.Group != mark.Group() ||
 			(alias != "" && alias != legacy && !strings.HasPrefix(alias, legacy+"/")) {
 			continue
 		}
 		if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
-			return fmt.Errorf("remove %s left by an interrupted connect: %w", m.Attrs.Name, err)
+			return fmt.Errorf("remove %s left by an interrupted connect: %w", m.Name, err)
 		}
 	}
 	return nil

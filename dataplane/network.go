@@ -386,11 +386,14 @@ func (n *Networks) releaseParent(ctx context.Context, c *rtnl.Conn, st *netState
 			return nil
 		}
 	}
-	m, err := getLink(ctx, c, rec.Parent)
-	if err != nil || m == nil {
+	m, err := link.New(c).Get(ctx, rec.Parent)
+	switch {
+	case errors.Is(err, link.ErrNotFound):
+		return nil
+	case err != nil:
 		return err
 	}
-	if !n.mark().Owns(linkGroup(m), linkAlias(m)) {
+	if !n.mark().Owns(m.Group, m.Alias) {
 		return nil
 	}
 	if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
@@ -425,7 +428,7 @@ func (n *Networks) Remove(ctx context.Context, name string) error {
 		}
 		defer c.Close()
 		if rec.Shim != nil {
-			if m, _ := getLink(ctx, c, rec.Shim.Interface); m != nil && n.mark().Owns(linkGroup(m), linkAlias(m)) {
+			if m, err := link.New(c).Get(ctx, rec.Shim.Interface); err == nil && n.mark().Owns(m.Group, m.Alias) {
 				if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
 					return fmt.Errorf("remove host shim: %w", err)
 				}
