@@ -1,5 +1,10 @@
 package dataplane
 
+// This file is the topology file's schema: the YAML document `vmlink up
+// -f`, the labs and the verifier's --topology read (Topology and its
+// parts), Parse and Validate. (The behaviour the verifier expects of a
+// built topology is verify.Model, another thing.)
+
 import (
 	"bytes"
 	"errors"
@@ -210,7 +215,7 @@ func (t *Topology) WithPrefix(prefix string) *Topology {
 	return c
 }
 
-// clone deep-copies t through its YAML form: the model is plain data.
+// clone deep-copies t through its YAML form: a topology is plain data.
 func (t *Topology) clone() *Topology {
 	b, err := yaml.Marshal(t)
 	if err != nil {
