@@ -181,23 +181,13 @@ func (n *Networks) removeOrphans(ctx context.Context, st *netState) ([]Finding, 
 			}
 		}
 		if owned && ns != "" && !usedNS[ns] {
-			// Its links of ours first, each by RTM_DELLINK: the kernel
-			// tears a deleted namespace's links down only later, and an
-			// ipvlan keeps its addresses on its parent's port until then
-			// (see detach).
-			for _, m := range links {
-				if m.Name != "lo" && m.Group == n.mark().Group() {
-					if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
-						errs = append(errs, fmt.Errorf("remove %s in %s: %w", m.Name, nsLabel(ns), err))
-					}
-				}
-			}
-			c.Close()
-			if err := netns.Delete(ns); err != nil && !errors.Is(err, os.ErrNotExist) {
+			removed, err := n.removeOrphanNS(ctx, c, ns, links)
+			if err != nil {
 				errs = append(errs, err)
-				continue
 			}
-			found = append(found, Finding(fmt.Sprintf("namespace %s was created by an interrupted connect and is used by no network: removed it", ns)))
+			if removed {
+				found = append(found, Finding(fmt.Sprintf("namespace %s was created by an interrupted connect and is used by no network: removed it", ns)))
+			}
 			continue
 		}
 		for _, m := range links {
@@ -216,4 +206,26 @@ func (n *Networks) removeOrphans(ctx context.Context, st *netState) ([]Finding, 
 		c.Close()
 	}
 	return found, errors.Join(errs...)
+}
+
+// removeOrphanNS deletes a namespace connect created that no endpoint uses
+// (c is open in it and is closed, links are its links); removed reports
+// that the namespace is gone. Its links of ours go first, each by
+// RTM_DELLINK: the kernel tears a deleted namespace's links down only
+// later, and an ipvlan keeps its addresses on its parent's port until then
+// (see detach).
+func (n *Networks) removeOrphanNS(ctx context.Context, c *rtnl.Conn, ns string, links []*link.Link) (removed bool, err error) {
+	var errs []error
+	for _, m := range links {
+		if m.Name != "lo" && m.Group == n.mark().Group() {
+			if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
+				errs = append(errs, fmt.Errorf("remove %s in %s: %w", m.Name, nsLabel(ns), err))
+			}
+		}
+	}
+	c.Close()
+	if err := netns.Delete(ns); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, errors.Join(append(errs, err)...)
+	}
+	return true, errors.Join(errs...)
 }
