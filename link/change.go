@@ -99,7 +99,7 @@ func (c *Change) Validate(dev string) error {
 		return fieldErr(kind, "", "dev", dev, err.Error())
 	}
 	if c.empty() {
-		return fieldErr(kind, dev, "set", "", "nothing to change: give up, down, mtu, address, netns, alias, group, txqueuelen, master, name or type options")
+		return fieldErr(kind, dev, "set", "", "nothing to change: give up, down, mtu, address, netns, alias, group, txqueuelen, name or type options")
 	}
 	if c.Name != "" {
 		if err := CheckName(c.Name); err != nil {
