@@ -129,12 +129,14 @@ func TestNetIPVlanFlagCLI(t *testing.T) {
 
 // TestNetIPVlanReconnectCLI: a network removed and made again at once, on
 // the same parent with the same subnet, takes the same container and
-// address back (10.48.0.2), round after round. An ipvlan's addresses stay
-// on its parent's port as long as the link is registered, and a namespace
-// deleted with the link still in it is torn down later by the kernel's
-// cleanup work: disconnect must delete the link itself, or the next
-// connect meets "Address already assigned to an ipvlan device". Needs
-// ipvlan: the VM tier.
+// address back (10.48.0.2). An ipvlan's addresses stay on its parent's
+// port as long as the link is registered, and a namespace deleted with the
+// link still in it is torn down later, by the kernel's cleanup work, or
+// never while a process is still in it: disconnect must delete the link
+// itself, or the next connect meets "Address already assigned to an ipvlan
+// device". First with the old namespace held open (as a process left in
+// the container would), then round after round racing the kernel's
+// cleanup. Needs ipvlan: the VM tier.
 func TestNetIPVlanReconnectCLI(t *testing.T) {
 	testenv.Require(t, testenv.FeaturePrivileged, testenv.FeatureVeth, testenv.FeatureIPVlan)
 	prefix := fmt.Sprintf("vmlt-ir%d-", os.Getpid())
@@ -152,18 +154,35 @@ func TestNetIPVlanReconnectCLI(t *testing.T) {
 		netns.Delete(host)
 	})
 	addVethParent(t, host)
+	run := func(when string, cmd ...string) {
+		t.Helper()
+		if code, _, e := runLabCLI(append([]string{"-n", host}, cmd...)...); code != exitOK {
+			t.Fatalf("%s: %v: exit %d %s", when, cmd, code, e)
+		}
+	}
+	up := func(when string) {
+		t.Helper()
+		run(when, "net", "create", "-d", "ipvlan", "-o", "parent=p0", "--subnet", "10.48.0.0/24", network)
+		run(when, "net", "connect", "--ip", "10.48.0.2", network, ctr)
+	}
+	down := func(when string) {
+		t.Helper()
+		run(when, "net", "disconnect", network, ctr)
+		run(when, "net", "rm", network)
+	}
+	up("first")
+	held, err := netns.Open(ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down("first")
+	up("with the old namespace held open")
+	held.Close()
+	down("with the old namespace held open")
 	const rounds = 100
 	for i := range rounds {
-		steps := [][]string{
-			{"net", "create", "-d", "ipvlan", "-o", "parent=p0", "--subnet", "10.48.0.0/24", network},
-			{"net", "connect", "--ip", "10.48.0.2", network, ctr},
-			{"net", "disconnect", network, ctr},
-			{"net", "rm", network},
-		}
-		for _, cmd := range steps {
-			if code, _, e := runLabCLI(append([]string{"-n", host}, cmd...)...); code != exitOK {
-				t.Fatalf("round %d of %d: %v: exit %d %s", i+1, rounds, cmd, code, e)
-			}
-		}
+		when := fmt.Sprintf("round %d of %d", i+1, rounds)
+		up(when)
+		down(when)
 	}
 }
