@@ -230,10 +230,10 @@ var iffNames = []struct {
 	{unix.IFF_ECHO, "ECHO"},
 }
 
-// FlagNames returns the flags as iproute2 prints them: NO-CARRIER first when
+// flagNames returns the flags as iproute2 prints them: NO-CARRIER first when
 // up without carrier, then the IFF_* names in iproute2's order, unknown bits
 // in hex, and M-DOWN when the parent is down.
-func FlagNames(flags uint32, parentDown bool) []string {
+func flagNames(flags uint32, parentDown bool) []string {
 	out := []string{}
 	if flags&unix.IFF_UP != 0 && flags&unix.IFF_RUNNING == 0 {
 		out = append(out, "NO-CARRIER")
@@ -277,17 +277,17 @@ func linkTypeName(t uint16) string {
 	return "[" + strconv.Itoa(int(t)) + "]"
 }
 
-// GroupName returns iproute2's name for a group: "default" for 0, else the
+// groupName returns iproute2's name for a group: "default" for 0, else the
 // number (names from /etc/iproute2/group are the CLI's business).
-func GroupName(g uint32) string {
+func groupName(g uint32) string {
 	if g == 0 {
 		return "default"
 	}
 	return strconv.FormatUint(uint64(g), 10)
 }
 
-// VLANFlagNames returns the VLAN flags as iproute2 names them.
-func VLANFlagNames(flags uint32) []string {
+// vlanFlagNamesOf returns the VLAN flags as iproute2 names them.
+func vlanFlagNamesOf(flags uint32) []string {
 	out := []string{}
 	for _, f := range vlanFlagNames {
 		if flags&f.bit != 0 {
@@ -306,11 +306,11 @@ func (l *Link) Describe() *Description {
 	d := &Description{
 		IfIndex:     l.Index,
 		IfName:      l.Name,
-		Flags:       FlagNames(l.Flags, l.ParentDown),
+		Flags:       flagNames(l.Flags, l.ParentDown),
 		MTU:         l.MTU,
 		Qdisc:       l.Qdisc,
 		Master:      l.MasterName,
-		Group:       GroupName(l.Group),
+		Group:       groupName(l.Group),
 		TxQLen:      l.TxQLen,
 		LinkType:    linkTypeName(l.Type),
 		LinkNetNSID: l.ParentNetNSID,
@@ -328,36 +328,15 @@ func (l *Link) Describe() *Description {
 		AddrGenMode: addrGenModeName(l.AddrGenMode),
 		IfAlias:     l.Alias,
 	}
-	// ip prints the parent only from IFLA_LINK, which the kernel leaves out
-	// when the parent's index is the link's own (see decodeLink).
-	if l.ParentIndex != 0 && l.ParentIndex != l.Index {
-		if l.ParentNetNSID != nil || l.Parent == "" {
-			idx := l.ParentIndex
-			d.LinkIndex = &idx
-		} else {
-			p := l.Parent
-			d.Link = &p
-		}
-	}
+	d.setParent(l)
 	if l.Master != 0 && d.Master == "" {
 		d.Master = "if" + strconv.Itoa(int(l.Master))
 	}
 	if l.OperState != nil {
-		if int(*l.OperState) < len(operStates) {
-			d.OperState = operStates[*l.OperState]
-		} else {
-			d.OperState = strconv.Itoa(int(*l.OperState))
-		}
+		d.OperState = operStateName(*l.OperState)
 	}
 	if l.LinkMode != nil {
-		switch *l.LinkMode {
-		case 0:
-			d.LinkMode = "DEFAULT"
-		case 1:
-			d.LinkMode = "DORMANT"
-		default:
-			d.LinkMode = strconv.Itoa(int(*l.LinkMode))
-		}
+		d.LinkMode = linkModeName(*l.LinkMode)
 	}
 	if len(l.Address) > 0 {
 		d.Address = l.Address.String()
@@ -366,64 +345,118 @@ func (l *Link) Describe() *Description {
 		d.Broadcast = l.Broadcast.String()
 	}
 	if l.Kind != "" {
-		d.LinkInfo = &Info{InfoKind: l.Kind}
-		switch {
-		case l.VLAN != nil:
-			v := l.VLAN
-			vd := &VLANData{
-				Protocol:   v.Protocol.String(),
-				ID:         v.ID,
-				IngressQoS: v.IngressQoS,
-				EgressQoS:  v.EgressQoS,
-			}
-			if v.Protocol == VLANProtocolUnset {
-				vd.Protocol = "802.1q" // what iproute2 prints without the attribute
-			}
-			if v.HasFlags {
-				vd.Flags = VLANFlagNames(v.Flags)
-			}
-			d.LinkInfo.InfoData = vd
-		case l.Macvlan != nil:
-			m := l.Macvlan
-			md := &MacvlanData{
-				Mode:           m.Mode.String(),
-				NoPromisc:      m.Flags&MacvlanFlagNoPromisc != 0,
-				NoDst:          m.Flags&MacvlanFlagNoDst != 0,
-				BCQueueLen:     m.BCQueueLen,
-				UsedBCQueueLen: m.BCQueueLenUsed,
-				BCLim:          m.BCCutoff,
-			}
-			if m.Mode == MacvlanModeSource {
-				md.MACAddrCount = m.MACAddrCount
-				if m.MACAddrCount != nil {
-					for _, a := range m.MACAddrs {
-						md.MACAddrData = append(md.MACAddrData, a.String())
-					}
-				}
-			}
-			if l.ModeDefaulted {
-				d.modeNote = "vmlink default"
-			}
-			d.LinkInfo.InfoData = md
-		case l.IPVlan != nil:
-			ipd := &IPVlanData{}
-			if l.IPVlan.Mode != IPVlanModeUnset {
-				ipd.Mode = l.IPVlan.Mode.String()
-			}
-			if f := l.IPVlan.Flag; f != nil {
-				switch *f {
-				case IPVlanFlagPrivate:
-					ipd.Private = true
-				case IPVlanFlagVEPA:
-					ipd.VEPA = true
-				default:
-					ipd.Bridge = true
-				}
-			}
-			d.LinkInfo.InfoData = ipd
+		d.LinkInfo = &Info{InfoKind: l.Kind, InfoData: l.infoData()}
+		if _, ok := d.LinkInfo.InfoData.(*MacvlanData); ok && l.ModeDefaulted {
+			d.modeNote = "vmlink default"
 		}
 	}
 	return d
+}
+
+// setParent names the parent as ip does: by name when it is in the same
+// namespace and known, by index otherwise. ip prints the parent only from
+// IFLA_LINK, which the kernel leaves out when the parent's index is the
+// link's own (see decodeLink).
+func (d *Description) setParent(l *Link) {
+	if l.ParentIndex == 0 || l.ParentIndex == l.Index {
+		return
+	}
+	if l.ParentNetNSID != nil || l.Parent == "" {
+		idx := l.ParentIndex
+		d.LinkIndex = &idx
+	} else {
+		p := l.Parent
+		d.Link = &p
+	}
+}
+
+// operStateName is iproute2's name for an IF_OPER_* state, its number when
+// it has none.
+func operStateName(s uint8) string {
+	if int(s) < len(operStates) {
+		return operStates[s]
+	}
+	return strconv.Itoa(int(s))
+}
+
+// linkModeName is iproute2's name for an IF_LINK_MODE_* mode, its number
+// when it has none.
+func linkModeName(m uint8) string {
+	switch m {
+	case 0:
+		return "DEFAULT"
+	case 1:
+		return "DORMANT"
+	}
+	return strconv.Itoa(int(m))
+}
+
+// infoData is the kind's `linkinfo.info_data`, nil for a kind vmlink does
+// not decode.
+func (l *Link) infoData() any {
+	switch {
+	case l.VLAN != nil:
+		return l.VLAN.data()
+	case l.Macvlan != nil:
+		return l.Macvlan.data()
+	case l.IPVlan != nil:
+		return l.IPVlan.data()
+	}
+	return nil
+}
+
+func (v *VLANInfo) data() *VLANData {
+	vd := &VLANData{
+		Protocol:   v.Protocol.String(),
+		ID:         v.ID,
+		IngressQoS: v.IngressQoS,
+		EgressQoS:  v.EgressQoS,
+	}
+	if v.Protocol == VLANProtocolUnset {
+		vd.Protocol = "802.1q" // what iproute2 prints without the attribute
+	}
+	if v.HasFlags {
+		vd.Flags = vlanFlagNamesOf(v.Flags)
+	}
+	return vd
+}
+
+func (m *MacvlanInfo) data() *MacvlanData {
+	md := &MacvlanData{
+		Mode:           m.Mode.String(),
+		NoPromisc:      m.Flags&MacvlanFlagNoPromisc != 0,
+		NoDst:          m.Flags&MacvlanFlagNoDst != 0,
+		BCQueueLen:     m.BCQueueLen,
+		UsedBCQueueLen: m.BCQueueLenUsed,
+		BCLim:          m.BCCutoff,
+	}
+	if m.Mode == MacvlanModeSource {
+		md.MACAddrCount = m.MACAddrCount
+		if m.MACAddrCount != nil {
+			for _, a := range m.MACAddrs {
+				md.MACAddrData = append(md.MACAddrData, a.String())
+			}
+		}
+	}
+	return md
+}
+
+func (i *IPVlanInfo) data() *IPVlanData {
+	ipd := &IPVlanData{}
+	if i.Mode != IPVlanModeUnset {
+		ipd.Mode = i.Mode.String()
+	}
+	if f := i.Flag; f != nil {
+		switch *f {
+		case IPVlanFlagPrivate:
+			ipd.Private = true
+		case IPVlanFlagVEPA:
+			ipd.VEPA = true
+		default:
+			ipd.Bridge = true
+		}
+	}
+	return ipd
 }
 
 // Text returns the description in the shape of `ip -d link show`:
@@ -435,6 +468,30 @@ func (l *Link) Describe() *Description {
 // Fields iproute2 prints that vmlink does not decode are left out.
 func (d *Description) Text() string {
 	var b strings.Builder
+	d.writeHeader(&b)
+	d.writeLinkLayer(&b)
+	if d.LinkInfo != nil {
+		fmt.Fprintf(&b, "\n    %s", d.LinkInfo.InfoKind)
+		switch v := d.LinkInfo.InfoData.(type) {
+		case *VLANData:
+			v.writeText(&b)
+		case *MacvlanData:
+			v.writeText(&b, d.modeNote)
+		case *IPVlanData:
+			v.writeText(&b)
+		}
+	}
+	d.writeDeviceAttrs(&b)
+	if d.IfAlias != "" {
+		fmt.Fprintf(&b, "\n    alias %s", d.IfAlias)
+	}
+	b.WriteByte('\n')
+	return b.String()
+}
+
+// writeHeader writes the first line: index, name@parent, flags, mtu,
+// qdisc, master, state, mode, group and qlen.
+func (d *Description) writeHeader(b *strings.Builder) {
 	name := d.IfName
 	switch {
 	case d.Link != nil:
@@ -442,130 +499,143 @@ func (d *Description) Text() string {
 	case d.LinkIndex != nil:
 		name += "@if" + strconv.Itoa(int(*d.LinkIndex))
 	}
-	fmt.Fprintf(&b, "%d: %s: <%s> mtu %d", d.IfIndex, name, strings.Join(d.Flags, ","), d.MTU)
+	fmt.Fprintf(b, "%d: %s: <%s> mtu %d", d.IfIndex, name, strings.Join(d.Flags, ","), d.MTU)
 	if d.Qdisc != "" {
-		fmt.Fprintf(&b, " qdisc %s", d.Qdisc)
+		fmt.Fprintf(b, " qdisc %s", d.Qdisc)
 	}
 	if d.Master != "" {
-		fmt.Fprintf(&b, " master %s", d.Master)
+		fmt.Fprintf(b, " master %s", d.Master)
 	}
 	if d.OperState != "" {
-		fmt.Fprintf(&b, " state %s", d.OperState)
+		fmt.Fprintf(b, " state %s", d.OperState)
 	}
 	if d.LinkMode != "" {
-		fmt.Fprintf(&b, " mode %s", d.LinkMode)
+		fmt.Fprintf(b, " mode %s", d.LinkMode)
 	}
-	fmt.Fprintf(&b, " group %s", d.Group)
+	fmt.Fprintf(b, " group %s", d.Group)
 	if d.TxQLen != nil {
-		fmt.Fprintf(&b, " qlen %d", *d.TxQLen)
+		fmt.Fprintf(b, " qlen %d", *d.TxQLen)
 	}
-	fmt.Fprintf(&b, "\n    link/%s", d.LinkType)
+}
+
+// writeLinkLayer writes the link/ line: type, addresses, the parent's
+// namespace, promiscuity, allmulti and the MTU bounds.
+func (d *Description) writeLinkLayer(b *strings.Builder) {
+	fmt.Fprintf(b, "\n    link/%s", d.LinkType)
 	if d.Address != "" {
-		fmt.Fprintf(&b, " %s", d.Address)
+		fmt.Fprintf(b, " %s", d.Address)
 	}
 	if d.Broadcast != "" {
-		fmt.Fprintf(&b, " brd %s", d.Broadcast)
+		fmt.Fprintf(b, " brd %s", d.Broadcast)
 	}
 	switch {
 	case d.LinkNetNS != "":
-		fmt.Fprintf(&b, " link-netns %s", d.LinkNetNS)
+		fmt.Fprintf(b, " link-netns %s", d.LinkNetNS)
 	case d.LinkNetNSID != nil:
-		fmt.Fprintf(&b, " link-netnsid %d", *d.LinkNetNSID)
+		fmt.Fprintf(b, " link-netnsid %d", *d.LinkNetNSID)
 	}
 	if d.Promiscuity != nil {
-		fmt.Fprintf(&b, " promiscuity %d", *d.Promiscuity)
+		fmt.Fprintf(b, " promiscuity %d", *d.Promiscuity)
 	}
 	if d.Allmulti != nil {
-		fmt.Fprintf(&b, " allmulti %d", *d.Allmulti)
+		fmt.Fprintf(b, " allmulti %d", *d.Allmulti)
 	}
 	if d.MinMTU != nil {
-		fmt.Fprintf(&b, " minmtu %d", *d.MinMTU)
+		fmt.Fprintf(b, " minmtu %d", *d.MinMTU)
 	}
 	if d.MaxMTU != nil {
-		fmt.Fprintf(&b, " maxmtu %d", *d.MaxMTU)
+		fmt.Fprintf(b, " maxmtu %d", *d.MaxMTU)
 	}
-	if d.LinkInfo != nil {
-		fmt.Fprintf(&b, "\n    %s", d.LinkInfo.InfoKind)
-		switch v := d.LinkInfo.InfoData.(type) {
-		case *VLANData:
-			fmt.Fprintf(&b, " protocol %s id %d", v.Protocol, v.ID)
-			if v.Flags != nil {
-				fmt.Fprintf(&b, " <%s>", strings.Join(v.Flags, ","))
-			}
-			qos := func(name string, m []QoSMapping) {
-				if len(m) == 0 {
-					return
-				}
-				fmt.Fprintf(&b, "\n      %s {", name)
-				for _, q := range m {
-					fmt.Fprintf(&b, " %d:%d", q.From, q.To)
-				}
-				b.WriteString(" }")
-			}
-			qos("ingress-qos-map", v.IngressQoS)
-			qos("egress-qos-map", v.EgressQoS)
-		case *MacvlanData:
-			fmt.Fprintf(&b, " mode %s", v.Mode)
-			if d.modeNote != "" {
-				fmt.Fprintf(&b, " (%s)", d.modeNote)
-			}
-			if v.NoPromisc {
-				b.WriteString(" nopromisc")
-			}
-			if v.NoDst {
-				b.WriteString(" nodst")
-			}
-			if v.BCQueueLen != nil {
-				fmt.Fprintf(&b, " bcqueuelen %d", *v.BCQueueLen)
-			}
-			if v.UsedBCQueueLen != nil {
-				fmt.Fprintf(&b, " usedbcqueuelen %d", *v.UsedBCQueueLen)
-			}
-			if v.BCLim != nil {
-				fmt.Fprintf(&b, " bclim %d", *v.BCLim)
-			}
-			if v.MACAddrCount != nil {
-				fmt.Fprintf(&b, " remotes (%d)", *v.MACAddrCount)
-				for _, a := range v.MACAddrData {
-					fmt.Fprintf(&b, " %s", a)
-				}
-			}
-		case *IPVlanData:
-			if v.Mode != "" {
-				fmt.Fprintf(&b, "  mode %s", v.Mode)
-			}
-			switch {
-			case v.Private:
-				b.WriteString(" private")
-			case v.VEPA:
-				b.WriteString(" vepa")
-			case v.Bridge:
-				b.WriteString(" bridge")
-			}
+}
+
+// writeText writes a VLAN's details after its kind: protocol, id, flags,
+// and each QoS map on a line of its own.
+func (v *VLANData) writeText(b *strings.Builder) {
+	fmt.Fprintf(b, " protocol %s id %d", v.Protocol, v.ID)
+	if v.Flags != nil {
+		fmt.Fprintf(b, " <%s>", strings.Join(v.Flags, ","))
+	}
+	writeQoS(b, "ingress-qos-map", v.IngressQoS)
+	writeQoS(b, "egress-qos-map", v.EgressQoS)
+}
+
+func writeQoS(b *strings.Builder, name string, m []QoSMapping) {
+	if len(m) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\n      %s {", name)
+	for _, q := range m {
+		fmt.Fprintf(b, " %d:%d", q.From, q.To)
+	}
+	b.WriteString(" }")
+}
+
+// writeText writes a macvlan's details after its kind; note follows the
+// mode in parentheses.
+func (v *MacvlanData) writeText(b *strings.Builder, note string) {
+	fmt.Fprintf(b, " mode %s", v.Mode)
+	if note != "" {
+		fmt.Fprintf(b, " (%s)", note)
+	}
+	if v.NoPromisc {
+		b.WriteString(" nopromisc")
+	}
+	if v.NoDst {
+		b.WriteString(" nodst")
+	}
+	if v.BCQueueLen != nil {
+		fmt.Fprintf(b, " bcqueuelen %d", *v.BCQueueLen)
+	}
+	if v.UsedBCQueueLen != nil {
+		fmt.Fprintf(b, " usedbcqueuelen %d", *v.UsedBCQueueLen)
+	}
+	if v.BCLim != nil {
+		fmt.Fprintf(b, " bclim %d", *v.BCLim)
+	}
+	if v.MACAddrCount != nil {
+		fmt.Fprintf(b, " remotes (%d)", *v.MACAddrCount)
+		for _, a := range v.MACAddrData {
+			fmt.Fprintf(b, " %s", a)
 		}
 	}
+}
+
+// writeText writes an ipvlan's details after its kind (two spaces before
+// the mode, as ip prints them).
+func (v *IPVlanData) writeText(b *strings.Builder) {
+	if v.Mode != "" {
+		fmt.Fprintf(b, "  mode %s", v.Mode)
+	}
+	switch {
+	case v.Private:
+		b.WriteString(" private")
+	case v.VEPA:
+		b.WriteString(" vepa")
+	case v.Bridge:
+		b.WriteString(" bridge")
+	}
+}
+
+// writeDeviceAttrs writes what follows the kind's details: the IPv6
+// address generation mode, the queue counts and the offload limits.
+func (d *Description) writeDeviceAttrs(b *strings.Builder) {
 	if d.AddrGenMode != "" {
-		fmt.Fprintf(&b, " addrgenmode %s", d.AddrGenMode)
+		fmt.Fprintf(b, " addrgenmode %s", d.AddrGenMode)
 	}
 	if d.NumTxQueues != nil {
-		fmt.Fprintf(&b, " numtxqueues %d", *d.NumTxQueues)
+		fmt.Fprintf(b, " numtxqueues %d", *d.NumTxQueues)
 	}
 	if d.NumRxQueues != nil {
-		fmt.Fprintf(&b, " numrxqueues %d", *d.NumRxQueues)
+		fmt.Fprintf(b, " numrxqueues %d", *d.NumRxQueues)
 	}
 	for _, v := range []struct {
 		key string
 		val *uint32
 	}{{"gso_max_size", d.GSOMaxSize}, {"gso_max_segs", d.GSOMaxSegs}, {"tso_max_size", d.TSOMaxSize}, {"tso_max_segs", d.TSOMaxSegs}, {"gro_max_size", d.GROMaxSize}} {
 		if v.val != nil {
-			fmt.Fprintf(&b, " %s %d", v.key, *v.val)
+			fmt.Fprintf(b, " %s %d", v.key, *v.val)
 		}
 	}
-	if d.IfAlias != "" {
-		fmt.Fprintf(&b, "\n    alias %s", d.IfAlias)
-	}
-	b.WriteByte('\n')
-	return b.String()
 }
 
 // addrGenModeName is iproute2's name for an IPv6 address generation mode

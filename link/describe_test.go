@@ -190,12 +190,12 @@ func TestFlagNames(t *testing.T) {
 		{unix.IFF_NOARP | 0x80000000, false, "NOARP,80000000"},
 	}
 	for _, tt := range tests {
-		if got := strings.Join(FlagNames(tt.flags, tt.parentDown), ","); got != tt.want {
-			t.Errorf("FlagNames(%#x, %v) = %q, want %q", tt.flags, tt.parentDown, got, tt.want)
+		if got := strings.Join(flagNames(tt.flags, tt.parentDown), ","); got != tt.want {
+			t.Errorf("flagNames(%#x, %v) = %q, want %q", tt.flags, tt.parentDown, got, tt.want)
 		}
 	}
-	if got := strings.Join(VLANFlagNames(VLANFlagReorderHdr|VLANFlagMVRP|VLANFlagBridgeBinding|0x100), ","); got != "REORDER_HDR,MVRP,BRIDGE_BINDING,100" {
-		t.Errorf("VLANFlagNames = %q", got)
+	if got := strings.Join(vlanFlagNamesOf(VLANFlagReorderHdr|VLANFlagMVRP|VLANFlagBridgeBinding|0x100), ","); got != "REORDER_HDR,MVRP,BRIDGE_BINDING,100" {
+		t.Errorf("vlanFlagNamesOf = %q", got)
 	}
 }
 

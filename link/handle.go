@@ -127,6 +127,19 @@ func (t *target) dial() (*rtnl.Conn, error) {
 	return c, nil
 }
 
+// in returns a Handle on the target's namespace (a fresh connection, closed
+// by its Close), or one sharing h's connection when there is no target.
+func (h *Handle) in(tgt *target) (*Handle, error) {
+	if tgt == nil || tgt.t == nil {
+		return &Handle{c: h.c, ns: h.ns}, nil
+	}
+	c, err := tgt.dial()
+	if err != nil {
+		return nil, err
+	}
+	return &Handle{c: c, own: true, ns: tgt.t.String()}, nil
+}
+
 // NetNSNames maps the ids this handle's namespace gives other namespaces
 // (IFLA_LINK_NETNSID) to their names in /run/netns, as `ip link show` does
 // to print "link-netns NAME". Namespaces without an id here are left out.

@@ -216,7 +216,7 @@ func compareVLAN(v *VLAN, l *Link) []string {
 		d.add("protocol", l.VLAN.Protocol, want)
 	}
 	if flags, mask := v.FlagsMask(); mask != 0 && l.VLAN.Flags&mask != flags {
-		d.add("flags", VLANFlagNames(l.VLAN.Flags&mask), VLANFlagNames(flags))
+		d.add("flags", vlanFlagNamesOf(l.VLAN.Flags&mask), vlanFlagNamesOf(flags))
 	}
 	// The kernel reports only mappings to a non-zero priority (a mapping
 	// to 0 clears an entry), so compare those.

@@ -19,13 +19,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/internal/netns"
-	"github.com/vmlink/vmlink/testenv/sandbox"
+	"github.com/vmlink/vmlink/internal/sandbox"
 )
 
 // requirePrivileged skips a test that needs root to create network
 // namespaces, with the reason and what to run instead (and fails instead
 // under CI=true when VMLINK_EXPECT_FEATURES lists privileged, and skips
-// with -short). It is testenv.Require from testenv/sandbox: testenv itself
+// with -short). It is testenv.Require from internal/sandbox: testenv itself
 // builds on rtnl, so rtnl's in-package tests cannot import it.
 func requirePrivileged(tb testing.TB) {
 	tb.Helper()

@@ -24,7 +24,7 @@
 // in namespaces the test created and removes.
 //
 // testenv is for tests only; product code (dataplane, verify, link, rtnl,
-// cmd) never imports it. The probes and NewNetNS live in testenv/sandbox,
+// cmd) never imports it. The probes and NewNetNS live in internal/sandbox,
 // which depends on no vmlink package, so that rtnl's own in-package tests
 // can use them (testenv builds on rtnl). The VM runner for kernel features
 // the host lacks is testenv/vm and cmd/vmtest.

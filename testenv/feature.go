@@ -3,7 +3,7 @@ package testenv
 import (
 	"testing"
 
-	"github.com/vmlink/vmlink/testenv/sandbox"
+	"github.com/vmlink/vmlink/internal/sandbox"
 )
 
 // Feature is something a test needs from the machine: a privilege, a

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// TestNotImportedByProductCode: testenv (and its sandbox core) is for
-// tests; no product package may depend on it, not even indirectly.
+// TestNotImportedByProductCode: testenv (and its sandbox core,
+// internal/sandbox) is for tests; no product package may depend on it, not
+// even indirectly.
 // (cmd/vmtest, the VM runner, is test tooling built on testenv/vm.)
 func TestNotImportedByProductCode(t *testing.T) {
 	goTool, err := exec.LookPath("go")
@@ -20,7 +21,7 @@ func TestNotImportedByProductCode(t *testing.T) {
 	defer cancel()
 	// Test files are not included: `go list -deps` without -test.
 	cmd := exec.CommandContext(ctx, goTool, "list", "-deps", "-f", "{{.ImportPath}}",
-		"./rtnl/...", "./link/...", "./dataplane/...", "./verify/...", "./cmd/vmlink")
+		"./rtnl/...", "./link/...", "./dataplane/...", "./verify/...", "./cni/...", "./cmd/vmlink", "./cmd/vmlink-cni")
 	cmd.Dir = ".."
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -31,7 +32,7 @@ func TestNotImportedByProductCode(t *testing.T) {
 		t.Fatalf("go list found only %d packages: %s", len(deps), out)
 	}
 	for _, p := range deps {
-		if strings.HasPrefix(p, "github.com/vmlink/vmlink/testenv") {
+		if strings.HasPrefix(p, "github.com/vmlink/vmlink/testenv") || p == "github.com/vmlink/vmlink/internal/sandbox" {
 			t.Errorf("product code depends on %s", p)
 		}
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/vmlink/vmlink/internal/sandbox"
 	"github.com/vmlink/vmlink/rtnl"
-	"github.com/vmlink/vmlink/testenv/sandbox"
 )
 
 // NetNS is a throwaway named network namespace (`ip netns` sees it as

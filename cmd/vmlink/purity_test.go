@@ -20,6 +20,11 @@ import (
 // sockets: the product never runs ip, tc, ethtool or modprobe.
 var productDirs = []string{"rtnl", "link", "dataplane", "verify", "internal", "cmd/vmlink"}
 
+// testOnlyDir is the one directory under productDirs that holds test
+// tooling (testenv's core); testenv/imports_test.go proves no product
+// package links it.
+var testOnlyDir = filepath.Join("internal", "sandbox")
+
 // execAllowed lists the product files that may import os/exec, and why.
 var execAllowed = map[string]string{
 	// `vmlink netns exec NAME -- CMD` runs the user's command: that is the
@@ -37,6 +42,7 @@ var forbiddenImports = map[string]string{
 	"github.com/google/gopacket/afpacket":            "needs cgo; github.com/gopacket/gopacket is the pure-Go one",
 	"github.com/vmlink/vmlink/testenv":               "testenv is for tests only",
 	"github.com/vmlink/vmlink/testenv/vm":            "testenv is for tests only",
+	"github.com/vmlink/vmlink/internal/sandbox":      "testenv's core is for tests only",
 }
 
 func moduleRoot(t *testing.T) string {
@@ -65,6 +71,9 @@ func TestProductNeverExecs(t *testing.T) {
 			}
 			if e.IsDir() && e.Name() == "testdata" {
 				return filepath.SkipDir
+			}
+			if e.IsDir() && filepath.Join(d, e.Name()) == testOnlyDir {
+				return filepath.SkipDir // test tooling: runs ip and tcpdump as references
 			}
 			if e.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 				return nil

@@ -4,11 +4,11 @@ import (
 	"testing"
 
 	"github.com/vmlink/vmlink/internal/feature"
-	"github.com/vmlink/vmlink/testenv/sandbox"
+	"github.com/vmlink/vmlink/internal/sandbox"
 )
 
 // TestLinkKindOnThisKernel probes kinds every tier has (veth, macvlan) and
-// checks the answer is cached. (testenv/sandbox's TestProbesAgreeWithIP
+// checks the answer is cached. (internal/sandbox's TestProbesAgreeWithIP
 // compares every kind's answer with iproute2's.)
 func TestLinkKindOnThisKernel(t *testing.T) {
 	sandbox.Require(t, sandbox.FeaturePrivileged)

@@ -82,6 +82,14 @@ type outcome struct {
 	finalSet bool
 }
 
+// running reports whether the guest has started the test (or already
+// ended it).
+func (oc *outcome) running() bool {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	return !oc.started.IsZero() || oc.exit != nil
+}
+
 func (oc *outcome) setFinal() {
 	if !oc.finalSet {
 		oc.finalSet = true
@@ -89,6 +97,9 @@ func (oc *outcome) setFinal() {
 	}
 }
 
+// boot runs the prepared guest in qemu once: it listens for the result
+// channel, starts qemu with its console watched, serves the channel, waits
+// for the guest's end, and judges what it learnt.
 func boot(ctx context.Context, o *Options, p *prepared) (*Result, error) {
 	sock := filepath.Join(p.tmp, "result.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
@@ -96,61 +107,18 @@ func boot(ctx context.Context, o *Options, p *prepared) (*Result, error) {
 		return nil, &VMError{Reason: ReasonQemu, Kernel: p.kernel.Version, Err: fmt.Errorf("listen for the result channel: %w", err)}
 	}
 	defer ln.Close()
-	args := QemuArgs(o, p.image, p.initrd, sock)
-	cmd := exec.Command(o.Qemu, args...)
+	cmd := exec.Command(o.Qemu, QemuArgs(o, p.image, p.initrd, sock)...)
 	// qemu dies with the runner even when go test kills the runner with
 	// SIGKILL; the thread that starts qemu stays locked and alive until
 	// qemu has exited, so the parent-death signal is tied to the right
 	// thread.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	console := &ring{n: o.ConsoleLines}
 	cr, cw := io.Pipe()
 	cmd.Stdout = cw
 	cmd.Stderr = cw
-	consoleDone := make(chan struct{})
-	var panicLine string    // the first "Kernel panic - not syncing: ..." line
-	var consoleFatal string // init's failure, when it could only use the console
-	var panicMu sync.Mutex
-	go func() {
-		defer close(consoleDone)
-		sc := bufio.NewScanner(cr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			l := strings.TrimRight(sc.Text(), "\r")
-			console.add(l)
-			if i := strings.Index(l, "Kernel panic"); i >= 0 {
-				panicMu.Lock()
-				if panicLine == "" {
-					panicLine = l[i:]
-				}
-				panicMu.Unlock()
-			}
-			// The init's fallback when the result channel never opened.
-			if _, msg, ok := strings.Cut(l, "vmlink init: FATAL: "); ok {
-				panicMu.Lock()
-				consoleFatal = msg
-				panicMu.Unlock()
-			}
-			if o.Console != nil {
-				fmt.Fprintln(o.Console, l)
-			}
-		}
-		io.Copy(io.Discard, cr)
-	}()
+	con := watchConsole(o, cr)
 
-	started := make(chan error, 1)
-	exited := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		exited <- cmd.Wait()
-		cw.Close()
-	}()
+	started, exited := startQemu(cmd, cw)
 	p.qemuStart = time.Now()
 	if err := <-started; err != nil {
 		cw.Close()
@@ -159,9 +127,99 @@ func boot(ctx context.Context, o *Options, p *prepared) (*Result, error) {
 	o.logf("booting %s from %s (accel %s, %d MiB, %d CPUs)", p.kernel.Version, p.imageNote, o.Accel, o.MemoryMiB, o.CPUs)
 
 	oc := &outcome{final: make(chan struct{})}
-	readerDone := make(chan struct{})
+	readerDone := serveChannel(ln, o, p, oc)
+	end := waitGuest(ctx, o, cmd, exited, oc)
+	end.vmTime = time.Since(p.qemuStart)
+	ln.Close() // unblocks Accept if qemu never connected
+	waitAtMost(readerDone, 5*time.Second)
+	waitAtMost(con.done, 5*time.Second)
+	return judge(ctx, o, p, oc, con, end)
+}
+
+// console is qemu's output (the guest's ttyS0 and qemu's own messages):
+// its last lines, and what they said about a failure.
+type console struct {
+	lines *ring
+	done  chan struct{} // closed when the output has ended
+	mu    sync.Mutex
+	// panicLine is the first "Kernel panic - not syncing: ..." line.
+	panicLine string
+	// fatal is init's failure, when it could only use the console.
+	fatal string
+}
+
+// watchConsole reads qemu's output from r until it ends, keeping its last
+// lines, noting a kernel panic or init's fatal line, and copying it to
+// o.Console.
+func watchConsole(o *Options, r io.Reader) *console {
+	con := &console{lines: &ring{n: o.ConsoleLines}, done: make(chan struct{})}
 	go func() {
-		defer close(readerDone)
+		defer close(con.done)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			l := strings.TrimRight(sc.Text(), "\r")
+			con.lines.add(l)
+			con.note(l)
+			if o.Console != nil {
+				fmt.Fprintln(o.Console, l)
+			}
+		}
+		io.Copy(io.Discard, r)
+	}()
+	return con
+}
+
+// note remembers what line l says about a failure.
+func (con *console) note(l string) {
+	if i := strings.Index(l, "Kernel panic"); i >= 0 {
+		con.mu.Lock()
+		if con.panicLine == "" {
+			con.panicLine = l[i:]
+		}
+		con.mu.Unlock()
+	}
+	// The init's fallback when the result channel never opened.
+	if _, msg, ok := strings.Cut(l, "vmlink init: FATAL: "); ok {
+		con.mu.Lock()
+		con.fatal = msg
+		con.mu.Unlock()
+	}
+}
+
+// findings returns the panic line and init's fatal message seen so far.
+func (con *console) findings() (panicLine, fatal string) {
+	con.mu.Lock()
+	defer con.mu.Unlock()
+	return con.panicLine, con.fatal
+}
+
+// startQemu starts cmd on a locked thread that stays alive until qemu has
+// exited (see boot). started carries Start's error; exited then carries
+// Wait's, after which cw, qemu's output, is closed.
+func startQemu(cmd *exec.Cmd, cw *io.PipeWriter) (started, exited <-chan error) {
+	st := make(chan error, 1)
+	ex := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			st <- err
+			return
+		}
+		st <- nil
+		ex <- cmd.Wait()
+		cw.Close()
+	}()
+	return st, ex
+}
+
+// serveChannel accepts the guest's connection to the result channel and
+// reads it into oc; the returned channel is closed when that is over.
+func serveChannel(ln *net.UnixListener, o *Options, p *prepared, oc *outcome) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
 		conn, err := ln.AcceptUnix()
 		if err != nil {
 			return
@@ -169,78 +227,88 @@ func boot(ctx context.Context, o *Options, p *prepared) (*Result, error) {
 		defer conn.Close()
 		readChannel(o, p, conn, oc)
 	}()
+	return done
+}
 
+// ending is how the wait for the guest ended.
+type ending struct {
+	// reason is why the runner killed qemu; zero when qemu exited on its
+	// own (after the guest's final frame or not).
+	reason Reason
+	qerr   error         // qemu's exit
+	vmTime time.Duration // from qemu's start to the end of the wait
+}
+
+// waitGuest waits for qemu to exit, after the guest's final frame or on
+// its own, and kills it when the guest has not started the test by
+// o.BootTimeout (the boot watchdog), when o.Timeout passes, or when ctx
+// ends.
+func waitGuest(ctx context.Context, o *Options, cmd *exec.Cmd, exited <-chan error, oc *outcome) ending {
 	timer := time.NewTimer(o.Timeout)
 	defer timer.Stop()
-	// The boot watchdog: ticks until the test has started, and kills a
-	// guest that has not started it by o.BootTimeout.
+	// The boot watchdog: ticks until the test has started.
 	bootTick := time.NewTicker(time.Second)
 	defer bootTick.Stop()
 	bootDeadline := time.Now().Add(o.BootTimeout)
-	var reason Reason
-	var qerr error
-wait:
-	select {
-	case <-bootTick.C:
-		oc.mu.Lock()
-		running := !oc.started.IsZero() || oc.exit != nil
-		oc.mu.Unlock()
-		if running {
-			bootTick.Stop()
-		} else if time.Now().After(bootDeadline) {
-			reason = ReasonBootHung
-			cmd.Process.Kill()
-			qerr = <-exited
-			break
-		}
-		goto wait
-	case qerr = <-exited:
-	case <-oc.final:
-		// Give the guest time to power off after the acknowledgement.
+	kill := func(r Reason) ending {
+		cmd.Process.Kill()
+		return ending{reason: r, qerr: <-exited}
+	}
+	for {
 		select {
-		case qerr = <-exited:
-		case <-time.After(20 * time.Second):
-			o.logf("guest did not power off 20s after reporting; killing qemu (pid %d)", cmd.Process.Pid)
-			cmd.Process.Kill()
-			qerr = <-exited
+		case <-bootTick.C:
+			if oc.running() {
+				bootTick.Stop()
+			} else if time.Now().After(bootDeadline) {
+				return kill(ReasonBootHung)
+			}
+		case qerr := <-exited:
+			return ending{qerr: qerr}
+		case <-oc.final:
+			// Give the guest time to power off after the acknowledgement.
+			select {
+			case qerr := <-exited:
+				return ending{qerr: qerr}
+			case <-time.After(20 * time.Second):
+				o.logf("guest did not power off 20s after reporting; killing qemu (pid %d)", cmd.Process.Pid)
+				cmd.Process.Kill()
+				return ending{qerr: <-exited}
+			}
+		case <-timer.C:
+			return kill(ReasonTimeout)
+		case <-ctx.Done():
+			return kill(ReasonInterrupted)
 		}
-	case <-timer.C:
-		reason = ReasonTimeout
-		cmd.Process.Kill()
-		qerr = <-exited
-	case <-ctx.Done():
-		reason = ReasonInterrupted
-		cmd.Process.Kill()
-		qerr = <-exited
 	}
-	vmTime := time.Since(p.qemuStart)
-	ln.Close() // unblocks Accept if qemu never connected
-	select {
-	case <-readerDone:
-	case <-time.After(5 * time.Second):
-	}
-	select {
-	case <-consoleDone:
-	case <-time.After(5 * time.Second):
-	}
+}
 
+// waitAtMost waits for done to close, or d.
+func waitAtMost(done <-chan struct{}, d time.Duration) {
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
+// judge is the run's result: the guest's exit status when it reported one,
+// otherwise a VMError saying why there is none, with the console's last
+// lines and init's log.
+func judge(ctx context.Context, o *Options, p *prepared, oc *outcome, con *console, end ending) (*Result, error) {
 	oc.mu.Lock()
 	defer oc.mu.Unlock()
-	ve := &VMError{Kernel: p.kernel.Version, Console: console.get(), InitLog: oc.initLog, Booted: true, TestStarted: !oc.started.IsZero()}
 	if oc.exit != nil {
-		res := &Result{ExitCode: *oc.exit, Kernel: p.kernel.Version, VM: vmTime}
+		res := &Result{ExitCode: *oc.exit, Kernel: p.kernel.Version, VM: end.vmTime}
 		if !oc.started.IsZero() {
 			res.BootToTest = oc.started.Sub(p.qemuStart)
 			res.Test = oc.ended.Sub(oc.started)
 		}
 		return res, nil
 	}
-	panicMu.Lock()
-	panicked := panicLine
+	ve := &VMError{Kernel: p.kernel.Version, Console: con.lines.get(), InitLog: oc.initLog, Booted: true, TestStarted: !oc.started.IsZero()}
+	panicked, fatal := con.findings()
 	if oc.fatal == "" {
-		oc.fatal = consoleFatal
+		oc.fatal = fatal
 	}
-	panicMu.Unlock()
 	switch {
 	case oc.fatal != "":
 		ve.Reason = ReasonInitFailed
@@ -248,18 +316,13 @@ wait:
 			ve.Reason = ReasonMissingModule
 		}
 		ve.Detail = oc.fatal
-	case reason == ReasonBootHung:
+	case end.reason == ReasonBootHung:
 		ve.Reason = ReasonBootHung
 		ve.Detail = fmt.Sprintf("no test start %v after qemu started (boot normally takes seconds; console below)", o.BootTimeout)
-	case reason == ReasonTimeout:
+	case end.reason == ReasonTimeout:
 		ve.Reason = ReasonTimeout
-		if oc.started.IsZero() {
-			ve.Detail = fmt.Sprintf("no test result after %v; the test never started (boot hung?)", o.Timeout)
-		} else {
-			ve.Detail = fmt.Sprintf("no test result after %v; the test started %.1fs after qemu and was still running (raise --timeout or -test.timeout)",
-				o.Timeout, oc.started.Sub(p.qemuStart).Seconds())
-		}
-	case reason == ReasonInterrupted:
+		ve.Detail = timeoutDetail(o, p, oc)
+	case end.reason == ReasonInterrupted:
 		ve.Reason = ReasonInterrupted
 		ve.Err = ctx.Err()
 	case panicked != "":
@@ -267,7 +330,7 @@ wait:
 		ve.Detail = panicked + " (console below)"
 	default:
 		ve.Reason = ReasonNoResult
-		ve.Detail = fmt.Sprintf("qemu exited (%v) before the guest reported an exit status", exitDesc(qerr))
+		ve.Detail = fmt.Sprintf("qemu exited (%v) before the guest reported an exit status", exitDesc(end.qerr))
 		for _, l := range ve.Console {
 			if strings.Contains(l, "qemu-system") {
 				ve.Reason = ReasonQemu
@@ -275,6 +338,15 @@ wait:
 		}
 	}
 	return nil, ve
+}
+
+// timeoutDetail says what a run past o.Timeout was doing.
+func timeoutDetail(o *Options, p *prepared, oc *outcome) string {
+	if oc.started.IsZero() {
+		return fmt.Sprintf("no test result after %v; the test never started (boot hung?)", o.Timeout)
+	}
+	return fmt.Sprintf("no test result after %v; the test started %.1fs after qemu and was still running (raise --timeout or -test.timeout)",
+		o.Timeout, oc.started.Sub(p.qemuStart).Seconds())
 }
 
 func exitDesc(err error) string {

@@ -2,7 +2,7 @@
 // probes (Probe, Require) and throwaway named network namespaces
 // (NewNetNS), for tests only.
 //
-// It exists apart from testenv for one reason: testenv builds veth parents,
+// It lives apart from testenv for one reason: testenv builds veth parents,
 // bridges and switches with package rtnl, so rtnl's own in-package tests
 // cannot import testenv (an import cycle). They import this package, which
 // depends on nothing of vmlink's but internal/netns. Everybody else should
