@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
 	"github.com/vmlink/vmlink/testenv"
 )
@@ -147,11 +148,11 @@ func TestUpDownRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	eth1, err := getLink(ctx, c, "eth1")
-	if err != nil || eth1 == nil || eth1.Attrs.Address.String() != "02:00:00:07:02:02" {
+	eth1, err := link.New(c).Get(ctx, "eth1")
+	if err != nil || eth1.Address.String() != "02:00:00:07:02:02" {
 		t.Fatalf("c2/eth1 = %+v, %v", eth1, err)
 	}
-	if got := linkAlias(eth1); got != "vmlink:"+topo.Name+":ep/c2/eth1" {
+	if got := eth1.Alias; got != "vmlink:"+topo.Name+":ep/c2/eth1" {
 		t.Errorf("alias = %q", got)
 	}
 	routes, err := c.Routes(ctx, 2 /* AF_INET */)
@@ -335,7 +336,10 @@ endpoints: [{name: c, netns: %[1]sc, interfaces: [{network: n}]}]
 	if l := e.links(t); strings.Join(l, ",") != "lo,up0peer,eth0" && strings.Join(l, ",") != "lo,eth0,up0peer" {
 		t.Fatalf("links after Down: %v: the user's parent must stay", l)
 	}
-	up0, _ := getLink(ctx, c, "eth0")
+	up0, err := link.New(c).Get(ctx, "eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if has, _ := hasAddr(ctx, c, up0.Index, mustPrefix("10.8.0.1/24")); has {
 		t.Fatal("the address Up added to the user's parent is still there")
 	}

@@ -131,9 +131,9 @@ endpoints:
 			t.Fatal(err)
 		}
 		defer c.Close()
-		m, err := getLink(ctx, c, "ex0")
-		if err != nil || m == nil {
-			t.Fatal(orNotFound(err))
+		m, err := link.New(c).Get(ctx, "ex0")
+		if err != nil {
+			t.Fatal(err)
 		}
 		has, err := hasAddr(ctx, c, m.Index, netip.MustParsePrefix("10.72.0.1/24"))
 		if err != nil {

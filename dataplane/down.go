@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
 )
 
@@ -44,67 +45,14 @@ func Down(ctx context.Context, t *Topology, opts *Options) (*Removed, error) {
 	defer c.close()
 	out := &Removed{}
 
-	// Every namespace the topology touches, the host first so that deleting
-	// its parents takes the interfaces on them along in one go.
-	names := []string{t.Host}
-	add := func(n string) {
-		if !slices.Contains(names, n) {
-			names = append(names, n)
-		}
-	}
-	for _, p := range t.Parents {
-		if p.Sandbox != nil {
-			add(p.Sandbox.Switch)
-		}
-	}
-	for _, e := range t.Endpoints {
-		add(e.netns())
-	}
-	for _, n := range st.Namespaces {
-		add(n)
-	}
-	if st.Host != "" {
-		add(st.Host)
-	}
-	owned := map[string]bool{}
-	for _, n := range names {
-		if n == "" || !netns.Exists(n) {
-			continue
-		}
-		o := slices.Contains(st.Namespaces, n)
-		if !o {
-			if o, err = nsOwned(ctx, n, mark.nsAlias()); err != nil {
-				return out, fmt.Errorf("down %s: netns %s: %w", t.Name, n, err)
-			}
-		}
-		owned[n] = o
+	names := touchedNamespaces(t, st)
+	owned, err := ownedNamespaces(ctx, names, st, mark)
+	if err != nil {
+		return out, fmt.Errorf("down %s: %w", t.Name, err)
 	}
 	hostOwned := t.Host != "" && owned[t.Host]
 
-	var errs []error
-	// Addresses added to links that are not the topology's.
-	for _, r := range slices.Clone(st.Addrs) {
-		if r.NetNS != "" && !netns.Exists(r.NetNS) {
-			st.removeAddr(r)
-			continue
-		}
-		// Another topology declares it too: it stays, for that one to take.
-		shared, err := otherDeclares(dir, t.Name, r)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if shared {
-			st.removeAddr(r)
-			continue
-		}
-		if err := delAddrRecord(ctx, c, r); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		st.removeAddr(r)
-		out.Addrs = append(out.Addrs, r.NetNS+"/"+r.Link+" "+r.Prefix)
-	}
+	errs := takeBackAddrs(ctx, c, dir, t.Name, st, out)
 	// Sysctls changed in namespaces the topology does not own.
 	for _, r := range slices.Clone(st.Sysctls) {
 		if err := r.restore(); err != nil {
@@ -129,6 +77,97 @@ func Down(ctx context.Context, t *Topology, opts *Options) (*Removed, error) {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, deleteOwnedNamespaces(c, names, owned, st, out)...)
+	st.Uses = nil
+	if err := st.save(dir); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return out, fmt.Errorf("down %s: %w", t.Name, err)
+	}
+	return out, nil
+}
+
+// touchedNamespaces lists every namespace the topology touches, the host
+// first so that deleting its parents takes the interfaces on them along in
+// one go.
+func touchedNamespaces(t *Topology, st *topoState) []string {
+	names := []string{t.Host}
+	add := func(n string) {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	for _, p := range t.Parents {
+		if p.Sandbox != nil {
+			add(p.Sandbox.Switch)
+		}
+	}
+	for _, e := range t.Endpoints {
+		add(e.netns())
+	}
+	for _, n := range st.Namespaces {
+		add(n)
+	}
+	if st.Host != "" {
+		add(st.Host)
+	}
+	return names
+}
+
+// ownedNamespaces tells which of the existing named namespaces the
+// topology created: listed in its state, or marked on their loopback.
+func ownedNamespaces(ctx context.Context, names []string, st *topoState, mark Mark) (map[string]bool, error) {
+	owned := map[string]bool{}
+	for _, n := range names {
+		if n == "" || !netns.Exists(n) {
+			continue
+		}
+		o := slices.Contains(st.Namespaces, n)
+		if !o {
+			var err error
+			if o, err = nsOwned(ctx, n, mark.nsAlias()); err != nil {
+				return nil, fmt.Errorf("netns %s: %w", n, err)
+			}
+		}
+		owned[n] = o
+	}
+	return owned, nil
+}
+
+// takeBackAddrs removes the addresses Up added to links that are not the
+// topology's, except those another topology declares too: they stay, for
+// that one to take.
+func takeBackAddrs(ctx context.Context, c conns, dir, topology string, st *topoState, out *Removed) []error {
+	var errs []error
+	for _, r := range slices.Clone(st.Addrs) {
+		if r.NetNS != "" && !netns.Exists(r.NetNS) {
+			st.removeAddr(r)
+			continue
+		}
+		shared, err := otherDeclares(dir, topology, r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if shared {
+			st.removeAddr(r)
+			continue
+		}
+		if err := delAddrRecord(ctx, c, r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		st.removeAddr(r)
+		out.Addrs = append(out.Addrs, r.NetNS+"/"+r.Link+" "+r.Prefix)
+	}
+	return errs
+}
+
+// deleteOwnedNamespaces deletes the namespaces the topology created, and
+// forgets those of its state that are gone already.
+func deleteOwnedNamespaces(c conns, names []string, owned map[string]bool, st *topoState, out *Removed) []error {
+	var errs []error
 	for _, n := range names {
 		if n == "" || !owned[n] {
 			continue
@@ -153,14 +192,7 @@ func Down(ctx context.Context, t *Topology, opts *Options) (*Removed, error) {
 			st.removeNS(n)
 		}
 	}
-	st.Uses = nil
-	if err := st.save(dir); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return out, fmt.Errorf("down %s: %w", t.Name, err)
-	}
-	return out, nil
+	return errs
 }
 
 func delAddrRecord(ctx context.Context, c conns, r addrRecord) error {
@@ -168,8 +200,11 @@ func delAddrRecord(ctx context.Context, c conns, r addrRecord) error {
 	if err != nil {
 		return err
 	}
-	m, err := getLink(ctx, conn, r.Link)
-	if err != nil || m == nil {
+	m, err := link.New(conn).Get(ctx, r.Link)
+	switch {
+	case errors.Is(err, link.ErrNotFound):
+		return nil
+	case err != nil:
 		return err
 	}
 	p, err := parsePrefix(r.Prefix)
@@ -190,17 +225,15 @@ func deleteMarked(ctx context.Context, c conns, ns string, mark Mark) ([]string,
 	if err != nil {
 		return nil, err
 	}
-	links, err := conn.Links(ctx)
+	g := mark.Group()
+	links, err := link.New(conn).List(ctx, link.Filter{Group: &g})
 	if err != nil {
 		return nil, fmt.Errorf("list links in %s: %w", nsLabel(ns), err)
 	}
-	var ours []rtnl.LinkMessage
+	var ours []*link.Link
 	foreign := false
 	for _, m := range links {
-		if linkGroup(&m) != mark.Group() {
-			continue
-		}
-		if mark.Owns(linkGroup(&m), linkAlias(&m)) {
+		if mark.Owns(m.Group, m.Alias) {
 			ours = append(ours, m)
 		} else {
 			foreign = true
@@ -211,10 +244,9 @@ func deleteMarked(ctx context.Context, c conns, ns string, mark Mark) ([]string,
 	}
 	var names []string
 	for _, m := range ours {
-		names = append(names, ns+"/"+m.Attrs.Name)
+		names = append(names, ns+"/"+m.Name)
 	}
 	if !foreign {
-		g := mark.Group()
 		err := conn.DelLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Group: &g}})
 		if err != nil && !errors.Is(err, unix.ENODEV) {
 			return nil, fmt.Errorf("remove links of group %d in %s: %w", g, nsLabel(ns), err)
@@ -224,7 +256,7 @@ func deleteMarked(ctx context.Context, c conns, ns string, mark Mark) ([]string,
 	var errs []error
 	for _, m := range ours {
 		if err := conn.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
-			errs = append(errs, fmt.Errorf("remove %s from %s: %w", m.Attrs.Name, nsLabel(ns), err))
+			errs = append(errs, fmt.Errorf("remove %s from %s: %w", m.Name, nsLabel(ns), err))
 		}
 	}
 	return names, errors.Join(errs...)

@@ -192,21 +192,22 @@ func BuildEndpointLink(ctx context.Context, spec EndpointLinkSpec) (*EndpointLin
 	}
 	defer ec.Close()
 	ep := &EndpointLink{NetNS: spec.NetNS, Name: name, Addrs: spec.Addrs, mark: spec.Mark}
-	m, err := getLink(ctx, ec, name)
-	if err != nil {
+	eh := link.New(ec)
+	m, err := eh.Get(ctx, name)
+	if err != nil && !errors.Is(err, link.ErrNotFound) {
 		return nil, fmt.Errorf("%s/%s: %w", spec.NetNS, name, err)
 	}
-	if m != nil {
-		if !spec.Mark.Owns(linkGroup(m), linkAlias(m)) {
-			return nil, &ForeignLinkError{Name: name, NetNS: spec.NetNS, Group: linkGroup(m), Alias: linkAlias(m)}
+	if err == nil {
+		if !spec.Mark.Owns(m.Group, m.Alias) {
+			return nil, &ForeignLinkError{Name: name, NetNS: spec.NetNS, Group: m.Group, Alias: m.Alias}
 		}
 		diffs, err := endpointDiffs(ctx, ec, spec)
 		if err != nil {
 			return nil, fmt.Errorf("%s/%s: %w", spec.NetNS, name, err)
 		}
 		if len(diffs) == 0 {
-			ep.Index, ep.MAC = m.Index, macOf(m)
-			return ep, ep.complete(ctx, ec, spec, m.Flags&unix.IFF_UP != 0)
+			ep.Index, ep.MAC = m.Index, m.Address
+			return ep, ep.complete(ctx, ec, spec, m.Up())
 		}
 		// What the kernel cannot change on a live link (its kind, parent,
 		// mode, MAC): the link is made again as the spec says.
@@ -218,10 +219,10 @@ func BuildEndpointLink(ctx context.Context, spec EndpointLinkSpec) (*EndpointLin
 	if err := createEndpointLink(ctx, spec); err != nil {
 		return nil, err
 	}
-	if m, err = getLink(ctx, ec, name); err != nil || m == nil {
-		return nil, fmt.Errorf("read back %s/%s: %w", spec.NetNS, name, orNotFound(err))
+	if m, err = eh.Get(ctx, name); err != nil {
+		return nil, fmt.Errorf("read back %s/%s: %w", spec.NetNS, name, err)
 	}
-	ep.Index, ep.MAC, ep.Created = m.Index, macOf(m), true
+	ep.Index, ep.MAC, ep.Created = m.Index, m.Address, true
 	if err := ep.complete(ctx, ec, spec, false); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
@@ -290,7 +291,8 @@ func (ep *EndpointLink) complete(ctx context.Context, ec *rtnl.Conn, spec Endpoi
 		}
 	}
 	if !up {
-		if err := setUp(ctx, ec, ep.Index); err != nil {
+		up = true
+		if err := link.New(ec).Set(ctx, ep.Name, link.Change{Up: &up}); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
@@ -313,8 +315,8 @@ func (ep *EndpointLink) complete(ctx context.Context, ec *rtnl.Conn, spec Endpoi
 		}
 	}
 	// The MAC as the kernel has it once up (a macvtap may change it).
-	if m, err := getLink(ctx, ec, ep.Name); err == nil && m != nil {
-		ep.MAC = macOf(m)
+	if l, err := link.New(ec).Get(ctx, ep.Name); err == nil {
+		ep.MAC = l.Address
 	}
 	return nil
 }
@@ -365,9 +367,9 @@ func endpointDiffs(ctx context.Context, ec *rtnl.Conn, spec EndpointLinkSpec) ([
 		return nil, err
 	}
 	defer hc.Close()
-	if pm, err := getLink(ctx, hc, b.Parent); err != nil {
+	if pm, err := link.New(hc).Get(ctx, b.Parent); err != nil && !errors.Is(err, link.ErrNotFound) {
 		return nil, err
-	} else if pm != nil && l.ParentIndex != 0 && l.ParentIndex != pm.Index {
+	} else if err == nil && l.ParentIndex != 0 && l.ParentIndex != pm.Index {
 		// (A link whose parent's namespace has no id in its own is
 		// reported without IFLA_LINK: its parent is then unknown here.)
 		diffs = append(diffs, fmt.Sprintf("parent: want %s", b.Parent))
@@ -469,11 +471,14 @@ func RemoveEndpointLink(ctx context.Context, ns Namespace, name string, mark Mar
 		return err
 	}
 	defer ec.Close()
-	m, err := getLink(ctx, ec, name)
-	if err != nil || m == nil {
+	m, err := link.New(ec).Get(ctx, name)
+	switch {
+	case errors.Is(err, link.ErrNotFound):
+		return nil
+	case err != nil:
 		return err
 	}
-	if !mark.Owns(linkGroup(m), linkAlias(m)) {
+	if !mark.Owns(m.Group, m.Alias) {
 		return nil
 	}
 	if err := ec.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {

@@ -107,14 +107,14 @@ func TestBuildEndpointLink(t *testing.T) {
 	if _, err := BuildEndpointLink(ctx, bad); err == nil {
 		t.Fatal("a route via an unreachable gateway was accepted")
 	}
-	if m, err := getLink(ctx, ec, "eth2"); err != nil || m != nil {
+	if m, err := link.New(ec).Get(ctx, "eth2"); !errors.Is(err, link.ErrNotFound) {
 		t.Fatalf("eth2 left behind after a failed build: %v, %v", m, err)
 	}
 
 	if err := ep.Remove(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := getLink(ctx, ec, "eth0"); err != nil || m != nil {
+	if m, err := link.New(ec).Get(ctx, "eth0"); !errors.Is(err, link.ErrNotFound) {
 		t.Fatalf("eth0 after Remove: %v, %v", m, err)
 	}
 	if err := ep.Remove(ctx); err != nil {
@@ -124,8 +124,8 @@ func TestBuildEndpointLink(t *testing.T) {
 	if err := RemoveEndpointLink(ctx, path, "eth1", mark); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := getLink(ctx, ec, "eth1"); m == nil {
-		t.Fatal("Remove deleted a link without the mark")
+	if _, err := link.New(ec).Get(ctx, "eth1"); err != nil {
+		t.Fatalf("Remove deleted a link without the mark: %v", err)
 	}
 	ec.Close()
 	if err := netns.Delete(ctr); err != nil {

@@ -64,18 +64,18 @@ func TestNetworkIPVlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p0, _ := getLink(ctx, hc, "p0")
+	p0, perr := link.New(hc).Get(ctx, "p0")
 	hc.Close()
 	ec, err := rtnl.DialNetNS(c1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eth0, _ := getLink(ctx, ec, "eth0")
+	eth0, err := link.New(ec).Get(ctx, "eth0")
 	ec.Close()
-	if eth0 == nil || linkKind(eth0) != "ipvlan" || p0 == nil || macOf(eth0).String() != macOf(p0).String() {
-		t.Fatalf("c1/eth0 = %+v, want an ipvlan with p0's MAC", eth0)
+	if err != nil || perr != nil || eth0.Kind != "ipvlan" || eth0.Address.String() != p0.Address.String() {
+		t.Fatalf("c1/eth0 = %+v (%v), p0 %v: want an ipvlan with p0's MAC", eth0, err, perr)
 	}
-	_, err = nets.Connect(ctx, ConnectSpec{Network: "ipv", Container: e.prefix + "i3", MAC: macOf(p0)})
+	_, err = nets.Connect(ctx, ConnectSpec{Network: "ipv", Container: e.prefix + "i3", MAC: p0.Address})
 	wantUsage(t, err, "ipvlan interfaces share the parent's MAC")
 	// Emulated CPU: give IPv6 duplicate address detection its time.
 	for _, c := range []struct {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -91,72 +90,6 @@ func nsLabel(ns string) string {
 		return "the current namespace"
 	}
 	return "netns " + ns
-}
-
-// getLink returns the link called name, or nil when there is none.
-func getLink(ctx context.Context, c *rtnl.Conn, name string) (*rtnl.LinkMessage, error) {
-	m, err := c.GetLink(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}})
-	if err != nil {
-		if errors.Is(err, unix.ENODEV) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	return m, nil
-}
-
-func linkGroup(m *rtnl.LinkMessage) uint32 {
-	if m.Attrs.Group == nil {
-		return 0
-	}
-	return *m.Attrs.Group
-}
-
-func linkAlias(m *rtnl.LinkMessage) string {
-	if m.Attrs.Alias == nil {
-		return ""
-	}
-	return *m.Attrs.Alias
-}
-
-func linkKind(m *rtnl.LinkMessage) string {
-	if m.Attrs.Info == nil {
-		return ""
-	}
-	return m.Attrs.Info.Kind
-}
-
-func setAlias(ctx context.Context, c *rtnl.Conn, index int32, alias string) error {
-	if err := c.SetLink(ctx, &rtnl.LinkMessage{Index: index, Attrs: rtnl.LinkAttrs{Alias: &alias}}); err != nil {
-		return fmt.Errorf("set alias %q: %w", alias, err)
-	}
-	return nil
-}
-
-func setUp(ctx context.Context, c *rtnl.Conn, index int32) error {
-	if err := c.SetLink(ctx, &rtnl.LinkMessage{Index: index, Flags: unix.IFF_UP, Change: unix.IFF_UP}); err != nil {
-		return fmt.Errorf("set up: %w", err)
-	}
-	return nil
-}
-
-func setMaster(ctx context.Context, c *rtnl.Conn, index, master int32) error {
-	m := uint32(master)
-	if err := c.SetLink(ctx, &rtnl.LinkMessage{Index: index, Attrs: rtnl.LinkAttrs{Master: &m}}); err != nil {
-		return fmt.Errorf("attach to bridge: %w", err)
-	}
-	return nil
-}
-
-// setHairpin turns a bridge port's hairpin mode on or off, as `ip link set
-// dev PORT type bridge_slave hairpin on`.
-func setHairpin(ctx context.Context, c *rtnl.Conn, index int32, on bool) error {
-	msg := &rtnl.LinkMessage{Index: index, Attrs: rtnl.LinkAttrs{
-		Info: &rtnl.LinkInfo{SlaveKind: "bridge", SlaveData: &rtnl.BridgePort{Hairpin: &on}}}}
-	if err := c.SetLink(ctx, msg); err != nil {
-		return fmt.Errorf("set hairpin: %w", err)
-	}
-	return nil
 }
 
 // ensureAddr adds p to the link unless it has it; added reports a change.
@@ -246,15 +179,9 @@ func markNS(ctx context.Context, name, alias string) error {
 		return fmt.Errorf("netns %s: %w", name, err)
 	}
 	defer c.Close()
-	lo, err := getLink(ctx, c, "lo")
-	if err != nil || lo == nil {
-		return fmt.Errorf("netns %s: find lo: %w", name, err)
-	}
-	if err := setAlias(ctx, c, lo.Index, alias); err != nil {
-		return fmt.Errorf("netns %s: lo: %w", name, err)
-	}
-	if err := setUp(ctx, c, lo.Index); err != nil {
-		return fmt.Errorf("netns %s: lo: %w", name, err)
+	up := true
+	if err := link.New(c).Set(ctx, "lo", link.Change{Alias: &alias, Up: &up}); err != nil {
+		return fmt.Errorf("netns %s: %w", name, err)
 	}
 	return nil
 }
@@ -267,11 +194,11 @@ func nsOwned(ctx context.Context, name, alias string) (bool, error) {
 		return false, err
 	}
 	defer c.Close()
-	lo, err := getLink(ctx, c, "lo")
-	if err != nil || lo == nil {
+	lo, err := link.New(c).Get(ctx, "lo")
+	if err != nil {
 		return false, err
 	}
-	return linkAlias(lo) == alias, nil
+	return lo.Alias == alias, nil
 }
 
 // writeSysctl writes value to /proc/sys/PATH inside the namespace: sysctls
@@ -299,8 +226,6 @@ func (n Namespace) readSysctl(path string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-func macOf(m *rtnl.LinkMessage) net.HardwareAddr { return m.Attrs.Address }
-
 // Probe reports whether the kernel has the link kind a feature provides
 // ("8021q" or "vlan", "ipvlan", "macvlan", "macvtap"): nil, a *FeatureError
 // when it does not, or another error when the probe could not tell. It asks
@@ -318,47 +243,33 @@ func Probe(ctx context.Context, name string) error {
 	return err
 }
 
-// ifOperUp is IF_OPER_UP.
-const ifOperUp = 6
-
-// brForwarding is BR_STATE_FORWARDING, IFLA_BRPORT_STATE's value for a port
-// that passes frames.
-const brForwarding = 3
-
 // portForwarding reports whether a bridge port passes frames, from the
-// IFLA_BRPORT_STATE the kernel reports in the port's slave data. When the
-// state is not reported, the port's operstate decides.
-func portForwarding(m *rtnl.LinkMessage) bool {
-	if m.Attrs.Info != nil {
-		if p, ok := m.Attrs.Info.SlaveData.(*rtnl.BridgePort); ok && p.State != nil {
-			return *p.State == brForwarding
-		}
+// port state the kernel reports. When the state is not reported, the port's
+// operstate decides.
+func portForwarding(l *link.Link) bool {
+	if l.BridgePort != nil && l.BridgePort.State != nil {
+		return l.BridgePort.Forwarding()
 	}
-	return operUp(m)
+	return operUp(l)
 }
 
 // carriesFrames reports whether an interface passes frames: operationally
 // up, or — for drivers that never set an operational state, as ipvlan
 // (its links stay "UNKNOWN", measured on 6.1) — up with carrier.
-func carriesFrames(m *rtnl.LinkMessage) bool {
-	if operUp(m) {
+func carriesFrames(l *link.Link) bool {
+	if operUp(l) {
 		return true
 	}
-	unknown := m.Attrs.OperState == nil || *m.Attrs.OperState == ifOperUnknown
-	return unknown && m.Flags&unix.IFF_UP != 0 && m.Flags&unix.IFF_LOWER_UP != 0
+	unknown := l.OperState == nil || *l.OperState == ifOperUnknown
+	return unknown && l.Flags&unix.IFF_UP != 0 && l.Flags&unix.IFF_LOWER_UP != 0
 }
 
-// ifOperUnknown is IF_OPER_UNKNOWN.
-const ifOperUnknown = 0
+// ifOperUp is IF_OPER_UP; ifOperUnknown is IF_OPER_UNKNOWN.
+const (
+	ifOperUp      = 6
+	ifOperUnknown = 0
+)
 
-func operUp(m *rtnl.LinkMessage) bool {
-	return m.Attrs.OperState != nil && *m.Attrs.OperState == ifOperUp
-}
-
-// orNotFound is err, or link.ErrNotFound when a lookup found nothing.
-func orNotFound(err error) error {
-	if err != nil {
-		return err
-	}
-	return link.ErrNotFound
+func operUp(l *link.Link) bool {
+	return l.OperState != nil && *l.OperState == ifOperUp
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mdlayher/netlink"
 
+	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
 	"github.com/vmlink/vmlink/testenv"
 )
@@ -30,9 +31,13 @@ func TestHairpinAndPortState(t *testing.T) {
 	mk(&rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "br0", Info: &rtnl.LinkInfo{Kind: "bridge"}}})
 	mk(&rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "p0", Info: &rtnl.LinkInfo{Kind: "veth",
 		Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "p1"}}}}}})
-	br, p0, p1 := ns.Link(t, "br0"), ns.Link(t, "p0"), ns.Link(t, "p1")
-	if err := setMaster(ctx, c, p0.Index, br.Index); err != nil {
+	h := link.New(c)
+	br := "br0"
+	if err := h.Set(ctx, "p0", link.Change{Master: &br}); err != nil {
 		t.Fatal(err)
+	}
+	if p0 := ns.Link(t, "p0"); p0.Attrs.Master == nil || int32(*p0.Attrs.Master) != ns.Link(t, "br0").Index {
+		t.Fatalf("p0's master is %v, want br0", p0.Attrs.Master)
 	}
 	port := func() *rtnl.LinkMessage {
 		t.Helper()
@@ -43,24 +48,33 @@ func TestHairpinAndPortState(t *testing.T) {
 		return m
 	}
 	for _, on := range []bool{true, false} {
-		if err := setHairpin(ctx, c, p0.Index, on); err != nil {
-			t.Fatalf("setHairpin(%v): %v", on, err)
+		if err := h.Set(ctx, "p0", link.Change{BridgePort: &link.BridgePortChange{Hairpin: &on}}); err != nil {
+			t.Fatalf("hairpin %v: %v", on, err)
 		}
 		bp, ok := port().Attrs.Info.SlaveData.(*rtnl.BridgePort)
 		if !ok || bp.Hairpin == nil || *bp.Hairpin != on {
-			t.Fatalf("after setHairpin(%v) the kernel reports %+v", on, port().Attrs.Info.SlaveData)
+			t.Fatalf("after hairpin %v the kernel reports %+v", on, port().Attrs.Info.SlaveData)
 		}
 	}
-	if portForwarding(port()) {
+	forwarding := func() bool {
+		t.Helper()
+		l, err := h.Get(ctx, "p0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return portForwarding(l)
+	}
+	if forwarding() {
 		t.Error("a port that is down is reported forwarding")
 	}
-	for _, idx := range []int32{br.Index, p1.Index, p0.Index} {
-		if err := setUp(ctx, c, idx); err != nil {
+	up := true
+	for _, name := range []string{"br0", "p1", "p0"} {
+		if err := h.Set(ctx, name, link.Change{Up: &up}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for !portForwarding(port()) {
+	for !forwarding() {
 		if time.Now().After(deadline) {
 			t.Fatalf("port state %+v: not forwarding 10 s after up with STP off", port().Attrs.Info.SlaveData)
 		}

@@ -224,14 +224,20 @@ func (n *Networks) detach(ctx context.Context, st *netState, rec *NetworkRecord,
 	if !netns.Exists(a.NetNS) {
 		return nil
 	}
+	// The interface goes by its own RTM_DELLINK even when its namespace
+	// goes too. The kernel tears a deleted namespace's links down later,
+	// in its cleanup work, and until then an ipvlan keeps its addresses
+	// on the parent's port (ipvlan_addr_busy walks every ipvlan of the
+	// port), so a connect of the same address right after would fail with
+	// "Address already assigned to an ipvlan device". RTM_DELLINK takes
+	// them off the port before it returns (ipvlan_link_delete).
+	if err := RemoveEndpointLink(ctx, NamedNS(a.NetNS), a.Interface, n.mark()); err != nil {
+		return fmt.Errorf("disconnect %s: %w", container, err)
+	}
 	if a.NSCreated && !usedElsewhere(st, rec, container) {
 		if err := netns.Delete(a.NetNS); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		return nil
-	}
-	if err := RemoveEndpointLink(ctx, NamedNS(a.NetNS), a.Interface, n.mark()); err != nil {
-		return fmt.Errorf("disconnect %s: %w", container, err)
 	}
 	return nil
 }
@@ -257,20 +263,20 @@ func (n *Networks) removeUnrecorded(ctx context.Context, rec *NetworkRecord, ns 
 		return err
 	}
 	defer c.Close()
-	links, err := c.Links(ctx)
+	links, err := link.New(c).List(ctx, link.Filter{})
 	if err != nil {
 		return err
 	}
 	mark := n.mark()
 	legacy := mark.Alias(legacyEndpointObject(rec.Name, ns))
 	for _, m := range links {
-		alias := linkAlias(&m)
-		if m.Attrs.Name == "lo" || linkGroup(&m) != mark.Group() ||
+		alias := m.Alias
+		if m.Name == "lo" || m.Group != mark.Group() ||
 			(alias != "" && alias != legacy && !strings.HasPrefix(alias, legacy+"/")) {
 			continue
 		}
 		if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
-			return fmt.Errorf("remove %s left by an interrupted connect: %w", m.Attrs.Name, err)
+			return fmt.Errorf("remove %s left by an interrupted connect: %w", m.Name, err)
 		}
 	}
 	return nil

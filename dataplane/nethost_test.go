@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
 )
 
@@ -26,11 +27,8 @@ func addVeth(t *testing.T, ns, name string) {
 		Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name + "p"}}}}}}, 0x400|0x200); err != nil {
 		t.Fatal(err)
 	}
-	peer, err := getLink(context.Background(), c, name+"p")
-	if err != nil || peer == nil {
-		t.Fatalf("%sp: %v", name, orNotFound(err))
-	}
-	if err := setUp(context.Background(), c, peer.Index); err != nil {
+	up := true
+	if err := link.New(c).Set(context.Background(), name+"p", link.Change{Up: &up}); err != nil {
 		t.Fatal(err)
 	}
 }

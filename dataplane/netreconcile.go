@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/internal/netns"
+	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
 )
 
@@ -45,12 +46,13 @@ func (n *Networks) List(ctx context.Context) ([]*NetworkRecord, []Finding, error
 				if err != nil {
 					return err
 				}
-				m, err := getLink(ctx, ec, a.Interface)
+				m, err := link.New(ec).Get(ctx, a.Interface)
 				ec.Close()
-				if err != nil {
+				gone := errors.Is(err, link.ErrNotFound)
+				if err != nil && !gone {
 					return err
 				}
-				if m == nil || !n.mark().Owns(linkGroup(m), linkAlias(m)) {
+				if gone || !n.mark().Owns(m.Group, m.Alias) {
 					found = append(found, Finding(fmt.Sprintf("network %s: container %s has no interface %s any more: dropped it", name, cn, a.Interface)))
 					delete(rec.Endpoints, cn)
 					if err := n.shimHostRoutes(ctx, rec, a.Addrs, false); err != nil {
@@ -62,20 +64,29 @@ func (n *Networks) List(ctx context.Context) ([]*NetworkRecord, []Finding, error
 			if err != nil {
 				return err
 			}
-			m, err := getLink(ctx, c, rec.Parent)
-			var shim *rtnl.LinkMessage
+			h := link.New(c)
+			_, err = h.Get(ctx, rec.Parent)
+			parentGone := errors.Is(err, link.ErrNotFound)
+			if parentGone {
+				err = nil
+			}
+			var shim *link.Link
+			shimGone := false
 			if err == nil && rec.Shim != nil {
-				shim, err = getLink(ctx, c, rec.Shim.Interface)
+				shim, err = h.Get(ctx, rec.Shim.Interface)
+				if shimGone = errors.Is(err, link.ErrNotFound); shimGone {
+					err = nil
+				}
 			}
 			c.Close()
 			if err != nil {
 				return err
 			}
-			if rec.Shim != nil && (shim == nil || !n.mark().Owns(linkGroup(shim), linkAlias(shim))) {
+			if rec.Shim != nil && (shimGone || !n.mark().Owns(shim.Group, shim.Alias)) {
 				found = append(found, Finding(fmt.Sprintf("network %s: its host shim %s is gone (deleted by hand): the host no longer reaches the containers; dropped it (recreate the network with --host-shim)", name, rec.Shim.Interface)))
 				rec.Shim = nil
 			}
-			if m == nil {
+			if parentGone {
 				found = append(found, Finding(fmt.Sprintf("network %s: its parent %s is gone (its containers' interfaces went with it)", name, rec.Parent)))
 				for cn := range rec.Endpoints {
 					delete(rec.Endpoints, cn)
@@ -158,40 +169,63 @@ func (n *Networks) removeOrphans(ctx context.Context, st *netState) ([]Finding, 
 		if err != nil {
 			continue // deleted meanwhile, or not ours to read
 		}
-		links, err := c.Links(ctx)
+		links, err := link.New(c).List(ctx, link.Filter{})
 		if err != nil {
 			c.Close()
 			continue
 		}
 		owned := false
 		for _, m := range links {
-			if m.Attrs.Name == "lo" && linkAlias(&m) == n.mark().nsAlias() {
+			if m.Name == "lo" && m.Alias == n.mark().nsAlias() {
 				owned = true
 			}
 		}
 		if owned && ns != "" && !usedNS[ns] {
-			c.Close()
-			if err := netns.Delete(ns); err != nil && !errors.Is(err, os.ErrNotExist) {
+			removed, err := n.removeOrphanNS(ctx, c, ns, links)
+			if err != nil {
 				errs = append(errs, err)
-				continue
 			}
-			found = append(found, Finding(fmt.Sprintf("namespace %s was created by an interrupted connect and is used by no network: removed it", ns)))
+			if removed {
+				found = append(found, Finding(fmt.Sprintf("namespace %s was created by an interrupted connect and is used by no network: removed it", ns)))
+			}
 			continue
 		}
 		for _, m := range links {
-			if linkGroup(&m) != n.mark().Group() || m.Attrs.Name == "lo" || !n.mark().Owns(linkGroup(&m), linkAlias(&m)) {
+			if m.Group != n.mark().Group() || m.Name == "lo" || !n.mark().Owns(m.Group, m.Alias) {
 				continue
 			}
-			if wantLinks[ns+"\x00"+linkAlias(&m)] || wantLinks[ns+"\x00"+linkAlias(&m)+"\x00"+m.Attrs.Name] {
+			if wantLinks[ns+"\x00"+m.Alias] || wantLinks[ns+"\x00"+m.Alias+"\x00"+m.Name] {
 				continue
 			}
 			if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
-				errs = append(errs, fmt.Errorf("remove orphan %s in %s: %w", m.Attrs.Name, nsLabel(ns), err))
+				errs = append(errs, fmt.Errorf("remove orphan %s in %s: %w", m.Name, nsLabel(ns), err))
 				continue
 			}
-			found = append(found, Finding(fmt.Sprintf("link %s in %s (%s) belongs to no network (an interrupted vmlink): removed it", m.Attrs.Name, nsLabel(ns), orDefault(linkAlias(&m), "no alias yet"))))
+			found = append(found, Finding(fmt.Sprintf("link %s in %s (%s) belongs to no network (an interrupted vmlink): removed it", m.Name, nsLabel(ns), orDefault(m.Alias, "no alias yet"))))
 		}
 		c.Close()
 	}
 	return found, errors.Join(errs...)
+}
+
+// removeOrphanNS deletes a namespace connect created that no endpoint uses
+// (c is open in it and is closed, links are its links); removed reports
+// that the namespace is gone. Its links of ours go first, each by
+// RTM_DELLINK: the kernel tears a deleted namespace's links down only
+// later, and an ipvlan keeps its addresses on its parent's port until then
+// (see detach).
+func (n *Networks) removeOrphanNS(ctx context.Context, c *rtnl.Conn, ns string, links []*link.Link) (removed bool, err error) {
+	var errs []error
+	for _, m := range links {
+		if m.Name != "lo" && m.Group == n.mark().Group() {
+			if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
+				errs = append(errs, fmt.Errorf("remove %s in %s: %w", m.Name, nsLabel(ns), err))
+			}
+		}
+	}
+	c.Close()
+	if err := netns.Delete(ns); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, errors.Join(append(errs, err)...)
+	}
+	return true, errors.Join(errs...)
 }

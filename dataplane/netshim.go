@@ -24,7 +24,8 @@ func (n *Networks) addShim(ctx context.Context, c *rtnl.Conn, rec *NetworkRecord
 		return fmt.Errorf("host shim: %w", err)
 	}
 	undo := func() { _ = h.Delete(context.WithoutCancel(ctx), name) }
-	if err := setAlias(ctx, c, l.Index, n.mark().Alias("shim/"+rec.Name)); err != nil {
+	alias := n.mark().Alias("shim/" + rec.Name)
+	if err := h.Set(ctx, name, link.Change{Alias: &alias}); err != nil {
 		undo()
 		return err
 	}
@@ -83,9 +84,9 @@ func (n *Networks) shimHostRoutes(ctx context.Context, rec *NetworkRecord, addrs
 		return err
 	}
 	defer c.Close()
-	m, err := getLink(ctx, c, rec.Shim.Interface)
-	if err == nil && m == nil {
-		err = fmt.Errorf("the link is gone (vmlink net ls repairs the state)")
+	m, err := link.New(c).Get(ctx, rec.Shim.Interface)
+	if errors.Is(err, link.ErrNotFound) {
+		err = fmt.Errorf("the link is gone (vmlink net ls repairs the state): %w", err)
 	}
 	if err != nil {
 		if add {

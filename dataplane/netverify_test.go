@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
 	"github.com/vmlink/vmlink/verify"
 )
@@ -23,9 +24,9 @@ func TestNetworkHostShimVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p0, err := getLink(ctx, hc, "p0")
-	if err != nil || p0 == nil {
-		t.Fatal(orNotFound(err))
+	p0, err := link.New(hc).Get(ctx, "p0")
+	if err != nil {
+		t.Fatal(err)
 	}
 	if _, err := ensureAddr(ctx, hc, p0.Index, pfx("10.65.0.5/24")); err != nil {
 		t.Fatal(err)
@@ -110,9 +111,9 @@ func TestNetworkHostShimWithoutRangeRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hc.Close()
-	p0, err := getLink(ctx, hc, "p0")
-	if err != nil || p0 == nil {
-		t.Fatal(orNotFound(err))
+	p0, err := link.New(hc).Get(ctx, "p0")
+	if err != nil {
+		t.Fatal(err)
 	}
 	if _, err := ensureAddr(ctx, hc, p0.Index, pfx("10.68.0.5/24")); err != nil {
 		t.Fatal(err)

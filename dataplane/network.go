@@ -160,40 +160,8 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 	o := spec.Options
 	rec := &NetworkRecord{Name: spec.Name, ID: newID(), Created: time.Now().UTC(), Host: n.Host,
 		Driver: orDefault(spec.Driver, "macvlan"), IPv6: spec.IPv6, Internal: spec.Internal, Options: o.words()}
-	switch rec.Driver {
-	case "macvlan", "macvtap":
-		switch {
-		case o.IPVlanMode != link.IPVlanModeUnset:
-			return nil, refuse("-o ipvlan_mode: not an option of the %s driver (use parent, macvlan_mode)", rec.Driver)
-		case o.IPVlanFlag != link.IPVlanFlagUnset:
-			return nil, refuse("-o ipvlan_flag: not an option of the %s driver (use parent, macvlan_mode)", rec.Driver)
-		case o.MacvlanMode == link.MacvlanModeUnset:
-			rec.Mode = link.MacvlanModeBridge.String()
-		default:
-			rec.Mode = o.MacvlanMode.String()
-		}
-		if _, err := link.ParseMacvlanMode(rec.Mode); err != nil {
-			return nil, refuse("-o macvlan_mode=%s: use bridge, private, vepa, passthru or source", rec.Mode)
-		}
-	case "ipvlan":
-		if o.MacvlanMode != link.MacvlanModeUnset {
-			return nil, refuse("-o macvlan_mode: not an option of the ipvlan driver (use parent, ipvlan_mode, ipvlan_flag)")
-		}
-		rec.Mode = link.IPVlanModeL2.String()
-		if o.IPVlanMode != link.IPVlanModeUnset {
-			rec.Mode = o.IPVlanMode.String()
-		}
-		if _, err := link.ParseIPVlanMode(rec.Mode); err != nil {
-			return nil, refuse("-o ipvlan_mode=%s: use l2, l3 or l3s", rec.Mode)
-		}
-		if o.IPVlanFlag != link.IPVlanFlagUnset {
-			rec.Flag = o.IPVlanFlag.String()
-			if _, err := parseIPVlanFlag(rec.Flag); err != nil {
-				return nil, refuse("-o ipvlan_flag=%s: use bridge, private or vepa", rec.Flag)
-			}
-		}
-	default:
-		return nil, refuse("-d %s: driver not supported: use macvlan, macvtap or ipvlan", rec.Driver)
+	if err := rec.planDriver(o); err != nil {
+		return nil, err
 	}
 	if spec.HostShim && rec.Driver != "macvlan" {
 		return nil, refuse("--host-shim: the shim is a bridge-mode macvlan; network %s uses %s", rec.Name, rec.Driver)
@@ -201,43 +169,104 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 	if spec.HostShim && rec.Mode == "passthru" {
 		return nil, refuse("--host-shim: passthru takes the parent alone: no shim can join it")
 	}
-	rec.Parent = o.Parent
+	if err := rec.planParent(o.Parent); err != nil {
+		return nil, err
+	}
+	if err := rec.planIPAM(spec); err != nil {
+		return nil, err
+	}
+	if err := rec.checkParentShared(st); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// planDriver sets the record's mode (and ipvlan flag) from the driver's
+// options, refusing the options of another driver.
+func (rec *NetworkRecord) planDriver(o NetworkOptions) error {
+	switch rec.Driver {
+	case "macvlan", "macvtap":
+		switch {
+		case o.IPVlanMode != link.IPVlanModeUnset:
+			return refuse("-o ipvlan_mode: not an option of the %s driver (use parent, macvlan_mode)", rec.Driver)
+		case o.IPVlanFlag != link.IPVlanFlagUnset:
+			return refuse("-o ipvlan_flag: not an option of the %s driver (use parent, macvlan_mode)", rec.Driver)
+		case o.MacvlanMode == link.MacvlanModeUnset:
+			rec.Mode = link.MacvlanModeBridge.String()
+		default:
+			rec.Mode = o.MacvlanMode.String()
+		}
+		if _, err := link.ParseMacvlanMode(rec.Mode); err != nil {
+			return refuse("-o macvlan_mode=%s: use bridge, private, vepa, passthru or source", rec.Mode)
+		}
+	case "ipvlan":
+		if o.MacvlanMode != link.MacvlanModeUnset {
+			return refuse("-o macvlan_mode: not an option of the ipvlan driver (use parent, ipvlan_mode, ipvlan_flag)")
+		}
+		rec.Mode = link.IPVlanModeL2.String()
+		if o.IPVlanMode != link.IPVlanModeUnset {
+			rec.Mode = o.IPVlanMode.String()
+		}
+		if _, err := link.ParseIPVlanMode(rec.Mode); err != nil {
+			return refuse("-o ipvlan_mode=%s: use l2, l3 or l3s", rec.Mode)
+		}
+		if o.IPVlanFlag != link.IPVlanFlagUnset {
+			rec.Flag = o.IPVlanFlag.String()
+			if _, err := parseIPVlanFlag(rec.Flag); err != nil {
+				return refuse("-o ipvlan_flag=%s: use bridge, private or vepa", rec.Flag)
+			}
+		}
+	default:
+		return refuse("-d %s: driver not supported: use macvlan, macvtap or ipvlan", rec.Driver)
+	}
+	return nil
+}
+
+// planParent sets the record's parent: the one given (an X.N VLAN parent
+// is created later), or, with none, an internal network's dummy link.
+func (rec *NetworkRecord) planParent(parent string) error {
+	rec.Parent = parent
 	switch {
 	case rec.Parent == "":
 		// docker: no parent makes an internal network on a dummy link.
 		rec.Internal = true
 		rec.Parent = "dm-" + shortID(rec.ID)
 	case rec.Parent == "lo" || strings.HasPrefix(rec.Parent, "lo."):
-		return nil, refuse("-o parent=%s: the loopback cannot be a parent: use an Ethernet interface such as eth0 or eth0.10", rec.Parent)
+		return refuse("-o parent=%s: the loopback cannot be a parent: use an Ethernet interface such as eth0 or eth0.10", rec.Parent)
 	default:
 		if err := link.CheckName(rec.Parent); err != nil {
-			return nil, refuse("-o parent=%s: %v", rec.Parent, err)
+			return refuse("-o parent=%s: %v", rec.Parent, err)
 		}
 		if i := strings.LastIndexByte(rec.Parent, '.'); i > 0 {
 			if n, err := strconv.ParseUint(rec.Parent[i+1:], 10, 32); err == nil && n > link.MaxVLANID {
-				return nil, refuse("-o parent=%s: VLAN id %d is out of range: VLAN ids run from 0 to %d", rec.Parent, n, link.MaxVLANID)
+				return refuse("-o parent=%s: VLAN id %d is out of range: VLAN ids run from 0 to %d", rec.Parent, n, link.MaxVLANID)
 			}
 		}
 	}
-	// Subnets, gateways, ranges.
+	return nil
+}
+
+// planIPAM sets the record's subnets with their gateways, IP ranges and aux
+// addresses, as docker's default IPAM does.
+func (rec *NetworkRecord) planIPAM(spec NetworkSpec) error {
 	if len(spec.Subnets) == 0 {
-		return nil, refuse("--subnet missing: give the network at least one subnet (e.g. --subnet 10.0.10.0/24)")
+		return refuse("--subnet missing: give the network at least one subnet (e.g. --subnet 10.0.10.0/24)")
 	}
 	for i, s := range spec.Subnets {
 		if s != s.Masked() {
-			return nil, refuse("--subnet %s has host bits set: use %s", s, s.Masked())
+			return refuse("--subnet %s has host bits set: use %s", s, s.Masked())
 		}
 		if s.Addr().Is6() && !spec.IPv6 {
-			return nil, refuse("--subnet %s is IPv6: add --ipv6", s)
+			return refuse("--subnet %s is IPv6: add --ipv6", s)
 		}
 		// The gateway takes one address; a subnet with no other usable one
 		// would accept the network and then refuse every connect.
 		if room := s.Addr().BitLen() - s.Bits(); room < 2 {
-			return nil, refuse("--subnet %s leaves no address for containers next to the gateway: use a /%d or larger", s, s.Addr().BitLen()-2)
+			return refuse("--subnet %s leaves no address for containers next to the gateway: use a /%d or larger", s, s.Addr().BitLen()-2)
 		}
 		for _, t := range spec.Subnets[:i] {
 			if t.Overlaps(s) {
-				return nil, refuse("--subnet %s overlaps --subnet %s", s, t)
+				return refuse("--subnet %s overlaps --subnet %s", s, t)
 			}
 		}
 		rec.IPAM = append(rec.IPAM, IPAMConfig{Subnet: s})
@@ -253,17 +282,17 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 	for _, g := range spec.Gateways {
 		i := find(g)
 		if i < 0 {
-			return nil, refuse("--gateway %s is outside every --subnet", g)
+			return refuse("--gateway %s is outside every --subnet", g)
 		}
 		if rec.IPAM[i].Gateway.IsValid() {
-			return nil, refuse("--gateway %s: subnet %s has gateway %s already", g, rec.IPAM[i].Subnet, rec.IPAM[i].Gateway)
+			return refuse("--gateway %s: subnet %s has gateway %s already", g, rec.IPAM[i].Subnet, rec.IPAM[i].Gateway)
 		}
 		rec.IPAM[i].Gateway = g
 	}
 	for _, r := range spec.IPRanges {
 		i := find(r.Masked().Addr())
 		if i < 0 || r.Bits() < rec.IPAM[i].Subnet.Bits() {
-			return nil, refuse("--ip-range %s is not inside any --subnet", r)
+			return refuse("--ip-range %s is not inside any --subnet", r)
 		}
 		rec.IPAM[i].IPRange = r.Masked()
 	}
@@ -276,7 +305,7 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 		a := spec.Aux[k]
 		i := find(a)
 		if i < 0 {
-			return nil, refuse("--aux-address %s=%s is outside every --subnet", k, a)
+			return refuse("--aux-address %s=%s is outside every --subnet", k, a)
 		}
 		if rec.IPAM[i].Aux == nil {
 			rec.IPAM[i].Aux = map[string]netip.Addr{}
@@ -291,29 +320,35 @@ func (n *Networks) plan(st *netState, spec NetworkSpec) (*NetworkRecord, error) 
 		}
 		// The pool must accept the gateway and aux addresses.
 		if _, err := poolOf(c, nil); err != nil {
-			return nil, refuse("%v", err)
+			return refuse("%v", err)
 		}
 	}
-	// Rules across networks on the same parent.
+	return nil
+}
+
+// checkParentShared applies the rules across the networks on the same
+// parent: passthru and ipvlan take the parent alone, subnets do not
+// overlap.
+func (rec *NetworkRecord) checkParentShared(st *netState) error {
 	for _, o := range st.Networks {
 		if o.Host != rec.Host || o.Parent != rec.Parent {
 			continue
 		}
 		switch {
 		case rec.Mode == "passthru" || o.Mode == "passthru":
-			return nil, conflict("-o parent=%s: network %s uses it and passthru takes the parent alone", rec.Parent, o.Name)
+			return conflict("-o parent=%s: network %s uses it and passthru takes the parent alone", rec.Parent, o.Name)
 		case rec.Driver == "ipvlan" || o.Driver == "ipvlan":
-			return nil, conflict("-o parent=%s: network %s uses it and ipvlan takes one network per parent", rec.Parent, o.Name)
+			return conflict("-o parent=%s: network %s uses it and ipvlan takes one network per parent", rec.Parent, o.Name)
 		}
 		for _, c := range rec.IPAM {
 			for _, oc := range o.IPAM {
 				if c.Subnet.Overlaps(oc.Subnet) {
-					return nil, conflict("--subnet %s overlaps subnet %s of network %s on the same parent %s", c.Subnet, oc.Subnet, o.Name, rec.Parent)
+					return conflict("--subnet %s overlaps subnet %s of network %s on the same parent %s", c.Subnet, oc.Subnet, o.Name, rec.Parent)
 				}
 			}
 		}
 	}
-	return rec, nil
+	return nil
 }
 
 // ensureParent makes sure the parent exists: an X.N VLAN is created when
@@ -386,11 +421,14 @@ func (n *Networks) releaseParent(ctx context.Context, c *rtnl.Conn, st *netState
 			return nil
 		}
 	}
-	m, err := getLink(ctx, c, rec.Parent)
-	if err != nil || m == nil {
+	m, err := link.New(c).Get(ctx, rec.Parent)
+	switch {
+	case errors.Is(err, link.ErrNotFound):
+		return nil
+	case err != nil:
 		return err
 	}
-	if !n.mark().Owns(linkGroup(m), linkAlias(m)) {
+	if !n.mark().Owns(m.Group, m.Alias) {
 		return nil
 	}
 	if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
@@ -425,7 +463,7 @@ func (n *Networks) Remove(ctx context.Context, name string) error {
 		}
 		defer c.Close()
 		if rec.Shim != nil {
-			if m, _ := getLink(ctx, c, rec.Shim.Interface); m != nil && n.mark().Owns(linkGroup(m), linkAlias(m)) {
+			if m, err := link.New(c).Get(ctx, rec.Shim.Interface); err == nil && n.mark().Owns(m.Group, m.Alias) {
 				if err := c.DelLink(ctx, &rtnl.LinkMessage{Index: m.Index}); err != nil && !errors.Is(err, unix.ENODEV) {
 					return fmt.Errorf("remove host shim: %w", err)
 				}

@@ -39,11 +39,8 @@ func newNetEnv(t *testing.T) (*testEnv, *Networks) {
 		}
 		// The peer up too: a veth without its peer up has no carrier, and
 		// the interfaces on it would pass no traffic.
-		peer, err := getLink(context.Background(), c, p+"peer")
-		if err != nil || peer == nil {
-			t.Fatalf("%speer: %v", p, orNotFound(err))
-		}
-		if err := setUp(context.Background(), c, peer.Index); err != nil {
+		up := true
+		if err := link.New(c).Set(context.Background(), p+"peer", link.Change{Up: &up}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -94,10 +91,13 @@ func TestNetworkLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ := getLink(ctx, ec, "eth0")
+	m, err := link.New(ec).Get(ctx, "eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	has, _ := hasAddr(ctx, ec, m.Index, a2.Addrs[1])
 	ec.Close()
-	if m == nil || !has || macOf(m).String() != a2.MAC {
+	if !has || m.Address.String() != a2.MAC {
 		t.Fatalf("c2/eth0 = %+v (IPv6 address present: %v)", m, has)
 	}
 	// Bridge mode: the two containers reach each other, IPv4 and IPv6.
@@ -254,8 +254,8 @@ func TestNetworkMultiNetworkEndpointAndExistingNamespace(t *testing.T) {
 	}
 	ec, _ := rtnl.DialNetNS(mine, nil)
 	defer ec.Close()
-	if m, _ := getLink(ctx, ec, "eth0"); m != nil {
-		t.Fatal("disconnect left the interface in the existing namespace")
+	if _, err := link.New(ec).Get(ctx, "eth0"); !errors.Is(err, link.ErrNotFound) {
+		t.Fatalf("disconnect left the interface in the existing namespace (%v)", err)
 	}
 }
 
@@ -489,10 +489,10 @@ func TestNetworkConnectAnnounces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer, err := getLink(ctx, c, "p0peer")
+	peer, err := link.New(c).Get(ctx, "p0peer")
 	c.Close()
-	if err != nil || peer == nil {
-		t.Fatal(orNotFound(err))
+	if err != nil {
+		t.Fatal(err)
 	}
 	var pc *packet.Conn
 	if err := h.Do(func() (err error) {
@@ -546,9 +546,9 @@ func hostRouteVia(t *testing.T, ns, dst, dev string) bool {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	m, err := getLink(ctx, c, dev)
-	if err != nil || m == nil {
-		t.Fatalf("%s in %s: %v", dev, ns, orNotFound(err))
+	m, err := link.New(c).Get(ctx, dev)
+	if err != nil {
+		t.Fatalf("%s in %s: %v", dev, ns, err)
 	}
 	p := netip.MustParsePrefix(dst)
 	fam := uint8(unix.AF_INET)

@@ -67,7 +67,8 @@ func EnsureVLANParent(ctx context.Context, host Namespace, name string, mark Mar
 	}
 	err = host.writeSysctl("net/ipv6/conf/"+name+"/disable_ipv6", "1")
 	if err == nil {
-		err = setUp(ctx, c, l.Index)
+		up := true
+		err = h.Set(ctx, name, link.Change{Up: &up})
 	}
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)

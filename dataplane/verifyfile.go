@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
 	"github.com/vmlink/vmlink/verify"
 )
@@ -36,7 +37,7 @@ func AppliedVerifyTopologies(ctx context.Context, t *Topology) ([]verify.Topolog
 	notApplied := func(what, ns string) error {
 		return fmt.Errorf("%w: topology %s: %s does not exist in %s: apply the file first (vmlink up -f FILE)", verify.ErrEnvironment, t.Name, what, nsLabel(ns))
 	}
-	read := func(ns, name, what string) (*rtnl.LinkMessage, []netip.Prefix, error) {
+	read := func(ns, name, what string) (*link.Link, []netip.Prefix, error) {
 		conn, err := c.get(ns)
 		if err != nil {
 			if nsMissing(err) {
@@ -44,12 +45,12 @@ func AppliedVerifyTopologies(ctx context.Context, t *Topology) ([]verify.Topolog
 			}
 			return nil, nil, fmt.Errorf("%w: %s: %w", verify.ErrEnvironment, what, err)
 		}
-		m, err := getLink(ctx, conn, name)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", what, err)
-		}
-		if m == nil {
+		m, err := link.New(conn).Get(ctx, name)
+		switch {
+		case errors.Is(err, link.ErrNotFound):
 			return nil, nil, notApplied(what, ns)
+		case err != nil:
+			return nil, nil, fmt.Errorf("%s: %w", what, err)
 		}
 		addrs, err := linkAddrs(ctx, conn, uint32(m.Index))
 		if err != nil {
@@ -73,7 +74,7 @@ func AppliedVerifyTopologies(ctx context.Context, t *Topology) ([]verify.Topolog
 				return nil, err
 			}
 			bi := BuiltInterface{Endpoint: e.Name, NetNS: ns, Name: ifname, Network: n.Name, Kind: n.driver(), Mode: effectiveMode(n),
-				Lower: n.Parent, NoPromisc: n.NoPromisc, Sources: it.SourceMACs, MAC: macOf(m), Addrs: addrs}
+				Lower: n.Parent, NoPromisc: n.NoPromisc, Sources: it.SourceMACs, MAC: m.Address, Addrs: addrs}
 			bi.Parent, bi.VLAN, _ = a.lower(n)
 			b.Interfaces = append(b.Interfaces, bi)
 		}
@@ -85,7 +86,7 @@ func AppliedVerifyTopologies(ctx context.Context, t *Topology) ([]verify.Topolog
 			return nil, err
 		}
 		bi := BuiltInterface{Endpoint: "host", NetNS: t.Host, Name: s.Name, Network: n.Name, Kind: "macvlan", Mode: "bridge",
-			Lower: n.Parent, Shim: true, MAC: macOf(m), Addrs: addrs, Routes: shimRoutes(&s)}
+			Lower: n.Parent, Shim: true, MAC: m.Address, Addrs: addrs, Routes: shimRoutes(&s)}
 		bi.Parent, bi.VLAN, _ = a.lower(n)
 		b.Interfaces = append(b.Interfaces, bi)
 	}
@@ -94,7 +95,7 @@ func AppliedVerifyTopologies(ctx context.Context, t *Topology) ([]verify.Topolog
 		// Parents used directly (not declared) have no MAC yet: read it.
 		if len(out[i].Parent.MAC) == 0 {
 			if m, _, err := read(t.Host, out[i].Parent.Name, "parent "+out[i].Parent.Name); err == nil {
-				out[i].Parent.MAC = macOf(m)
+				out[i].Parent.MAC = m.Address
 			}
 		}
 	}

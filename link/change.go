@@ -24,6 +24,12 @@ type Change struct {
 	Alias  *string
 	Group  *uint32
 	TxQLen *uint32
+	// Master makes the link a port of the bridge called so (`master BR`);
+	// "" takes it out of its bridge (`nomaster`).
+	Master *string
+	// BridgePort changes the link's options as a bridge port (`type
+	// bridge_slave …`); the link must be a bridge's port.
+	BridgePort *BridgePortChange
 
 	// Kind, if set, must be the link's kind (`type KIND`); Set refuses to
 	// apply kind options to a link of another kind. Set fills it in from
@@ -70,10 +76,19 @@ type IPVlanChange struct {
 	Flag IPVlanFlags
 }
 
+// BridgePortChange changes a bridge port's options (`ip link set DEV type
+// bridge_slave hairpin on|off`).
+type BridgePortChange struct {
+	// Hairpin lets a frame leave through the port it came in on: the
+	// reflective relay VEPA needs from the adjacent switch.
+	Hairpin *bool
+}
+
 // empty reports whether the change does nothing.
 func (c *Change) empty() bool {
 	return c.Up == nil && c.Name == "" && c.MTU == nil && c.Address == nil && c.NetNS == nil &&
-		c.Alias == nil && c.Group == nil && c.TxQLen == nil && c.VLAN == nil && c.Macvlan == nil && c.IPVlan == nil
+		c.Alias == nil && c.Group == nil && c.TxQLen == nil && c.Master == nil && c.BridgePort == nil &&
+		c.VLAN == nil && c.Macvlan == nil && c.IPVlan == nil
 }
 
 // Validate checks what can be checked without looking at the link; Set
@@ -101,6 +116,14 @@ func (c *Change) Validate(dev string) error {
 	}
 	if c.Alias != nil && len(*c.Alias) > maxAlias {
 		return fieldErr(kind, dev, "alias", "", fmt.Sprintf("is %d bytes long: at most %d", len(*c.Alias), maxAlias))
+	}
+	if c.Master != nil && *c.Master != "" {
+		if err := CheckName(*c.Master); err != nil {
+			return fieldErr(kind, dev, "master", *c.Master, err.Error())
+		}
+	}
+	if c.BridgePort != nil && c.BridgePort.Hairpin == nil {
+		return fieldErr(kind, dev, "type", "bridge_slave", "nothing to change: give hairpin on or off")
 	}
 	if err := c.NetNS.validate(kind, dev); err != nil {
 		return err

@@ -61,6 +61,10 @@ type Link struct {
 	// when the kernel does not report it (IPv6 disabled).
 	AddrGenMode *uint8
 
+	// BridgePort is the link's state as a port of a bridge; nil when the
+	// kernel reports none (the link is no bridge's port).
+	BridgePort *BridgePortInfo
+
 	// Exactly one of these is set for the kinds vmlink knows.
 	VLAN    *VLANInfo
 	Macvlan *MacvlanInfo
@@ -75,6 +79,22 @@ type Link struct {
 
 // Up reports whether the link is administratively up.
 func (l *Link) Up() bool { return l.Flags&unix.IFF_UP != 0 }
+
+// BridgePortInfo is a bridge port's IFLA_INFO_SLAVE_DATA.
+type BridgePortInfo struct {
+	// State is IFLA_BRPORT_STATE (BR_STATE_*: 3 is forwarding).
+	State *uint8
+	// Hairpin is IFLA_BRPORT_MODE.
+	Hairpin *bool
+}
+
+// Forwarding reports whether the port passes frames (BR_STATE_FORWARDING).
+func (p *BridgePortInfo) Forwarding() bool {
+	return p != nil && p.State != nil && *p.State == brStateForwarding
+}
+
+// brStateForwarding is BR_STATE_FORWARDING.
+const brStateForwarding = 3
 
 // VLANInfo is a VLAN link's IFLA_INFO_DATA.
 type VLANInfo struct {

@@ -751,3 +751,40 @@ func kernelAtLeast(t *testing.T, major, minor int) (string, bool) {
 	}
 	return release, ma > major || ma == major && mi >= minor
 }
+
+// TestIntegrationSetBridgePort: `master BR`, `type bridge_slave hairpin
+// on|off` and `nomaster` as Set changes, checked against what iproute2
+// reads back from the kernel.
+func TestIntegrationSetBridgePort(t *testing.T) {
+	n := newNS(t)
+	requireKind(t, "bridge")
+	n.veth(t, "p0", "p1")
+	n.ip(t, "link", "add", "br0", "type", "bridge")
+	h := n.handle(t)
+	ctx := testCtx(t)
+	if err := h.Set(ctx, "p0", Change{Master: ptr("br0")}); err != nil {
+		t.Fatal(err)
+	}
+	if out := n.ip(t, "-d", "link", "show", "p0"); !strings.Contains(out, "master br0") || !strings.Contains(out, "hairpin off") {
+		t.Fatalf("after master br0: %s", out)
+	}
+	l, err := h.Get(ctx, "p0")
+	if err != nil || l.BridgePort == nil || l.BridgePort.Hairpin == nil || *l.BridgePort.Hairpin || l.BridgePort.State == nil {
+		t.Fatalf("Get p0 = %+v, %v: want its bridge port state", l, err)
+	}
+	if err := h.Set(ctx, "p0", Change{BridgePort: &BridgePortChange{Hairpin: ptr(true)}}); err != nil {
+		t.Fatal(err)
+	}
+	if out := n.ip(t, "-d", "link", "show", "p0"); !strings.Contains(out, "hairpin on") {
+		t.Fatalf("after hairpin on: %s", out)
+	}
+	if err := h.Set(ctx, "p0", Change{Master: ptr("")}); err != nil {
+		t.Fatal(err)
+	}
+	if out := n.ip(t, "-d", "link", "show", "p0"); strings.Contains(out, "master") {
+		t.Fatalf("after nomaster: %s", out)
+	}
+	if err := h.Set(ctx, "p0", Change{Master: ptr("nobr")}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("master of a missing bridge: %v", err)
+	}
+}

@@ -14,7 +14,8 @@ import (
 // set` does). It checks ch against the link first (kind, the mode the
 // macvlan options need, the parent's MTU). If the kernel refuses, the
 // common fields the request may already have changed (name, MTU, address,
-// alias, group, txqueuelen, up/down) are put back as they were.
+// alias, group, txqueuelen, master, hairpin, up/down) are put back as they
+// were.
 func (h *Handle) Set(ctx context.Context, dev string, ch Change) error {
 	if err := ch.Validate(dev); err != nil {
 		return err
@@ -36,6 +37,13 @@ func (h *Handle) Set(ctx context.Context, dev string, ch Change) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	if ch.Master != nil {
+		idx, err := h.masterIndex(ctx, *ch.Master)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		msg.Attrs.Master = &idx
+	}
 	if err := h.c.SetLink(ctx, msg); err != nil {
 		if errors.Is(err, unix.ENODEV) {
 			err = fmt.Errorf("%w: %w", ErrNotFound, err)
@@ -48,6 +56,19 @@ func (h *Handle) Set(ctx context.Context, dev string, ch Change) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
+}
+
+// masterIndex is the ifindex of the bridge called name, 0 for "" (no
+// master).
+func (h *Handle) masterIndex(ctx context.Context, name string) (uint32, error) {
+	if name == "" {
+		return 0, nil
+	}
+	m, err := h.getMsg(ctx, &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: name}})
+	if err != nil {
+		return 0, fmt.Errorf("master %s: %w", name, err)
+	}
+	return uint32(m.Index), nil
 }
 
 // checkApplied reads the link back after a change that sets an option older

@@ -105,6 +105,12 @@ func changeMessage(cur *Link, ch *Change, t *target) (*rtnl.LinkMessage, error) 
 	if err != nil {
 		return nil, err
 	}
+	if bp := ch.BridgePort; bp != nil {
+		if info == nil {
+			info = &rtnl.LinkInfo{}
+		}
+		info.SlaveKind, info.SlaveData = "bridge", &rtnl.BridgePort{Hairpin: bp.Hairpin}
+	}
 	a.Info = info
 	return m, nil
 }
@@ -134,6 +140,13 @@ func restoreMessage(cur *Link, ch *Change) *rtnl.LinkMessage {
 	}
 	if ch.TxQLen != nil && cur.TxQLen != nil {
 		a.TxQLen, touched = u32p(*cur.TxQLen), true
+	}
+	if ch.Master != nil {
+		a.Master, touched = u32p(uint32(cur.Master)), true
+	}
+	if ch.BridgePort != nil && cur.BridgePort != nil && cur.BridgePort.Hairpin != nil {
+		a.Info = &rtnl.LinkInfo{SlaveKind: "bridge", SlaveData: &rtnl.BridgePort{Hairpin: cur.BridgePort.Hairpin}}
+		touched = true
 	}
 	if ch.Up != nil {
 		m.Change |= unix.IFF_UP
@@ -208,6 +221,9 @@ func decodeLink(m *rtnl.LinkMessage) (*Link, error) {
 	}
 	if a.Info != nil {
 		l.Kind = a.Info.Kind
+		if p, ok := a.Info.SlaveData.(*rtnl.BridgePort); ok {
+			l.BridgePort = &BridgePortInfo{State: p.State, Hairpin: p.Hairpin}
+		}
 		if err := decodeKind(l, a.Info); err != nil {
 			return nil, fmt.Errorf("link %s: %w", l.Name, err)
 		}

@@ -1,5 +1,10 @@
 package dataplane
 
+// This file is the topology file's schema: the YAML document `vmlink up
+// -f`, the labs and the verifier's --topology read (Topology and its
+// parts), Parse and Validate. (The behaviour the verifier expects of a
+// built topology is verify.Model, another thing.)
+
 import (
 	"bytes"
 	"errors"
@@ -210,7 +215,7 @@ func (t *Topology) WithPrefix(prefix string) *Topology {
 	return c
 }
 
-// clone deep-copies t through its YAML form: the model is plain data.
+// clone deep-copies t through its YAML form: a topology is plain data.
 func (t *Topology) clone() *Topology {
 	b, err := yaml.Marshal(t)
 	if err != nil {
@@ -264,108 +269,153 @@ func (t *Topology) Validate() error {
 			return ferr("host", t.Host, "%v", err)
 		}
 	}
+	parents, err := t.validateParents()
+	if err != nil {
+		return err
+	}
+	nets, netField, err := t.validateNetworks(parents)
+	if err != nil {
+		return err
+	}
+	if err := t.validateEndpoints(nets, netField); err != nil {
+		return err
+	}
+	return t.validateHostShims(nets, parents)
+}
+
+// validateParents checks the parents and returns them by name.
+func (t *Topology) validateParents() (map[string]*Parent, error) {
 	parents := map[string]*Parent{}
 	for i := range t.Parents {
 		p := &t.Parents[i]
 		f := fmt.Sprintf("parents[%d]", i)
 		if err := link.CheckParent(p.Name); err != nil {
-			return ferr(f+".name", p.Name, "%v", err)
+			return nil, ferr(f+".name", p.Name, "%v", err)
 		}
 		if parents[p.Name] != nil {
-			return ferr(f+".name", p.Name, "declared twice: give each parent one entry")
+			return nil, ferr(f+".name", p.Name, "declared twice: give each parent one entry")
 		}
 		parents[p.Name] = p
-		if s := p.Sandbox; s != nil {
-			if err := netns.ValidateName(s.Switch); err != nil {
-				return ferr(f+".sandbox.switch", s.Switch, "%v", err)
-			}
-			if err := link.CheckName(s.bridge(p.Name)); err != nil {
-				return ferr(f+".sandbox.bridge", s.bridge(p.Name), "%v (name the bridge with sandbox.bridge)", err)
-			}
-			for j, a := range s.Addresses {
-				if _, err := parsePrefix(a); err != nil {
-					return ferr(fmt.Sprintf("%s.sandbox.addresses[%d]", f, j), a, "%v", err)
-				}
-			}
-			if s.MAC != "" {
-				if _, err := parseMAC(s.MAC); err != nil {
-					return ferr(f+".sandbox.mac", s.MAC, "%v", err)
-				}
-			}
-			if s.Switch == t.Host {
-				return ferr(f+".sandbox.switch", s.Switch, "the switch must be a namespace of its own, not the host's")
+		if p.Sandbox != nil {
+			if err := p.Sandbox.validate(f, p.Name, t.Host); err != nil {
+				return nil, err
 			}
 		}
 		for j, a := range p.Addresses {
 			if _, err := parsePrefix(a); err != nil {
-				return ferr(fmt.Sprintf("%s.addresses[%d]", f, j), a, "%v", err)
+				return nil, ferr(fmt.Sprintf("%s.addresses[%d]", f, j), a, "%v", err)
 			}
 		}
 	}
-	nets := map[string]*Network{}
-	netField := map[string]string{} // network name → its field path
+	return parents, nil
+}
+
+// validate checks the sandbox of the parent at field f.
+func (s *Sandbox) validate(f, parent, host string) error {
+	if err := netns.ValidateName(s.Switch); err != nil {
+		return ferr(f+".sandbox.switch", s.Switch, "%v", err)
+	}
+	if err := link.CheckName(s.bridge(parent)); err != nil {
+		return ferr(f+".sandbox.bridge", s.bridge(parent), "%v (name the bridge with sandbox.bridge)", err)
+	}
+	for j, a := range s.Addresses {
+		if _, err := parsePrefix(a); err != nil {
+			return ferr(fmt.Sprintf("%s.sandbox.addresses[%d]", f, j), a, "%v", err)
+		}
+	}
+	if s.MAC != "" {
+		if _, err := parseMAC(s.MAC); err != nil {
+			return ferr(f+".sandbox.mac", s.MAC, "%v", err)
+		}
+	}
+	if s.Switch == host {
+		return ferr(f+".sandbox.switch", s.Switch, "the switch must be a namespace of its own, not the host's")
+	}
+	return nil
+}
+
+// validateNetworks checks the networks and returns them, and their field
+// paths, by name. A passthru network takes its parent alone.
+func (t *Topology) validateNetworks(parents map[string]*Parent) (nets map[string]*Network, netField map[string]string, err error) {
+	nets = map[string]*Network{}
+	netField = map[string]string{} // network name → its field path
 	passthru := map[string]string{}
 	for i := range t.Networks {
 		n := &t.Networks[i]
 		f := fmt.Sprintf("networks[%d]", i)
 		if n.Name == "" {
-			return ferr(f+".name", "", "missing: name the network")
+			return nil, nil, ferr(f+".name", "", "missing: name the network")
 		}
 		if nets[n.Name] != nil {
-			return ferr(f+".name", n.Name, "declared twice: network names are unique")
+			return nil, nil, ferr(f+".name", n.Name, "declared twice: network names are unique")
 		}
 		nets[n.Name] = n
 		netField[n.Name] = f
 		if err := checkDriverMode(n.driver(), n.Mode); err != nil {
-			return ferr(f+".mode", n.Mode, "%v", err)
+			return nil, nil, ferr(f+".mode", n.Mode, "%v", err)
 		}
 		if n.Parent == "" {
-			return ferr(f+".parent", "", "missing: name the interface the network sits on (a parent, an existing interface, or X.N for VLAN N on X)")
+			return nil, nil, ferr(f+".parent", "", "missing: name the interface the network sits on (a parent, an existing interface, or X.N for VLAN N on X)")
 		}
 		if err := checkLeaf(n, f, nil, ""); err != nil {
-			return err
+			return nil, nil, err
 		}
 		if base, _, ok := splitVLANParent(n.Parent); ok && parents[n.Parent] == nil {
 			if err := link.CheckParent(base); err != nil {
-				return ferr(f+".parent", n.Parent, "VLAN parent %s: %v", base, err)
+				return nil, nil, ferr(f+".parent", n.Parent, "VLAN parent %s: %v", base, err)
 			}
 		}
 		if n.Mode == "passthru" {
 			if other, dup := passthru[n.Parent]; dup {
-				return ferr(f+".parent", n.Parent, "passthru takes the parent alone: network %s already uses it", other)
+				return nil, nil, ferr(f+".parent", n.Parent, "passthru takes the parent alone: network %s already uses it", other)
 			}
 			passthru[n.Parent] = n.Name
 		}
-		subnets, err := n.subnets()
-		if err != nil {
-			return ferr(f+".subnets", "", "%v", err)
-		}
-		for j, g := range n.Gateways {
-			a, err := netip.ParseAddr(g)
-			if err != nil {
-				return ferr(fmt.Sprintf("%s.gateways[%d]", f, j), g, "not an IP address")
-			}
-			if !inAny(subnets, a) {
-				return ferr(fmt.Sprintf("%s.gateways[%d]", f, j), g, "outside every subnet of the network")
-			}
-		}
-		for j, r := range n.IPRange {
-			p, err := parsePrefix(r)
-			if err != nil {
-				return ferr(fmt.Sprintf("%s.ip_range[%d]", f, j), r, "%v", err)
-			}
-			if !inAny(subnets, p.Masked().Addr()) {
-				return ferr(fmt.Sprintf("%s.ip_range[%d]", f, j), r, "outside every subnet of the network")
-			}
+		if err := n.validateIPAM(f); err != nil {
+			return nil, nil, err
 		}
 	}
 	for _, n := range t.Networks {
 		if n.Mode != "passthru" {
 			if other, ok := passthru[n.Parent]; ok {
-				return ferr("networks", n.Name, "parent %s is taken by passthru network %s: passthru takes the parent alone", n.Parent, other)
+				return nil, nil, ferr("networks", n.Name, "parent %s is taken by passthru network %s: passthru takes the parent alone", n.Parent, other)
 			}
 		}
 	}
+	return nets, netField, nil
+}
+
+// validateIPAM checks the network's subnets, and that its gateways and IP
+// ranges lie inside them.
+func (n *Network) validateIPAM(f string) error {
+	subnets, err := n.subnets()
+	if err != nil {
+		return ferr(f+".subnets", "", "%v", err)
+	}
+	for j, g := range n.Gateways {
+		a, err := netip.ParseAddr(g)
+		if err != nil {
+			return ferr(fmt.Sprintf("%s.gateways[%d]", f, j), g, "not an IP address")
+		}
+		if !inAny(subnets, a) {
+			return ferr(fmt.Sprintf("%s.gateways[%d]", f, j), g, "outside every subnet of the network")
+		}
+	}
+	for j, r := range n.IPRange {
+		p, err := parsePrefix(r)
+		if err != nil {
+			return ferr(fmt.Sprintf("%s.ip_range[%d]", f, j), r, "%v", err)
+		}
+		if !inAny(subnets, p.Masked().Addr()) {
+			return ferr(fmt.Sprintf("%s.ip_range[%d]", f, j), r, "outside every subnet of the network")
+		}
+	}
+	return nil
+}
+
+// validateEndpoints checks the endpoints: each in a namespace of its own,
+// with at least one interface, each on a declared network.
+func (t *Topology) validateEndpoints(nets map[string]*Network, netField map[string]string) error {
 	nsUsed := map[string]string{}
 	endpointNames := map[string]bool{}
 	perNet := map[string]int{}
@@ -404,42 +454,8 @@ func (t *Topology) Validate() error {
 			if n.Mode == "passthru" && perNet[n.Name] > 1 {
 				return ferr(fi+".network", it.Network, "passthru takes the parent alone: one interface per passthru network")
 			}
-			name := it.name(j)
-			if err := link.CheckName(name); err != nil {
-				return ferr(fi+".name", name, "%v", err)
-			}
-			if name == "lo" || ifnames[name] {
-				return ferr(fi+".name", name, "already used in this endpoint")
-			}
-			ifnames[name] = true
-			if it.MAC != "" && n.Mode == "passthru" {
-				return ferr(fi+".mac", it.MAC, "a passthru interface takes the parent's MAC: remove mac")
-			}
-			if it.MAC != "" {
-				if _, err := parseMAC(it.MAC); err != nil {
-					return ferr(fi+".mac", it.MAC, "%v", err)
-				}
-			}
-			var sources []net.HardwareAddr
-			for k, m := range it.SourceMACs {
-				mac, err := parseMAC(m)
-				if err != nil {
-					return ferr(fmt.Sprintf("%s.source_macs[%d]", fi, k), m, "%v", err)
-				}
-				sources = append(sources, mac)
-			}
-			if err := checkLeaf(n, netField[n.Name], sources, fi); err != nil {
+			if err := it.validate(fi, j, n, netField[n.Name], ifnames); err != nil {
 				return err
-			}
-			subnets, _ := n.subnets()
-			for k, a := range it.Addresses {
-				p, err := parsePrefix(a)
-				if err != nil {
-					return ferr(fmt.Sprintf("%s.addresses[%d]", fi, k), a, "%v", err)
-				}
-				if len(subnets) > 0 && !inAny(subnets, p.Addr()) {
-					return ferr(fmt.Sprintf("%s.addresses[%d]", fi, k), a, "outside every subnet of network %s", n.Name)
-				}
 			}
 		}
 		for j, r := range e.Routes {
@@ -448,6 +464,55 @@ func (t *Topology) Validate() error {
 			}
 		}
 	}
+	return nil
+}
+
+// validate checks interface j (field fi) of an endpoint on network n
+// (field nf); ifnames holds the endpoint's interface names so far.
+func (it *Interface) validate(fi string, j int, n *Network, nf string, ifnames map[string]bool) error {
+	name := it.name(j)
+	if err := link.CheckName(name); err != nil {
+		return ferr(fi+".name", name, "%v", err)
+	}
+	if name == "lo" || ifnames[name] {
+		return ferr(fi+".name", name, "already used in this endpoint")
+	}
+	ifnames[name] = true
+	if it.MAC != "" && n.Mode == "passthru" {
+		return ferr(fi+".mac", it.MAC, "a passthru interface takes the parent's MAC: remove mac")
+	}
+	if it.MAC != "" {
+		if _, err := parseMAC(it.MAC); err != nil {
+			return ferr(fi+".mac", it.MAC, "%v", err)
+		}
+	}
+	var sources []net.HardwareAddr
+	for k, m := range it.SourceMACs {
+		mac, err := parseMAC(m)
+		if err != nil {
+			return ferr(fmt.Sprintf("%s.source_macs[%d]", fi, k), m, "%v", err)
+		}
+		sources = append(sources, mac)
+	}
+	if err := checkLeaf(n, nf, sources, fi); err != nil {
+		return err
+	}
+	subnets, _ := n.subnets()
+	for k, a := range it.Addresses {
+		p, err := parsePrefix(a)
+		if err != nil {
+			return ferr(fmt.Sprintf("%s.addresses[%d]", fi, k), a, "%v", err)
+		}
+		if len(subnets) > 0 && !inAny(subnets, p.Addr()) {
+			return ferr(fmt.Sprintf("%s.addresses[%d]", fi, k), a, "outside every subnet of network %s", n.Name)
+		}
+	}
+	return nil
+}
+
+// validateHostShims checks the host shims: macvlans on a declared macvlan
+// network, named apart from the parents and each other, with an address.
+func (t *Topology) validateHostShims(nets map[string]*Network, parents map[string]*Parent) error {
 	shimNames := map[string]bool{}
 	for i := range t.HostShims {
 		s := &t.HostShims[i]
