@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -193,7 +194,9 @@ func (p *plugin) add(ctx context.Context) ([]byte, error) {
 
 // applyIPAM turns an IPAM result into addresses and routes the way the
 // reference plugins' ConfigureIface does: a route without a gateway takes
-// the gateway of its family's address.
+// the gateway of its family's address, and a route's priority (metric),
+// table and scope (spec 1.1.0) are applied. Its mtu and advmss are not:
+// ConfigureIface drops them too.
 func applyIPAM(r *current.Result) ([]netip.Prefix, []dataplane.Route, error) {
 	var addrs []netip.Prefix
 	var gw4, gw6 netip.Addr
@@ -220,6 +223,23 @@ func applyIPAM(r *current.Result) ([]netip.Prefix, []dataplane.Route, error) {
 			return nil, nil, err
 		}
 		rr := dataplane.Route{Dst: dst}
+		if rt.Priority < 0 || rt.Priority > math.MaxUint32 {
+			return nil, nil, fmt.Errorf("IPAM returned route %s with priority %d: a metric runs from 0 to %d", dst, rt.Priority, uint32(math.MaxUint32))
+		}
+		rr.Metric = uint32(rt.Priority)
+		if rt.Table != nil {
+			if *rt.Table < 0 || *rt.Table > math.MaxUint32 {
+				return nil, nil, fmt.Errorf("IPAM returned route %s with table %d: tables run from 0 to %d", dst, *rt.Table, uint32(math.MaxUint32))
+			}
+			rr.Table = uint32(*rt.Table)
+		}
+		if rt.Scope != nil {
+			if *rt.Scope < 0 || *rt.Scope > math.MaxUint8 {
+				return nil, nil, fmt.Errorf("IPAM returned route %s with scope %d: scopes run from 0 to 255", dst, *rt.Scope)
+			}
+			sc := uint8(*rt.Scope)
+			rr.Scope = &sc
+		}
 		if g, ok := netip.AddrFromSlice(rt.GW); ok && rt.GW != nil {
 			rr.Gateway = g.Unmap()
 		} else if dst.Addr().Is4() {

@@ -198,19 +198,57 @@ func checkRoutes(ctx context.Context, c *rtnl.Conn, l *link.Link, prev *current.
 		}
 		found := false
 		for _, r := range have {
-			if r.DstPrefix() == want.Dst && r.Attrs.Gateway == want.Gateway && r.Attrs.OIF != nil && int32(*r.Attrs.OIF) == l.Index {
+			if r.DstPrefix() == want.Dst && r.Attrs.Gateway == want.Gateway && r.Attrs.OIF != nil && int32(*r.Attrs.OIF) == l.Index &&
+				routeTable(r) == want.Table && sameMetric(r, want.Metric) && (want.Scope == nil || r.Scope == *want.Scope) {
 				found = true
 			}
 		}
 		if !found {
-			gw := ""
+			var extra strings.Builder
 			if want.Gateway.IsValid() {
-				gw = " via " + want.Gateway.String()
+				extra.WriteString(" via " + want.Gateway.String())
 			}
-			return checkFailed(fmt.Sprintf("route %s%s dev %s is missing", want.Dst, gw, l.Name))
+			extra.WriteString(" dev " + l.Name)
+			if want.Table != 0 && want.Table != unix.RT_TABLE_MAIN {
+				fmt.Fprintf(&extra, " table %d", want.Table)
+			}
+			if want.Metric != 0 {
+				fmt.Fprintf(&extra, " metric %d", want.Metric)
+			}
+			if want.Scope != nil {
+				fmt.Fprintf(&extra, " scope %d", *want.Scope)
+			}
+			return checkFailed(fmt.Sprintf("route %s%s is missing", want.Dst, extra.String()))
 		}
 	}
 	return nil
+}
+
+// routeTable is the table a dumped route is in, 0 for main (as
+// dataplane.Route names it).
+func routeTable(r rtnl.RouteMessage) uint32 {
+	t := uint32(r.Table)
+	if r.Attrs.Table != nil {
+		t = *r.Attrs.Table
+	}
+	if t == unix.RT_TABLE_MAIN {
+		return 0
+	}
+	return t
+}
+
+// sameMetric reports whether a dumped route has the metric want asks
+// for. The kernel gives an IPv6 route added without one the metric 1024
+// (IP6_RT_PRIO_USER).
+func sameMetric(r rtnl.RouteMessage, want uint32) bool {
+	have := uint32(0)
+	if r.Attrs.Priority != nil {
+		have = *r.Attrs.Priority
+	}
+	if r.Family == unix.AF_INET6 && want == 0 {
+		want = 1024
+	}
+	return have == want
 }
 
 // proveWire runs vmlink's verifier on this attachment and one sibling on

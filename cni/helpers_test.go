@@ -237,3 +237,35 @@ func tutorialConf(t testing.TB, typ, version, dir string, extra map[string]any) 
 	}
 	return string(b)
 }
+
+// buildFromCNIModule builds the command pkg of the cni module (cnitool,
+// plugins/test/noop) into a temporary directory and returns its path; it
+// skips without a Go toolchain (the VM guest has none).
+func buildFromCNIModule(t testing.TB, pkg string) string {
+	t.Helper()
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skipf("no Go toolchain to build %s with (the VM guest has none): run on the host", pkg)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, filepath.Base(pkg))
+	mod := filepath.Join(dir, "mod")
+	full := "github.com/containernetworking/cni/" + pkg
+	if err := os.MkdirAll(mod, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module cnitooltest\n\ngo 1.21\n\nrequire github.com/containernetworking/cni v1.3.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mod, "tools.go"), []byte("//go:build tools\n\npackage tools\n\nimport _ \""+full+"\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"mod", "tidy"}, {"build", "-o", out, full}} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = mod
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %v: %v: %s", args, err, b)
+		}
+	}
+	return out
+}

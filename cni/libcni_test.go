@@ -108,23 +108,8 @@ func TestLibcni(t *testing.T) {
 // directory and runs the tutorial's network through it.
 func TestCnitool(t *testing.T) {
 	l := newLab(t)
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no Go toolchain to build cnitool with (the VM guest has none): run on the host")
-	}
+	tool := buildFromCNIModule(t, "cnitool")
 	dir := t.TempDir()
-	tool := filepath.Join(dir, "cnitool")
-	mod := filepath.Join(dir, "mod")
-	os.MkdirAll(mod, 0o755)
-	os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module cnitooltest\n\ngo 1.21\n\nrequire github.com/containernetworking/cni v1.3.1\n"), 0o644)
-	os.WriteFile(filepath.Join(mod, "tools.go"), []byte("//go:build tools\n\npackage tools\n\nimport _ \"github.com/containernetworking/cni/cnitool\"\n"), 0o644)
-	for _, args := range [][]string{{"mod", "tidy"}, {"build", "-o", tool, "github.com/containernetworking/cni/cnitool"}} {
-		cmd := exec.Command("go", args...)
-		cmd.Dir = mod
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go %v: %v: %s", args, err, out)
-		}
-	}
 	netconf := filepath.Join(dir, "net.d")
 	os.MkdirAll(netconf, 0o755)
 	os.WriteFile(filepath.Join(netconf, "10-demo.conf"), []byte(tutorialConf(t, "vmlink", "1.0.0", l.ipam, nil)), 0o644)
