@@ -149,6 +149,25 @@ func (p *plugin) add(ctx context.Context) ([]byte, error) {
 		return nil, types.NewError(types.ErrInternal, fmt.Sprintf("the container already has an interface %s (%s)", p.env.IfName, existing.Kind), "CNI_IFNAME must name a new interface")
 	}
 
+	// The record comes before the address: a plugin killed between the
+	// two leaves a record whose release GC makes harmlessly, never an
+	// address no record names.
+	if err := p.conf.writeRecord(record{ContainerID: p.env.ContainerID, IfName: p.env.IfName,
+		Network: p.conf.Name, NetNS: p.env.NetNS, Conf: p.conf.raw}); err != nil {
+		return nil, err
+	}
+	out, err := p.attach(ctx, s)
+	if err != nil {
+		if rerr := p.conf.removeRecord(p.env.ContainerID, p.env.IfName); rerr != nil {
+			return nil, fmt.Errorf("%w (and %v)", err, rerr)
+		}
+	}
+	return out, err
+}
+
+// attach takes the addresses from the IPAM plugin, builds the interface
+// and prints the result; a failure leaves neither link nor address.
+func (p *plugin) attach(ctx context.Context, s link.Spec) ([]byte, error) {
 	result := &current.Result{CNIVersion: current.ImplementedSpecVersion}
 	ep := &endpoint{spec: s, netns: dataplane.Namespace{Path: p.env.NetNS},
 		object: attachmentObject(p.conf.Name, p.env.ContainerID, p.env.IfName)}
@@ -284,18 +303,27 @@ func (p *plugin) del(ctx context.Context) error {
 			return err
 		}
 	}
-	if p.env.NetNS == "" {
+	if err := deleteIn(ctx, p.env.NetNS, p.env.IfName, attachmentObject(p.conf.Name, p.env.ContainerID, p.env.IfName)); err != nil {
+		return err
+	}
+	return p.conf.removeRecord(p.env.ContainerID, p.env.IfName)
+}
+
+// deleteIn deletes the link ifname of object in the namespace at path;
+// a path that is empty or no longer a namespace has nothing to delete.
+func deleteIn(ctx context.Context, path, ifname, object string) error {
+	if path == "" {
 		return nil
 	}
-	sb, err := openSandbox(p.env.NetNS)
+	sb, err := openSandbox(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || strings.Contains(err.Error(), "not a namespace") {
 			return nil
 		}
-		return types.NewError(types.ErrInvalidNetNS, "open CNI_NETNS "+p.env.NetNS, err.Error())
+		return types.NewError(types.ErrInvalidNetNS, "open CNI_NETNS "+path, err.Error())
 	}
 	defer sb.close()
-	return deleteOwned(ctx, sb.c, p.env.IfName, attachmentObject(p.conf.Name, p.env.ContainerID, p.env.IfName))
+	return deleteOwned(ctx, sb.c, ifname, object)
 }
 
 // deleteOwned deletes the link ifname when it carries the mark of object.

@@ -18,7 +18,11 @@ import (
 // mark, in the plugin's namespace or any named one, and is not in
 // cni.dev/valid-attachments loses its link and its IPAM allocation (a DEL
 // to the IPAM plugin with the attachment's container id and interface
-// name). The IPAM plugin gets the GC too when it speaks 1.1.0.
+// name). Then every record ADD left of an attachment not in the list is
+// released the same way, with the configuration of its ADD: that covers
+// attachments whose namespace is gone (destroyed with its link) or was
+// never named (/proc/PID/ns/net). The IPAM plugin gets the GC too when it
+// speaks 1.1.0.
 func (p *plugin) gc(ctx context.Context) error {
 	p.cniPathEnv()
 	valid := map[types.GCAttachment]bool{}
@@ -33,6 +37,7 @@ func (p *plugin) gc(ctx context.Context) error {
 	for _, name := range append([]string{""}, spaces...) {
 		errs = append(errs, p.gcIn(ctx, name, valid))
 	}
+	errs = append(errs, p.gcRecords(ctx, valid))
 	if p.ipamSpeaks(ctx, "1.1.0") {
 		errs = append(errs, invoke.DelegateGC(ctx, p.conf.IPAM.Type, p.conf.raw, nil))
 	}
@@ -69,7 +74,44 @@ func (p *plugin) gcIn(ctx context.Context, ns string, valid map[types.GCAttachme
 			errs = append(errs, fmt.Errorf("delete stale attachment %s/%s in %s: %w", cid, ifname, nsWord(ns), err))
 			continue
 		}
-		errs = append(errs, p.releaseIPs(ctx, cid, ifname, ns))
+		nsPath := ""
+		if ns != "" {
+			nsPath = filepath.Join(netns.Dir, ns)
+		}
+		if err := p.releaseIPs(ctx, cid, ifname, nsPath); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, p.conf.removeRecord(cid, ifname))
+	}
+	return errors.Join(errs...)
+}
+
+// gcRecords releases the attachments whose records remain and are not
+// valid: their link, if its namespace is still there, and their addresses
+// as the configuration of their ADD took them. A record goes once its
+// release succeeded, so a failed one is tried again by the next GC.
+func (p *plugin) gcRecords(ctx context.Context, valid map[types.GCAttachment]bool) error {
+	recs, err := p.conf.records()
+	var errs []error
+	errs = append(errs, err)
+	for _, r := range recs {
+		if valid[types.GCAttachment{ContainerID: r.ContainerID, IfName: r.IfName}] {
+			continue
+		}
+		if err := deleteIn(ctx, r.NetNS, r.IfName, attachmentObject(p.conf.Name, r.ContainerID, r.IfName)); err != nil {
+			errs = append(errs, fmt.Errorf("delete stale attachment %s/%s: %w", r.ContainerID, r.IfName, err))
+			continue
+		}
+		rp := p
+		if rc, err := ParseConf(r.Conf, ""); err == nil {
+			rp = &plugin{env: p.env, conf: rc}
+		}
+		if err := rp.releaseIPs(ctx, r.ContainerID, r.IfName, r.NetNS); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, p.conf.removeRecord(r.ContainerID, r.IfName))
 	}
 	return errors.Join(errs...)
 }
@@ -77,7 +119,7 @@ func (p *plugin) gcIn(ctx context.Context, ns string, valid map[types.GCAttachme
 // releaseIPs sends the IPAM plugin the DEL of one attachment, with the
 // configuration's version lowered to what the plugin speaks (GC comes with
 // 1.1.0, which an older IPAM plugin refuses).
-func (p *plugin) releaseIPs(ctx context.Context, containerID, ifname, ns string) error {
+func (p *plugin) releaseIPs(ctx context.Context, containerID, ifname, nsPath string) error {
 	if p.conf.IPAM.Type == "" {
 		return nil
 	}
@@ -86,10 +128,6 @@ func (p *plugin) releaseIPs(ctx context.Context, containerID, ifname, ns string)
 		return err
 	}
 	conf := p.ipamConf(ctx, path)
-	nsPath := ""
-	if ns != "" {
-		nsPath = filepath.Join(netns.Dir, ns)
-	}
 	args := &invoke.Args{Command: "DEL", ContainerID: containerID, NetNS: nsPath, IfName: ifname, Path: p.env.Path}
 	if err := invoke.ExecPluginWithoutResult(ctx, path, conf, args, nil); err != nil {
 		return fmt.Errorf("release the addresses of %s/%s: %w", containerID, ifname, err)

@@ -213,6 +213,23 @@ func linkNames(t testing.TB, ns *testenv.NetNS) []string {
 	return names
 }
 
+// stateDir is the plugin's data directory in the tests whose host-local
+// data is in dir.
+func stateDir(dir string) string { return dir + ".vmlink" }
+
+// records lists the plugin's attachment records under dir (stateDir).
+func records(t testing.TB, dir string) []string {
+	t.Helper()
+	var out []string
+	_ = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			out = append(out, strings.TrimPrefix(p, dir+"/"))
+		}
+		return nil
+	})
+	return out
+}
+
 // tutorialConf is the tutorials' macvlan-demo configuration with vmlink's
 // type (or another plugin's), on master p0 and with host-local's data in
 // dir; extra keys are merged in.
@@ -223,6 +240,11 @@ func tutorialConf(t testing.TB, typ, version, dir string, extra map[string]any) 
 		"ipam": map[string]any{"type": "host-local", "dataDir": dir, "subnet": "172.16.123.0/24",
 			"rangeStart": "172.16.123.200", "rangeEnd": "172.16.123.250", "gateway": "172.16.123.254",
 			"routes": []any{map[string]any{"dst": "0.0.0.0/0"}}},
+	}
+	if typ == "vmlink" {
+		// The plugin's attachment records, beside host-local's data
+		// (not in it: ipamFiles counts that directory's files).
+		c["dataDir"] = stateDir(dir)
 	}
 	for k, v := range extra {
 		if v == nil {
