@@ -166,7 +166,9 @@ func checkAddrs(ctx context.Context, c *rtnl.Conn, l *link.Link, prev *current.R
 		want = netip.PrefixFrom(a.Unmap(), want.Bits())
 		found := false
 		for _, m := range msgs {
-			if m.Attrs.Local == want.Addr() && int(m.PrefixLen) == want.Bits() {
+			// Prefix, not IFA_LOCAL: the kernel sends IPv6 addresses in
+			// IFA_ADDRESS only.
+			if m.Prefix() == want {
 				found = true
 				if m.Flags&unix.IFA_F_TENTATIVE != 0 {
 					return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("address %s on %s is still tentative (duplicate address detection)", want, l.Name), "")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/rtnl"
@@ -153,8 +154,27 @@ func (p *plugin) ipamConf(ctx context.Context, path string) []byte {
 	if json.Unmarshal(conf, &m) != nil {
 		return conf
 	}
-	m["cniVersion"] = vs[len(vs)-1]
+	newest := vs[len(vs)-1]
+	m["cniVersion"] = newest
 	delete(m, "cni.dev/valid-attachments")
+	// CHECK's prevResult carries the configuration's version too: an
+	// IPAM plugin that reads it (static) refuses a result of a version it
+	// does not speak.
+	if pr, ok := m["prevResult"]; ok {
+		b, err := json.Marshal(pr)
+		if err != nil {
+			return conf
+		}
+		r, err := version.NewResult(p.conf.CNIVersion, b)
+		if err != nil {
+			return conf
+		}
+		lowered, err := r.GetAsVersion(newest)
+		if err != nil {
+			return conf
+		}
+		m["prevResult"] = lowered
+	}
 	if b, err := json.Marshal(m); err == nil {
 		return b
 	}
@@ -181,6 +201,16 @@ func (p *plugin) delegate(ctx context.Context, verb string) (types.Result, error
 		default:
 			return nil, invoke.DelegateCheck(ctx, p.conf.IPAM.Type, conf, nil)
 		}
+	}
+	if verb == "CHECK" {
+		// An IPAM plugin that parses prevResult before it checks the
+		// version (Debian's static 1.1.1) fails with code 999, not 1, on
+		// a result of a version it does not speak: lower it first.
+		path, err := invoke.FindInPath(p.conf.IPAM.Type, filepath.SplitList(p.env.Path))
+		if err != nil {
+			return nil, err
+		}
+		return call(p.ipamConf(ctx, path))
 	}
 	r, err := call(p.conf.raw)
 	if !ipamIncompatible(err) {
