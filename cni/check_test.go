@@ -178,3 +178,45 @@ func sendGARPs(t *testing.T, st *testenv.Endpoint, mac net.HardwareAddr) func() 
 		conn.Close()
 	}
 }
+
+// TestCheckSettling: CHECK on an IPv6 address still in duplicate address
+// detection answers 11 (try again), and passes once DAD is over, without
+// anything else done. The trigger is the kernel's own: the address is
+// added again with the interface's neighbour retransmit time at 3 s, so
+// DAD's one probe keeps it tentative 3 to 4 s.
+func TestCheckSettling(t *testing.T) {
+	l := newLab(t)
+	conf := tutorialConf(t, "vmlink", "1.1.0", l.ipam, map[string]any{"ipam": map[string]any{"type": "static",
+		"addresses": []any{map[string]any{"address": "172.16.127.9/24"}, map[string]any{"address": "fd00:127::9/64"}}}})
+	a := l.add(t, "settle", conf)
+	if r := l.check(t, a); r.code != 0 {
+		t.Fatalf("CHECK right after ADD: exit %d: %s\n%s", r.code, r.stdout, a.c.Run(t, "ip", "addr"))
+	}
+	if err := a.c.WriteSysctl("net/ipv6/neigh/eth0/retrans_time_ms", "3000"); err != nil {
+		t.Fatal(err)
+	}
+	a.c.Run(t, "ip", "addr", "del", "fd00:127::9/64", "dev", "eth0")
+	a.c.Run(t, "ip", "addr", "add", "fd00:127::9/64", "dev", "eth0")
+	if out := a.c.Run(t, "ip", "-6", "addr", "show", "dev", "eth0", "tentative"); !strings.Contains(out, "fd00:127::9") {
+		t.Fatalf("the address is not tentative, the test proves nothing: %s", out)
+	}
+	var m map[string]any
+	json.Unmarshal([]byte(a.conf), &m)
+	m["prevResult"] = a.result
+	b, _ := json.Marshal(m)
+	r := l.vmlink(t, "CHECK", a.id, a.c, string(b))
+	if r.code == 0 {
+		t.Fatal("CHECK passed on a tentative address")
+	}
+	if e := r.err(t); e.Code != 11 || !strings.Contains(e.Msg, "fd00:127::9/64 on eth0 is still tentative") {
+		t.Errorf("CHECK on a tentative address: %+v, want code 11", e)
+	}
+	// Settled: DAD ends by itself within 4 s; check (which retries on 11
+	// for up to 5 s, as a runtime would) passes.
+	if r := l.check(t, a); r.code != 0 {
+		t.Errorf("CHECK once DAD is over: exit %d: %s", r.code, r.stdout)
+	}
+	if out := a.c.Run(t, "ip", "-6", "addr", "show", "dev", "eth0", "tentative"); out != "" {
+		t.Errorf("still tentative after CHECK passed: %s", out)
+	}
+}
