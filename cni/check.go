@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -16,7 +17,6 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 	"golang.org/x/sys/unix"
 
-	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
 	"github.com/vmlink/vmlink/verify"
@@ -94,10 +94,7 @@ func (p *plugin) check(ctx context.Context) error {
 	if err := checkRoutes(ctx, sb.c, l, prev); err != nil {
 		return err
 	}
-	if p.conf.LinkInContainer {
-		return nil // the master is in the container: verify needs it in a named namespace of ours
-	}
-	return p.proveWire(ctx, s, l)
+	return p.proveWire(ctx, s, l, sb)
 }
 
 // Operational states (IF_OPER_*) CHECK tells apart.
@@ -257,16 +254,22 @@ func sameMetric(r rtnl.RouteMessage, want uint32) bool {
 // the same master: its MAC is unique on the master's segment and the only
 // source of its frames there, its frames carry the right VLAN tag, and it
 // reaches the sibling (and the host stack) exactly as its mode promises.
-// It needs the container's namespace under /run/netns (where runtimes
-// such as Podman and containerd put them); elsewhere the wire part is
-// left out.
-func (p *plugin) proveWire(ctx context.Context, s link.Spec, l *link.Link) error {
-	name := filepath.Base(p.env.NetNS)
-	if dir := filepath.Dir(p.env.NetNS); dir != netns.Dir && dir != "/var/run/netns" {
-		return nil
+// Discovery looks in every namespace (named, bind-mounted, every
+// process's), so CNI_NETNS may be any path: the attachment is the
+// interface IfName in the namespace of CNI_NETNS's inode. With
+// linkInContainer the master, and so the capture, is in the container's
+// namespace.
+func (p *plugin) proveWire(ctx context.Context, s link.Spec, l *link.Link, sb *sandbox) error {
+	ino, err := sb.ns.Inode()
+	if err != nil {
+		return fmt.Errorf("the container's namespace: %w", err)
+	}
+	home := ""
+	if p.conf.LinkInContainer {
+		home = p.env.NetNS
 	}
 	master := s.Base().Parent
-	t, err := verify.Discover(ctx, "", master)
+	t, err := verify.Discover(ctx, home, master)
 	if err != nil {
 		return fmt.Errorf("discover the endpoints on %s: %w", master, err)
 	}
@@ -275,14 +278,14 @@ func (p *plugin) proveWire(ctx context.Context, s link.Spec, l *link.Link) error
 	for i := range t.Endpoints {
 		ep := &t.Endpoints[i]
 		switch {
-		case ep.NetNS == name && ep.Interface == p.env.IfName:
+		case ep.Namespace != nil && ep.Namespace.Inode == ino && ep.Interface == p.env.IfName:
 			ours = ep
 		case sibling == nil && len(ep.Addrs) > 0 && ep.Kind != verify.KindHost:
 			sibling = ep
 		}
 	}
 	if ours == nil {
-		return checkFailed(fmt.Sprintf("%s/%s is not found on %s by discovery", name, p.env.IfName, master))
+		return checkFailed(fmt.Sprintf("%s in %s is not found on %s by discovery", p.env.IfName, p.env.NetNS, master))
 	}
 	// Discovery saw every namespace: no other interface on the master may
 	// carry a macvlan's own MAC (the kernel refuses duplicates only among
@@ -302,9 +305,13 @@ func (p *plugin) proveWire(ctx context.Context, s link.Spec, l *link.Link) error
 	t.Endpoints = eps
 	rep, err := verify.Run(ctx, t, verify.Options{})
 	if errors.Is(err, verify.ErrNoPair) {
-		// A lone attachment on a master without an address: no path to
-		// probe, so the wire part has nothing more to prove than the
-		// configuration and the MAC's uniqueness above.
+		// A lone attachment on a master without an address (typical of
+		// linkInContainer: the container's own master): no path to
+		// probe, so nothing is captured and the wire part proves no more
+		// than the MAC's uniqueness above. CHECK has no result to say it
+		// in; it says it on stderr, which runtimes log.
+		fmt.Fprintf(os.Stderr, "vmlink: CHECK %s: not proven on the wire: no sibling attachment and no address on %s to probe from, so no frame was captured (only the MAC's uniqueness among the namespaces is proven); give %s an address or add a second attachment\n",
+			l.Name, master, master)
 		return nil
 	}
 	if err != nil {
