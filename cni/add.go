@@ -174,32 +174,44 @@ func (p *plugin) attach(ctx context.Context, s link.Spec) ([]byte, error) {
 	if p.conf.LinkInContainer {
 		ep.host = ep.netns
 	}
+	// The link comes before the addresses, as the reference plugins make
+	// it: an IPAM plugin may need it (dhcp runs its client on it in the
+	// container). The second build completes the same link with what the
+	// IPAM plugin gave.
+	if err := buildEndpoint(ctx, ep); err != nil {
+		return nil, asCNIError(err)
+	}
 	if p.conf.IPAM.Type != "" {
-		r, err := p.delegate(ctx, "ADD")
-		if err != nil {
+		undo := func(err error, release bool) ([]byte, error) {
+			bg := context.WithoutCancel(ctx)
+			if release {
+				_, _ = p.delegate(bg, "DEL")
+			}
+			if rerr := ep.built.Remove(bg); rerr != nil {
+				return nil, fmt.Errorf("%w (and removing %s failed: %v)", err, p.env.IfName, rerr)
+			}
 			return nil, err
 		}
-		release := func() { _, _ = p.delegate(context.WithoutCancel(ctx), "DEL") }
+		r, err := p.delegate(ctx, "ADD")
+		if err != nil {
+			// A failed ADD may have taken an address all the same (dhcp
+			// holds a lease it could not report): release it too.
+			return undo(err, true)
+		}
 		ipr, err := current.NewResultFromResult(r)
 		if err != nil {
-			release()
-			return nil, fmt.Errorf("read the IPAM result: %w", err)
+			return undo(fmt.Errorf("read the IPAM result: %w", err), true)
 		}
 		if len(ipr.IPs) == 0 {
-			release()
-			return nil, types.NewError(types.ErrInternal, "IPAM plugin returned missing IP config", "")
+			return undo(types.NewError(types.ErrInternal, "IPAM plugin returned missing IP config", ""), true)
 		}
 		result.IPs, result.Routes, result.DNS = ipr.IPs, ipr.Routes, ipr.DNS
 		if ep.addrs, ep.routes, err = applyIPAM(ipr); err != nil {
-			release()
-			return nil, err
+			return undo(err, true)
 		}
 		if err := buildEndpoint(ctx, ep); err != nil {
-			release()
-			return nil, asCNIError(err)
+			return undo(asCNIError(err), true)
 		}
-	} else if err := buildEndpoint(ctx, ep); err != nil {
-		return nil, asCNIError(err)
 	}
 	result.Interfaces = []*current.Interface{{Name: ep.built.Name, Mac: ep.built.MAC.String(), Sandbox: p.env.NetNS}}
 	for _, ip := range result.IPs {
