@@ -190,6 +190,7 @@ func sendGARPs(t *testing.T, st *testenv.Endpoint, mac net.HardwareAddr) func() 
 // added again with the interface's neighbour retransmit time at 3 s, so
 // DAD's one probe keeps it tentative 3 to 4 s.
 func TestCheckSettling(t *testing.T) {
+	hostTierOnly(t)
 	l := newLab(t)
 	conf := tutorialConf(t, "vmlink", "1.1.0", l.ipam, map[string]any{"ipam": map[string]any{"type": "static",
 		"addresses": []any{map[string]any{"address": "172.16.127.9/24"}, map[string]any{"address": "fd00:127::9/64"}}}})
@@ -233,6 +234,7 @@ func TestCheckSettling(t *testing.T) {
 // right after ADD and answers 101 once another station sends from the
 // attachment's MAC, which only the wire shows.
 func TestCheckWireAnyNetNS(t *testing.T) {
+	hostTierOnly(t)
 	l := newLab(t)
 	conf := tutorialConf(t, "vmlink", "1.1.0", l.ipam, nil)
 	checkConf := func(conf string, result []byte) string {
@@ -336,6 +338,7 @@ func TestCheckWireAnyNetNS(t *testing.T) {
 // probe: CHECK passes on the configuration but says on stderr that the
 // wire was not proven, rather than passing it silently.
 func TestCheckWireNothingToProbe(t *testing.T) {
+	hostTierOnly(t)
 	l := newLab(t)
 	c := testenv.NewNetNS(t)
 	c.Run(t, "ip", "link", "add", "cm0", "type", "veth", "peer", "name", "cm1")

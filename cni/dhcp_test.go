@@ -54,6 +54,7 @@ func waitFor(d time.Duration, cond func() bool) bool {
 // plugin makes the link before it asks the IPAM plugin), CHECK passes, and
 // DEL releases the lease.
 func TestIPAMDHCP(t *testing.T) {
+	hostTierOnly(t)
 	l := newLab(t)
 	for _, f := range []string{busybox, filepath.Join(refDir, "dhcp")} {
 		if _, err := os.Stat(f); err != nil {

@@ -55,7 +55,7 @@ func TestLibcni(t *testing.T) {
 	l := newLab(t)
 	c := testenv.NewNetNS(t)
 	list, err := libcni.ConfListFromBytes([]byte(`{"cniVersion":"1.1.0","name":"macvlan-demo","plugins":[` +
-		`{"type":"vmlink","master":"p0","mode":"bridge","capabilities":{"mac":true,"ips":true},` +
+		`{"type":"vmlink","master":"p0","mode":"bridge","capabilities":{"mac":true,"ips":true},"dataDir":"` + stateDir(l.ipam) + `",` +
 		`"ipam":{"type":"host-local","dataDir":"` + l.ipam + `","subnet":"172.16.123.0/24","gateway":"172.16.123.254","routes":[{"dst":"0.0.0.0/0"}]}}]}`))
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +101,9 @@ func TestLibcni(t *testing.T) {
 	}
 	if got := ipamFiles(t, l.ipam); len(got) != 0 {
 		t.Errorf("after DEL: allocations %v", got)
+	}
+	if got := records(t, stateDir(l.ipam)); len(got) != 0 {
+		t.Errorf("after DEL: attachment records %v", got)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 // plugin here is the cni module's own test double (plugins/test/noop),
 // which returns the result it is given.
 func TestIPAMRouteAttributes(t *testing.T) {
+	hostTierOnly(t)
 	l := newLab(t)
 	noop := buildFromCNIModule(t, "plugins/test/noop")
 	// Found in CNI_PATH after the plugin's directory and Debian's.
