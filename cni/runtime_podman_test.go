@@ -33,6 +33,7 @@ func TestRuntimePodmanVmlink(t *testing.T) {
 	t.Cleanup(func() {
 		os.RemoveAll(filepath.Join("/var/lib/cni/networks", net))
 		os.RemoveAll(filepath.Join(cni.DefaultDataDir, net))
+		os.Remove(cni.DefaultDataDir) // only when empty: other networks' records stay
 		stale, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", net+"-*"))
 		for _, f := range stale {
 			os.Remove(f)
