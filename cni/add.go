@@ -165,8 +165,9 @@ func (p *plugin) add(ctx context.Context) ([]byte, error) {
 	return out, err
 }
 
-// attach takes the addresses from the IPAM plugin, builds the interface
-// and prints the result; a failure leaves neither link nor address.
+// attach builds the interface, takes its addresses from the IPAM plugin,
+// puts them on it and prints the result; a failure leaves neither link
+// nor address.
 func (p *plugin) attach(ctx context.Context, s link.Spec) ([]byte, error) {
 	result := &current.Result{CNIVersion: current.ImplementedSpecVersion}
 	ep := &endpoint{spec: s, netns: dataplane.Namespace{Path: p.env.NetNS},
