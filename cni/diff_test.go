@@ -45,16 +45,20 @@ var macvlanDiffCases = []diffCase{
 	{name: "IPv6 host-local", version: "1.0.0", extra: map[string]any{"ipam": map[string]any{"type": "host-local",
 		"ranges": []any{[]any{map[string]any{"subnet": "fd00:123::/64", "gateway": "fd00:123::1"}}},
 		"routes": []any{map[string]any{"dst": "::/0"}, map[string]any{"dst": "fd00:99::/48", "gw": "fd00:123::7"}}}}},
-	{name: "dual-stack host-local", version: "1.0.0", extra: map[string]any{"ipam": map[string]any{"type": "host-local",
-		"ranges": []any{
-			[]any{map[string]any{"subnet": "172.16.128.0/24", "gateway": "172.16.128.1"}},
-			[]any{map[string]any{"subnet": "fd00:128::/64", "gateway": "fd00:128::1"}}},
-		"routes": []any{map[string]any{"dst": "0.0.0.0/0"}, map[string]any{"dst": "::/0"}}}}},
+	{name: "dual-stack host-local", version: "1.0.0", extra: map[string]any{"ipam": dualStackIPAM}},
 	{name: "dual-stack static 0.4.0", version: "0.4.0", extra: map[string]any{"ipam": map[string]any{"type": "static",
 		"addresses": []any{map[string]any{"address": "172.16.129.9/24", "gateway": "172.16.129.1"},
 			map[string]any{"address": "fd00:129::9/64", "gateway": "fd00:129::1"}},
 		"routes": []any{map[string]any{"dst": "0.0.0.0/0"}, map[string]any{"dst": "::/0"}}}}},
 }
+
+// dualStackIPAM is host-local with an IPv4 and an IPv6 range, a default
+// route of each family.
+var dualStackIPAM = map[string]any{"type": "host-local",
+	"ranges": []any{
+		[]any{map[string]any{"subnet": "172.16.128.0/24", "gateway": "172.16.128.1"}},
+		[]any{map[string]any{"subnet": "fd00:128::/64", "gateway": "fd00:128::1"}}},
+	"routes": []any{map[string]any{"dst": "0.0.0.0/0"}, map[string]any{"dst": "::/0"}}}
 
 // TestDifferentialMacvlan: for each configuration, ADD through Debian's
 // reference macvlan plugin in one container and through vmlink (same

@@ -32,6 +32,8 @@ func TestDifferentialIPVlanVLANVM(t *testing.T) {
 		{"ipvlan", diffCase{name: "ipvlan mtu", version: "1.0.0", extra: map[string]any{"kind": "ipvlan", "mode": "l2", "mtu": 1400}}},
 		{"vlan", diffCase{name: "vlan 100", version: "1.0.0", extra: map[string]any{"kind": "vlan", "mode": nil, "vlanId": 100}}},
 		{"vlan", diffCase{name: "vlan 4094 mtu", version: "0.4.0", extra: map[string]any{"kind": "vlan", "mode": nil, "vlanId": 4094, "mtu": 1400}}},
+		{"ipvlan", diffCase{name: "ipvlan l2 dual-stack", version: "1.0.0", extra: map[string]any{"kind": "ipvlan", "mode": "l2", "ipam": dualStackIPAM}}},
+		{"vlan", diffCase{name: "vlan dual-stack", version: "1.0.0", extra: map[string]any{"kind": "vlan", "mode": nil, "vlanId": 101, "ipam": dualStackIPAM}}},
 	}
 	for i, cs := range cases {
 		t.Run(cs.dc.name, func(t *testing.T) { l.diff(t, cs.ref, fmt.Sprintf("vmdiff%d", i), cs.dc) })
