@@ -3,7 +3,9 @@
 package cni_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -84,6 +86,46 @@ func TestCheckVLANIDVM(t *testing.T) {
 	a.c.Run(t, "ip", "link", "set", "v200", "name", "eth0", "up")
 	r := l.check(t, a)
 	if e := r.err(t); r.code == 0 || e.Code != 100 || !strings.Contains(e.Details, "id: have 200, want 100") {
+		t.Errorf("CHECK after the VLAN id changed: exit %d: %+v", r.code, e)
+	}
+}
+
+// TestCheckVLANInContainerVM: CHECK of a vlan attachment on the
+// container's own master (linkInContainer) runs its wire part in the
+// container's namespace: it passes with the master's address to probe
+// from, and fails naming the id once the interface is a VLAN of another.
+func TestCheckVLANInContainerVM(t *testing.T) {
+	testenv.Require(t, testenv.FeatureVLAN)
+	l := newLab(t)
+	c := testenv.NewNetNS(t)
+	sw := testenv.NewNetNS(t)
+	c.Run(t, "ip", "link", "add", "cm0", "type", "veth", "peer", "name", "cm1", "netns", sw.Name())
+	c.SetUp(t, "cm0")
+	sw.SetUp(t, "cm1")
+	c.AddAddr(t, "cm0", netip.MustParsePrefix("172.16.124.1/24"))
+	conf := tutorialConf(t, "vmlink", "1.0.0", l.ipam, map[string]any{"kind": "vlan", "mode": nil, "vlanId": 42,
+		"master": "cm0", "linkInContainer": true})
+	r := l.vmlink(t, "ADD", "vlicchk", c, conf)
+	if r.code != 0 {
+		t.Fatalf("ADD: exit %d: %s", r.code, r.stdout)
+	}
+	t.Cleanup(func() { l.vmlink(t, "DEL", "vlicchk", c, conf) })
+	a := &attachment{c: c, id: "vlicchk", conf: conf}
+	if err := json.Unmarshal(r.stdout, &a.result); err != nil {
+		t.Fatal(err)
+	}
+	r = l.check(t, a)
+	if r.code != 0 {
+		t.Fatalf("CHECK right after ADD: exit %d: %s", r.code, r.stdout)
+	}
+	if strings.Contains(r.stderr, "not proven") {
+		t.Errorf("CHECK did not prove the wire: %s", r.stderr)
+	}
+	c.Run(t, "ip", "link", "del", "eth0")
+	c.Run(t, "ip", "link", "add", "link", "cm0", "name", "eth0", "type", "vlan", "id", "43")
+	c.Run(t, "ip", "link", "set", "eth0", "up")
+	r = l.check(t, a)
+	if e := r.err(t); r.code == 0 || e.Code != 100 || !strings.Contains(e.Details, "id: have 43, want 42") {
 		t.Errorf("CHECK after the VLAN id changed: exit %d: %+v", r.code, e)
 	}
 }
