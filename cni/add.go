@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -148,38 +149,70 @@ func (p *plugin) add(ctx context.Context) ([]byte, error) {
 		return nil, types.NewError(types.ErrInternal, fmt.Sprintf("the container already has an interface %s (%s)", p.env.IfName, existing.Kind), "CNI_IFNAME must name a new interface")
 	}
 
+	// The record comes before the address: a plugin killed between the
+	// two leaves a record whose release GC makes harmlessly, never an
+	// address no record names.
+	if err := p.conf.writeRecord(record{ContainerID: p.env.ContainerID, IfName: p.env.IfName,
+		Network: p.conf.Name, NetNS: p.env.NetNS, Conf: p.conf.raw}); err != nil {
+		return nil, err
+	}
+	out, err := p.attach(ctx, s)
+	if err != nil {
+		if rerr := p.conf.removeRecord(p.env.ContainerID, p.env.IfName); rerr != nil {
+			return nil, fmt.Errorf("%w (and %v)", err, rerr)
+		}
+	}
+	return out, err
+}
+
+// attach builds the interface, takes its addresses from the IPAM plugin,
+// puts them on it and prints the result; a failure leaves neither link
+// nor address.
+func (p *plugin) attach(ctx context.Context, s link.Spec) ([]byte, error) {
 	result := &current.Result{CNIVersion: current.ImplementedSpecVersion}
 	ep := &endpoint{spec: s, netns: dataplane.Namespace{Path: p.env.NetNS},
 		object: attachmentObject(p.conf.Name, p.env.ContainerID, p.env.IfName)}
 	if p.conf.LinkInContainer {
 		ep.host = ep.netns
 	}
+	// The link comes before the addresses, as the reference plugins make
+	// it: an IPAM plugin may need it (dhcp runs its client on it in the
+	// container). The second build completes the same link with what the
+	// IPAM plugin gave.
+	if err := buildEndpoint(ctx, ep); err != nil {
+		return nil, asCNIError(err)
+	}
 	if p.conf.IPAM.Type != "" {
-		r, err := p.delegate(ctx, "ADD")
-		if err != nil {
+		undo := func(err error, release bool) ([]byte, error) {
+			bg := context.WithoutCancel(ctx)
+			if release {
+				_, _ = p.delegate(bg, "DEL")
+			}
+			if rerr := ep.built.Remove(bg); rerr != nil {
+				return nil, fmt.Errorf("%w (and removing %s failed: %v)", err, p.env.IfName, rerr)
+			}
 			return nil, err
 		}
-		release := func() { _, _ = p.delegate(context.WithoutCancel(ctx), "DEL") }
+		r, err := p.delegate(ctx, "ADD")
+		if err != nil {
+			// A failed ADD may have taken an address all the same (dhcp
+			// holds a lease it could not report): release it too.
+			return undo(err, true)
+		}
 		ipr, err := current.NewResultFromResult(r)
 		if err != nil {
-			release()
-			return nil, fmt.Errorf("read the IPAM result: %w", err)
+			return undo(fmt.Errorf("read the IPAM result: %w", err), true)
 		}
 		if len(ipr.IPs) == 0 {
-			release()
-			return nil, types.NewError(types.ErrInternal, "IPAM plugin returned missing IP config", "")
+			return undo(types.NewError(types.ErrInternal, "IPAM plugin returned missing IP config", ""), true)
 		}
 		result.IPs, result.Routes, result.DNS = ipr.IPs, ipr.Routes, ipr.DNS
 		if ep.addrs, ep.routes, err = applyIPAM(ipr); err != nil {
-			release()
-			return nil, err
+			return undo(err, true)
 		}
 		if err := buildEndpoint(ctx, ep); err != nil {
-			release()
-			return nil, asCNIError(err)
+			return undo(asCNIError(err), true)
 		}
-	} else if err := buildEndpoint(ctx, ep); err != nil {
-		return nil, asCNIError(err)
 	}
 	result.Interfaces = []*current.Interface{{Name: ep.built.Name, Mac: ep.built.MAC.String(), Sandbox: p.env.NetNS}}
 	for _, ip := range result.IPs {
@@ -193,7 +226,9 @@ func (p *plugin) add(ctx context.Context) ([]byte, error) {
 
 // applyIPAM turns an IPAM result into addresses and routes the way the
 // reference plugins' ConfigureIface does: a route without a gateway takes
-// the gateway of its family's address.
+// the gateway of its family's address, and a route's priority (metric),
+// table and scope (spec 1.1.0) are applied. Its mtu and advmss are not:
+// ConfigureIface drops them too.
 func applyIPAM(r *current.Result) ([]netip.Prefix, []dataplane.Route, error) {
 	var addrs []netip.Prefix
 	var gw4, gw6 netip.Addr
@@ -220,6 +255,23 @@ func applyIPAM(r *current.Result) ([]netip.Prefix, []dataplane.Route, error) {
 			return nil, nil, err
 		}
 		rr := dataplane.Route{Dst: dst}
+		if rt.Priority < 0 || rt.Priority > math.MaxUint32 {
+			return nil, nil, fmt.Errorf("IPAM returned route %s with priority %d: a metric runs from 0 to %d", dst, rt.Priority, uint32(math.MaxUint32))
+		}
+		rr.Metric = uint32(rt.Priority)
+		if rt.Table != nil {
+			if *rt.Table < 0 || *rt.Table > math.MaxUint32 {
+				return nil, nil, fmt.Errorf("IPAM returned route %s with table %d: tables run from 0 to %d", dst, *rt.Table, uint32(math.MaxUint32))
+			}
+			rr.Table = uint32(*rt.Table)
+		}
+		if rt.Scope != nil {
+			if *rt.Scope < 0 || *rt.Scope > math.MaxUint8 {
+				return nil, nil, fmt.Errorf("IPAM returned route %s with scope %d: scopes run from 0 to 255", dst, *rt.Scope)
+			}
+			sc := uint8(*rt.Scope)
+			rr.Scope = &sc
+		}
 		if g, ok := netip.AddrFromSlice(rt.GW); ok && rt.GW != nil {
 			rr.Gateway = g.Unmap()
 		} else if dst.Addr().Is4() {
@@ -264,18 +316,27 @@ func (p *plugin) del(ctx context.Context) error {
 			return err
 		}
 	}
-	if p.env.NetNS == "" {
+	if err := deleteIn(ctx, p.env.NetNS, p.env.IfName, attachmentObject(p.conf.Name, p.env.ContainerID, p.env.IfName)); err != nil {
+		return err
+	}
+	return p.conf.removeRecord(p.env.ContainerID, p.env.IfName)
+}
+
+// deleteIn deletes the link ifname of object in the namespace at path;
+// a path that is empty or no longer a namespace has nothing to delete.
+func deleteIn(ctx context.Context, path, ifname, object string) error {
+	if path == "" {
 		return nil
 	}
-	sb, err := openSandbox(p.env.NetNS)
+	sb, err := openSandbox(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || strings.Contains(err.Error(), "not a namespace") {
 			return nil
 		}
-		return types.NewError(types.ErrInvalidNetNS, "open CNI_NETNS "+p.env.NetNS, err.Error())
+		return types.NewError(types.ErrInvalidNetNS, "open CNI_NETNS "+path, err.Error())
 	}
 	defer sb.close()
-	return deleteOwned(ctx, sb.c, p.env.IfName, attachmentObject(p.conf.Name, p.env.ContainerID, p.env.IfName))
+	return deleteOwned(ctx, sb.c, ifname, object)
 }
 
 // deleteOwned deletes the link ifname when it carries the mark of object.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -16,7 +17,6 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 	"golang.org/x/sys/unix"
 
-	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/rtnl"
 	"github.com/vmlink/vmlink/verify"
@@ -94,10 +94,7 @@ func (p *plugin) check(ctx context.Context) error {
 	if err := checkRoutes(ctx, sb.c, l, prev); err != nil {
 		return err
 	}
-	if p.conf.LinkInContainer {
-		return nil // the master is in the container: verify needs it in a named namespace of ours
-	}
-	return p.proveWire(ctx, s, l)
+	return p.proveWire(ctx, s, l, sb)
 }
 
 // Operational states (IF_OPER_*) CHECK tells apart.
@@ -166,7 +163,9 @@ func checkAddrs(ctx context.Context, c *rtnl.Conn, l *link.Link, prev *current.R
 		want = netip.PrefixFrom(a.Unmap(), want.Bits())
 		found := false
 		for _, m := range msgs {
-			if m.Attrs.Local == want.Addr() && int(m.PrefixLen) == want.Bits() {
+			// Prefix, not IFA_LOCAL: the kernel sends IPv6 addresses in
+			// IFA_ADDRESS only.
+			if m.Prefix() == want {
 				found = true
 				if m.Flags&unix.IFA_F_TENTATIVE != 0 {
 					return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("address %s on %s is still tentative (duplicate address detection)", want, l.Name), "")
@@ -198,35 +197,79 @@ func checkRoutes(ctx context.Context, c *rtnl.Conn, l *link.Link, prev *current.
 		}
 		found := false
 		for _, r := range have {
-			if r.DstPrefix() == want.Dst && r.Attrs.Gateway == want.Gateway && r.Attrs.OIF != nil && int32(*r.Attrs.OIF) == l.Index {
+			if r.DstPrefix() == want.Dst && r.Attrs.Gateway == want.Gateway && r.Attrs.OIF != nil && int32(*r.Attrs.OIF) == l.Index &&
+				routeTable(r) == want.Table && sameMetric(r, want.Metric) && (want.Scope == nil || r.Scope == *want.Scope) {
 				found = true
 			}
 		}
 		if !found {
-			gw := ""
+			var extra strings.Builder
 			if want.Gateway.IsValid() {
-				gw = " via " + want.Gateway.String()
+				extra.WriteString(" via " + want.Gateway.String())
 			}
-			return checkFailed(fmt.Sprintf("route %s%s dev %s is missing", want.Dst, gw, l.Name))
+			extra.WriteString(" dev " + l.Name)
+			if want.Table != 0 && want.Table != unix.RT_TABLE_MAIN {
+				fmt.Fprintf(&extra, " table %d", want.Table)
+			}
+			if want.Metric != 0 {
+				fmt.Fprintf(&extra, " metric %d", want.Metric)
+			}
+			if want.Scope != nil {
+				fmt.Fprintf(&extra, " scope %d", *want.Scope)
+			}
+			return checkFailed(fmt.Sprintf("route %s%s is missing", want.Dst, extra.String()))
 		}
 	}
 	return nil
+}
+
+// routeTable is the table a dumped route is in, 0 for main (as
+// dataplane.Route names it).
+func routeTable(r rtnl.RouteMessage) uint32 {
+	t := uint32(r.Table)
+	if r.Attrs.Table != nil {
+		t = *r.Attrs.Table
+	}
+	if t == unix.RT_TABLE_MAIN {
+		return 0
+	}
+	return t
+}
+
+// sameMetric reports whether a dumped route has the metric want asks
+// for. The kernel gives an IPv6 route added without one the metric 1024
+// (IP6_RT_PRIO_USER).
+func sameMetric(r rtnl.RouteMessage, want uint32) bool {
+	have := uint32(0)
+	if r.Attrs.Priority != nil {
+		have = *r.Attrs.Priority
+	}
+	if r.Family == unix.AF_INET6 && want == 0 {
+		want = 1024
+	}
+	return have == want
 }
 
 // proveWire runs vmlink's verifier on this attachment and one sibling on
 // the same master: its MAC is unique on the master's segment and the only
 // source of its frames there, its frames carry the right VLAN tag, and it
 // reaches the sibling (and the host stack) exactly as its mode promises.
-// It needs the container's namespace under /run/netns (where runtimes
-// such as Podman and containerd put them); elsewhere the wire part is
-// left out.
-func (p *plugin) proveWire(ctx context.Context, s link.Spec, l *link.Link) error {
-	name := filepath.Base(p.env.NetNS)
-	if dir := filepath.Dir(p.env.NetNS); dir != netns.Dir && dir != "/var/run/netns" {
-		return nil
+// Discovery looks in every namespace (named, bind-mounted, every
+// process's), so CNI_NETNS may be any path: the attachment is the
+// interface IfName in the namespace of CNI_NETNS's inode. With
+// linkInContainer the master, and so the capture, is in the container's
+// namespace.
+func (p *plugin) proveWire(ctx context.Context, s link.Spec, l *link.Link, sb *sandbox) error {
+	ino, err := sb.ns.Inode()
+	if err != nil {
+		return fmt.Errorf("the container's namespace: %w", err)
+	}
+	home := ""
+	if p.conf.LinkInContainer {
+		home = p.env.NetNS
 	}
 	master := s.Base().Parent
-	t, err := verify.Discover(ctx, "", master)
+	t, err := verify.Discover(ctx, home, master)
 	if err != nil {
 		return fmt.Errorf("discover the endpoints on %s: %w", master, err)
 	}
@@ -235,14 +278,14 @@ func (p *plugin) proveWire(ctx context.Context, s link.Spec, l *link.Link) error
 	for i := range t.Endpoints {
 		ep := &t.Endpoints[i]
 		switch {
-		case ep.NetNS == name && ep.Interface == p.env.IfName:
+		case ep.Namespace != nil && ep.Namespace.Inode == ino && ep.Interface == p.env.IfName:
 			ours = ep
 		case sibling == nil && len(ep.Addrs) > 0 && ep.Kind != verify.KindHost:
 			sibling = ep
 		}
 	}
 	if ours == nil {
-		return checkFailed(fmt.Sprintf("%s/%s is not found on %s by discovery", name, p.env.IfName, master))
+		return checkFailed(fmt.Sprintf("%s in %s is not found on %s by discovery", p.env.IfName, p.env.NetNS, master))
 	}
 	// Discovery saw every namespace: no other interface on the master may
 	// carry a macvlan's own MAC (the kernel refuses duplicates only among
@@ -262,9 +305,13 @@ func (p *plugin) proveWire(ctx context.Context, s link.Spec, l *link.Link) error
 	t.Endpoints = eps
 	rep, err := verify.Run(ctx, t, verify.Options{})
 	if errors.Is(err, verify.ErrNoPair) {
-		// A lone attachment on a master without an address: no path to
-		// probe, so the wire part has nothing more to prove than the
-		// configuration and the MAC's uniqueness above.
+		// A lone attachment on a master without an address (typical of
+		// linkInContainer: the container's own master): no path to
+		// probe, so nothing is captured and the wire part proves no more
+		// than the MAC's uniqueness above. CHECK has no result to say it
+		// in; it says it on stderr, which runtimes log.
+		fmt.Fprintf(os.Stderr, "vmlink: CHECK %s: not proven on the wire: no sibling attachment and no address on %s to probe from, so no frame was captured (only the MAC's uniqueness among the namespaces is proven); give %s an address or add a second attachment\n",
+			l.Name, master, master)
 		return nil
 	}
 	if err != nil {

@@ -3,13 +3,18 @@ package cni_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/testenv"
 )
@@ -176,5 +181,183 @@ func sendGARPs(t *testing.T, st *testenv.Endpoint, mac net.HardwareAddr) func() 
 		close(done)
 		wg.Wait()
 		conn.Close()
+	}
+}
+
+// TestCheckSettling: CHECK on an IPv6 address still in duplicate address
+// detection answers 11 (try again), and passes once DAD is over, without
+// anything else done. The trigger is the kernel's own: the address is
+// added again with the interface's neighbour retransmit time at 3 s, so
+// DAD's one probe keeps it tentative 3 to 4 s.
+func TestCheckSettling(t *testing.T) {
+	hostTierOnly(t)
+	l := newLab(t)
+	conf := tutorialConf(t, "vmlink", "1.1.0", l.ipam, map[string]any{"ipam": map[string]any{"type": "static",
+		"addresses": []any{map[string]any{"address": "172.16.127.9/24"}, map[string]any{"address": "fd00:127::9/64"}}}})
+	a := l.add(t, "settle", conf)
+	if r := l.check(t, a); r.code != 0 {
+		t.Fatalf("CHECK right after ADD: exit %d: %s\n%s", r.code, r.stdout, a.c.Run(t, "ip", "addr"))
+	}
+	if err := a.c.WriteSysctl("net/ipv6/neigh/eth0/retrans_time_ms", "3000"); err != nil {
+		t.Fatal(err)
+	}
+	a.c.Run(t, "ip", "addr", "del", "fd00:127::9/64", "dev", "eth0")
+	a.c.Run(t, "ip", "addr", "add", "fd00:127::9/64", "dev", "eth0")
+	if out := a.c.Run(t, "ip", "-6", "addr", "show", "dev", "eth0", "tentative"); !strings.Contains(out, "fd00:127::9") {
+		t.Fatalf("the address is not tentative, the test proves nothing: %s", out)
+	}
+	var m map[string]any
+	json.Unmarshal([]byte(a.conf), &m)
+	m["prevResult"] = a.result
+	b, _ := json.Marshal(m)
+	r := l.vmlink(t, "CHECK", a.id, a.c, string(b))
+	if r.code == 0 {
+		t.Fatal("CHECK passed on a tentative address")
+	}
+	if e := r.err(t); e.Code != 11 || !strings.Contains(e.Msg, "fd00:127::9/64 on eth0 is still tentative") {
+		t.Errorf("CHECK on a tentative address: %+v, want code 11", e)
+	}
+	// Settled: DAD ends by itself within 4 s; check (which retries on 11
+	// for up to 5 s, as a runtime would) passes.
+	if r := l.check(t, a); r.code != 0 {
+		t.Errorf("CHECK once DAD is over: exit %d: %s", r.code, r.stdout)
+	}
+	if out := a.c.Run(t, "ip", "-6", "addr", "show", "dev", "eth0", "tentative"); out != "" {
+		t.Errorf("still tentative after CHECK passed: %s", out)
+	}
+}
+
+// TestCheckWireAnyNetNS: CHECK's wire part runs whatever the path of
+// CNI_NETNS (a process's /proc/PID/ns/net, or a bind mount outside
+// /run/netns, as some runtimes hand it) and with linkInContainer (the
+// master, and so the capture, in the container's namespace): each passes
+// right after ADD and answers 101 once another station sends from the
+// attachment's MAC, which only the wire shows.
+func TestCheckWireAnyNetNS(t *testing.T) {
+	hostTierOnly(t)
+	l := newLab(t)
+	conf := tutorialConf(t, "vmlink", "1.1.0", l.ipam, nil)
+	checkConf := func(conf string, result []byte) string {
+		var m, res map[string]any
+		json.Unmarshal([]byte(conf), &m)
+		json.Unmarshal(result, &res)
+		m["prevResult"] = res
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	// addAt adds id with CNI_NETNS path and returns its CHECK and its MAC.
+	addAt := func(t *testing.T, id, path, conf string) (func() result, net.HardwareAddr) {
+		env := l.env(t, "ADD", id, nil)
+		env["CNI_NETNS"] = path
+		plugin := filepath.Join(pluginDir(t), "vmlink")
+		r := run(t, l.host, plugin, env, conf)
+		if r.code != 0 {
+			t.Fatalf("ADD: exit %d: %s", r.code, r.stdout)
+		}
+		t.Cleanup(func() {
+			env["CNI_COMMAND"] = "DEL"
+			run(t, l.host, plugin, env, conf)
+		})
+		var res struct {
+			Interfaces []struct{ Mac string } `json:"interfaces"`
+		}
+		if err := json.Unmarshal(r.stdout, &res); err != nil || len(res.Interfaces) != 1 {
+			t.Fatalf("ADD result: %s", r.stdout)
+		}
+		mac, _ := net.ParseMAC(res.Interfaces[0].Mac)
+		cc := checkConf(conf, r.stdout)
+		return func() result {
+			env := maps.Clone(env)
+			env["CNI_COMMAND"] = "CHECK"
+			for i := 0; ; i++ {
+				r := run(t, l.host, plugin, env, cc)
+				if r.code == 0 || i == 10 || r.err(t).Code != 11 {
+					return r
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+		}, mac
+	}
+	// wireFails checks, then makes station() send from mac and checks
+	// again.
+	wireFails := func(t *testing.T, check func() result, station func() *testenv.Endpoint, mac net.HardwareAddr) {
+		t.Helper()
+		if r := check(); r.code != 0 {
+			t.Fatalf("CHECK right after ADD: exit %d: %s %s", r.code, r.stdout, r.stderr)
+		}
+		stop := sendGARPs(t, station(), mac)
+		defer stop()
+		r := check()
+		if r.code == 0 {
+			t.Fatal("CHECK passed with another station sending from the attachment's MAC: the wire part did not run")
+		}
+		if e := r.err(t); e.Code != 101 || !strings.Contains(e.Details, "another station uses this MAC") {
+			t.Errorf("CHECK: %+v, want code 101", e)
+		}
+	}
+
+	t.Run("proc path", func(t *testing.T) {
+		path, _ := sandboxProcess(t)
+		check, mac := addAt(t, "wproc", path, conf)
+		l.add(t, "wproc-sib", conf)
+		wireFails(t, check, func() *testenv.Endpoint { return l.parent.Switch.Attach(t, testenv.EndpointOptions{MAC: mac}) }, mac)
+	})
+	t.Run("bind mount", func(t *testing.T) {
+		path, _ := sandboxProcess(t)
+		bind := filepath.Join(t.TempDir(), "ns")
+		if err := os.WriteFile(bind, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount(path, bind, "", unix.MS_BIND, ""); err != nil {
+			t.Fatalf("bind mount %s: %v", path, err)
+		}
+		t.Cleanup(func() { unix.Unmount(bind, unix.MNT_DETACH) })
+		check, mac := addAt(t, "wbind", bind, conf)
+		l.add(t, "wbind-sib", conf)
+		wireFails(t, check, func() *testenv.Endpoint { return l.parent.Switch.Attach(t, testenv.EndpointOptions{MAC: mac}) }, mac)
+	})
+	t.Run("linkInContainer", func(t *testing.T) {
+		// The container holds the master cm0; its wire cm1 leads to a
+		// namespace standing in for the switch.
+		c := testenv.NewNetNS(t)
+		sw := testenv.NewNetNS(t)
+		c.Run(t, "ip", "link", "add", "cm0", "type", "veth", "peer", "name", "cm1", "netns", sw.Name())
+		c.SetUp(t, "cm0")
+		sw.SetUp(t, "cm1")
+		// The master's own address is the path the wire check probes
+		// (the container's only attachment has no sibling).
+		c.AddAddr(t, "cm0", netip.MustParsePrefix("172.16.123.1/24"))
+		lic := tutorialConf(t, "vmlink", "1.1.0", l.ipam, map[string]any{"master": "cm0", "linkInContainer": true})
+		check, mac := addAt(t, "wlic", c.Path(), lic)
+		wireFails(t, check, func() *testenv.Endpoint { return &testenv.Endpoint{NetNS: sw, Interface: "cm1"} }, mac)
+	})
+}
+
+// TestCheckWireNothingToProbe: an attachment alone on a master without an
+// address (linkInContainer's usual case) has no path the wire part could
+// probe: CHECK passes on the configuration but says on stderr that the
+// wire was not proven, rather than passing it silently.
+func TestCheckWireNothingToProbe(t *testing.T) {
+	hostTierOnly(t)
+	l := newLab(t)
+	c := testenv.NewNetNS(t)
+	c.Run(t, "ip", "link", "add", "cm0", "type", "veth", "peer", "name", "cm1")
+	c.SetUp(t, "cm0", "cm1")
+	conf := tutorialConf(t, "vmlink", "1.1.0", l.ipam, map[string]any{"master": "cm0", "linkInContainer": true})
+	r := l.vmlink(t, "ADD", "lone", c, conf)
+	if r.code != 0 {
+		t.Fatalf("ADD: exit %d: %s", r.code, r.stdout)
+	}
+	t.Cleanup(func() { l.vmlink(t, "DEL", "lone", c, conf) })
+	a := &attachment{c: c, id: "lone", conf: conf}
+	if err := json.Unmarshal(r.stdout, &a.result); err != nil {
+		t.Fatal(err)
+	}
+	r = l.check(t, a)
+	if r.code != 0 {
+		t.Fatalf("CHECK: exit %d: %s", r.code, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "eth0: not proven on the wire: no sibling attachment and no address on cm0") {
+		t.Errorf("CHECK passed without saying the wire was not proven; stderr: %q", r.stderr)
 	}
 }

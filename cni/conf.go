@@ -51,6 +51,11 @@ type Conf struct {
 	// Protocol is the VLAN protocol: 802.1Q (default) or 802.1ad.
 	Protocol string `json:"protocol,omitempty"`
 
+	// DataDir is where the plugin keeps a record of each attachment
+	// (DefaultDataDir when empty), from which GC releases the addresses
+	// of an attachment whose namespace is gone.
+	DataDir string `json:"dataDir,omitempty"`
+
 	RuntimeConfig struct {
 		MAC string   `json:"mac,omitempty"`
 		IPs []string `json:"ips,omitempty"`

@@ -42,7 +42,23 @@ var macvlanDiffCases = []diffCase{
 	{name: "static ipam", version: "1.0.0", extra: map[string]any{"ipam": map[string]any{"type": "static",
 		"addresses": []any{map[string]any{"address": "172.16.125.9/24", "gateway": "172.16.125.1"}},
 		"routes":    []any{map[string]any{"dst": "0.0.0.0/0"}}}}},
+	{name: "IPv6 host-local", version: "1.0.0", extra: map[string]any{"ipam": map[string]any{"type": "host-local",
+		"ranges": []any{[]any{map[string]any{"subnet": "fd00:123::/64", "gateway": "fd00:123::1"}}},
+		"routes": []any{map[string]any{"dst": "::/0"}, map[string]any{"dst": "fd00:99::/48", "gw": "fd00:123::7"}}}}},
+	{name: "dual-stack host-local", version: "1.0.0", extra: map[string]any{"ipam": dualStackIPAM}},
+	{name: "dual-stack static 0.4.0", version: "0.4.0", extra: map[string]any{"ipam": map[string]any{"type": "static",
+		"addresses": []any{map[string]any{"address": "172.16.129.9/24", "gateway": "172.16.129.1"},
+			map[string]any{"address": "fd00:129::9/64", "gateway": "fd00:129::1"}},
+		"routes": []any{map[string]any{"dst": "0.0.0.0/0"}, map[string]any{"dst": "::/0"}}}}},
 }
+
+// dualStackIPAM is host-local with an IPv4 and an IPv6 range, a default
+// route of each family.
+var dualStackIPAM = map[string]any{"type": "host-local",
+	"ranges": []any{
+		[]any{map[string]any{"subnet": "172.16.128.0/24", "gateway": "172.16.128.1"}},
+		[]any{map[string]any{"subnet": "fd00:128::/64", "gateway": "fd00:128::1"}}},
+	"routes": []any{map[string]any{"dst": "0.0.0.0/0"}, map[string]any{"dst": "::/0"}}}
 
 // TestDifferentialMacvlan: for each configuration, ADD through Debian's
 // reference macvlan plugin in one container and through vmlink (same
@@ -145,6 +161,15 @@ func readState(t *testing.T, c *testenv.NetNS, res []byte) diffState {
 		m := a.(map[string]any)
 		if m["family"] == "inet6" && m["scope"] == "link" {
 			continue // derived from the MAC
+		}
+		// DAD's progress: tentative until it ends (the reference plugin
+		// waits for it only when the result has an IPv6 gateway).
+		// vmlink's data plane adds its addresses nodad, usable at once
+		// (docs/cni.md says so): the one known difference, flagged here
+		// so that nothing else about the address goes unseen.
+		delete(m, "tentative")
+		if m["family"] == "inet6" && m["nodad"] == true {
+			delete(m, "nodad")
 		}
 		infos = append(infos, m)
 	}

@@ -3,7 +3,9 @@
 package cni_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -32,6 +34,8 @@ func TestDifferentialIPVlanVLANVM(t *testing.T) {
 		{"ipvlan", diffCase{name: "ipvlan mtu", version: "1.0.0", extra: map[string]any{"kind": "ipvlan", "mode": "l2", "mtu": 1400}}},
 		{"vlan", diffCase{name: "vlan 100", version: "1.0.0", extra: map[string]any{"kind": "vlan", "mode": nil, "vlanId": 100}}},
 		{"vlan", diffCase{name: "vlan 4094 mtu", version: "0.4.0", extra: map[string]any{"kind": "vlan", "mode": nil, "vlanId": 4094, "mtu": 1400}}},
+		{"ipvlan", diffCase{name: "ipvlan l2 dual-stack", version: "1.0.0", extra: map[string]any{"kind": "ipvlan", "mode": "l2", "ipam": dualStackIPAM}}},
+		{"vlan", diffCase{name: "vlan dual-stack", version: "1.0.0", extra: map[string]any{"kind": "vlan", "mode": nil, "vlanId": 101, "ipam": dualStackIPAM}}},
 	}
 	for i, cs := range cases {
 		t.Run(cs.dc.name, func(t *testing.T) { l.diff(t, cs.ref, fmt.Sprintf("vmdiff%d", i), cs.dc) })
@@ -82,6 +86,46 @@ func TestCheckVLANIDVM(t *testing.T) {
 	a.c.Run(t, "ip", "link", "set", "v200", "name", "eth0", "up")
 	r := l.check(t, a)
 	if e := r.err(t); r.code == 0 || e.Code != 100 || !strings.Contains(e.Details, "id: have 200, want 100") {
+		t.Errorf("CHECK after the VLAN id changed: exit %d: %+v", r.code, e)
+	}
+}
+
+// TestCheckVLANInContainerVM: CHECK of a vlan attachment on the
+// container's own master (linkInContainer) runs its wire part in the
+// container's namespace: it passes with the master's address to probe
+// from, and fails naming the id once the interface is a VLAN of another.
+func TestCheckVLANInContainerVM(t *testing.T) {
+	testenv.Require(t, testenv.FeatureVLAN)
+	l := newLab(t)
+	c := testenv.NewNetNS(t)
+	sw := testenv.NewNetNS(t)
+	c.Run(t, "ip", "link", "add", "cm0", "type", "veth", "peer", "name", "cm1", "netns", sw.Name())
+	c.SetUp(t, "cm0")
+	sw.SetUp(t, "cm1")
+	c.AddAddr(t, "cm0", netip.MustParsePrefix("172.16.124.1/24"))
+	conf := tutorialConf(t, "vmlink", "1.0.0", l.ipam, map[string]any{"kind": "vlan", "mode": nil, "vlanId": 42,
+		"master": "cm0", "linkInContainer": true})
+	r := l.vmlink(t, "ADD", "vlicchk", c, conf)
+	if r.code != 0 {
+		t.Fatalf("ADD: exit %d: %s", r.code, r.stdout)
+	}
+	t.Cleanup(func() { l.vmlink(t, "DEL", "vlicchk", c, conf) })
+	a := &attachment{c: c, id: "vlicchk", conf: conf}
+	if err := json.Unmarshal(r.stdout, &a.result); err != nil {
+		t.Fatal(err)
+	}
+	r = l.check(t, a)
+	if r.code != 0 {
+		t.Fatalf("CHECK right after ADD: exit %d: %s", r.code, r.stdout)
+	}
+	if strings.Contains(r.stderr, "not proven") {
+		t.Errorf("CHECK did not prove the wire: %s", r.stderr)
+	}
+	c.Run(t, "ip", "link", "del", "eth0")
+	c.Run(t, "ip", "link", "add", "link", "cm0", "name", "eth0", "type", "vlan", "id", "43")
+	c.Run(t, "ip", "link", "set", "eth0", "up")
+	r = l.check(t, a)
+	if e := r.err(t); r.code == 0 || e.Code != 100 || !strings.Contains(e.Details, "id: have 43, want 42") {
 		t.Errorf("CHECK after the VLAN id changed: exit %d: %+v", r.code, e)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/vmlink/vmlink/internal/netns"
 	"github.com/vmlink/vmlink/rtnl"
@@ -18,7 +19,11 @@ import (
 // mark, in the plugin's namespace or any named one, and is not in
 // cni.dev/valid-attachments loses its link and its IPAM allocation (a DEL
 // to the IPAM plugin with the attachment's container id and interface
-// name). The IPAM plugin gets the GC too when it speaks 1.1.0.
+// name). Then every record ADD left of an attachment not in the list is
+// released the same way, with the configuration of its ADD: that covers
+// attachments whose namespace is gone (destroyed with its link) or was
+// never named (/proc/PID/ns/net). The IPAM plugin gets the GC too when it
+// speaks 1.1.0.
 func (p *plugin) gc(ctx context.Context) error {
 	p.cniPathEnv()
 	valid := map[types.GCAttachment]bool{}
@@ -33,6 +38,7 @@ func (p *plugin) gc(ctx context.Context) error {
 	for _, name := range append([]string{""}, spaces...) {
 		errs = append(errs, p.gcIn(ctx, name, valid))
 	}
+	errs = append(errs, p.gcRecords(ctx, valid))
 	if p.ipamSpeaks(ctx, "1.1.0") {
 		errs = append(errs, invoke.DelegateGC(ctx, p.conf.IPAM.Type, p.conf.raw, nil))
 	}
@@ -69,7 +75,44 @@ func (p *plugin) gcIn(ctx context.Context, ns string, valid map[types.GCAttachme
 			errs = append(errs, fmt.Errorf("delete stale attachment %s/%s in %s: %w", cid, ifname, nsWord(ns), err))
 			continue
 		}
-		errs = append(errs, p.releaseIPs(ctx, cid, ifname, ns))
+		nsPath := ""
+		if ns != "" {
+			nsPath = filepath.Join(netns.Dir, ns)
+		}
+		if err := p.releaseIPs(ctx, cid, ifname, nsPath); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, p.conf.removeRecord(cid, ifname))
+	}
+	return errors.Join(errs...)
+}
+
+// gcRecords releases the attachments whose records remain and are not
+// valid: their link, if its namespace is still there, and their addresses
+// as the configuration of their ADD took them. A record goes once its
+// release succeeded, so a failed one is tried again by the next GC.
+func (p *plugin) gcRecords(ctx context.Context, valid map[types.GCAttachment]bool) error {
+	recs, err := p.conf.records()
+	var errs []error
+	errs = append(errs, err)
+	for _, r := range recs {
+		if valid[types.GCAttachment{ContainerID: r.ContainerID, IfName: r.IfName}] {
+			continue
+		}
+		if err := deleteIn(ctx, r.NetNS, r.IfName, attachmentObject(p.conf.Name, r.ContainerID, r.IfName)); err != nil {
+			errs = append(errs, fmt.Errorf("delete stale attachment %s/%s: %w", r.ContainerID, r.IfName, err))
+			continue
+		}
+		rp := p
+		if rc, err := ParseConf(r.Conf, ""); err == nil {
+			rp = &plugin{env: p.env, conf: rc}
+		}
+		if err := rp.releaseIPs(ctx, r.ContainerID, r.IfName, r.NetNS); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, p.conf.removeRecord(r.ContainerID, r.IfName))
 	}
 	return errors.Join(errs...)
 }
@@ -77,7 +120,7 @@ func (p *plugin) gcIn(ctx context.Context, ns string, valid map[types.GCAttachme
 // releaseIPs sends the IPAM plugin the DEL of one attachment, with the
 // configuration's version lowered to what the plugin speaks (GC comes with
 // 1.1.0, which an older IPAM plugin refuses).
-func (p *plugin) releaseIPs(ctx context.Context, containerID, ifname, ns string) error {
+func (p *plugin) releaseIPs(ctx context.Context, containerID, ifname, nsPath string) error {
 	if p.conf.IPAM.Type == "" {
 		return nil
 	}
@@ -86,10 +129,6 @@ func (p *plugin) releaseIPs(ctx context.Context, containerID, ifname, ns string)
 		return err
 	}
 	conf := p.ipamConf(ctx, path)
-	nsPath := ""
-	if ns != "" {
-		nsPath = filepath.Join(netns.Dir, ns)
-	}
 	args := &invoke.Args{Command: "DEL", ContainerID: containerID, NetNS: nsPath, IfName: ifname, Path: p.env.Path}
 	if err := invoke.ExecPluginWithoutResult(ctx, path, conf, args, nil); err != nil {
 		return fmt.Errorf("release the addresses of %s/%s: %w", containerID, ifname, err)
@@ -115,8 +154,27 @@ func (p *plugin) ipamConf(ctx context.Context, path string) []byte {
 	if json.Unmarshal(conf, &m) != nil {
 		return conf
 	}
-	m["cniVersion"] = vs[len(vs)-1]
+	newest := vs[len(vs)-1]
+	m["cniVersion"] = newest
 	delete(m, "cni.dev/valid-attachments")
+	// CHECK's prevResult carries the configuration's version too: an
+	// IPAM plugin that reads it (static) refuses a result of a version it
+	// does not speak.
+	if pr, ok := m["prevResult"]; ok {
+		b, err := json.Marshal(pr)
+		if err != nil {
+			return conf
+		}
+		r, err := version.NewResult(p.conf.CNIVersion, b)
+		if err != nil {
+			return conf
+		}
+		lowered, err := r.GetAsVersion(newest)
+		if err != nil {
+			return conf
+		}
+		m["prevResult"] = lowered
+	}
 	if b, err := json.Marshal(m); err == nil {
 		return b
 	}
@@ -143,6 +201,16 @@ func (p *plugin) delegate(ctx context.Context, verb string) (types.Result, error
 		default:
 			return nil, invoke.DelegateCheck(ctx, p.conf.IPAM.Type, conf, nil)
 		}
+	}
+	if verb == "CHECK" {
+		// An IPAM plugin that parses prevResult before it checks the
+		// version (Debian's static 1.1.1) fails with code 999, not 1, on
+		// a result of a version it does not speak: lower it first.
+		path, err := invoke.FindInPath(p.conf.IPAM.Type, filepath.SplitList(p.env.Path))
+		if err != nil {
+			return nil, err
+		}
+		return call(p.ipamConf(ctx, path))
 	}
 	r, err := call(p.conf.raw)
 	if !ipamIncompatible(err) {

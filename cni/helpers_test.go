@@ -213,6 +213,23 @@ func linkNames(t testing.TB, ns *testenv.NetNS) []string {
 	return names
 }
 
+// stateDir is the plugin's data directory in the tests whose host-local
+// data is in dir.
+func stateDir(dir string) string { return dir + ".vmlink" }
+
+// records lists the plugin's attachment records under dir (stateDir).
+func records(t testing.TB, dir string) []string {
+	t.Helper()
+	var out []string
+	_ = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			out = append(out, strings.TrimPrefix(p, dir+"/"))
+		}
+		return nil
+	})
+	return out
+}
+
 // tutorialConf is the tutorials' macvlan-demo configuration with vmlink's
 // type (or another plugin's), on master p0 and with host-local's data in
 // dir; extra keys are merged in.
@@ -223,6 +240,11 @@ func tutorialConf(t testing.TB, typ, version, dir string, extra map[string]any) 
 		"ipam": map[string]any{"type": "host-local", "dataDir": dir, "subnet": "172.16.123.0/24",
 			"rangeStart": "172.16.123.200", "rangeEnd": "172.16.123.250", "gateway": "172.16.123.254",
 			"routes": []any{map[string]any{"dst": "0.0.0.0/0"}}},
+	}
+	if typ == "vmlink" {
+		// The plugin's attachment records, beside host-local's data
+		// (not in it: ipamFiles counts that directory's files).
+		c["dataDir"] = stateDir(dir)
 	}
 	for k, v := range extra {
 		if v == nil {
@@ -236,4 +258,36 @@ func tutorialConf(t testing.TB, typ, version, dir string, extra map[string]any) 
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// buildFromCNIModule builds the command pkg of the cni module (cnitool,
+// plugins/test/noop) into a temporary directory and returns its path; it
+// skips without a Go toolchain (the VM guest has none).
+func buildFromCNIModule(t testing.TB, pkg string) string {
+	t.Helper()
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skipf("no Go toolchain to build %s with (the VM guest has none): run on the host", pkg)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, filepath.Base(pkg))
+	mod := filepath.Join(dir, "mod")
+	full := "github.com/containernetworking/cni/" + pkg
+	if err := os.MkdirAll(mod, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module cnitooltest\n\ngo 1.21\n\nrequire github.com/containernetworking/cni v1.3.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mod, "tools.go"), []byte("//go:build tools\n\npackage tools\n\nimport _ \""+full+"\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"mod", "tidy"}, {"build", "-o", out, full}} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = mod
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %v: %v: %s", args, err, b)
+		}
+	}
+	return out
 }

@@ -55,7 +55,7 @@ func TestLibcni(t *testing.T) {
 	l := newLab(t)
 	c := testenv.NewNetNS(t)
 	list, err := libcni.ConfListFromBytes([]byte(`{"cniVersion":"1.1.0","name":"macvlan-demo","plugins":[` +
-		`{"type":"vmlink","master":"p0","mode":"bridge","capabilities":{"mac":true,"ips":true},` +
+		`{"type":"vmlink","master":"p0","mode":"bridge","capabilities":{"mac":true,"ips":true},"dataDir":"` + stateDir(l.ipam) + `",` +
 		`"ipam":{"type":"host-local","dataDir":"` + l.ipam + `","subnet":"172.16.123.0/24","gateway":"172.16.123.254","routes":[{"dst":"0.0.0.0/0"}]}}]}`))
 	if err != nil {
 		t.Fatal(err)
@@ -102,29 +102,17 @@ func TestLibcni(t *testing.T) {
 	if got := ipamFiles(t, l.ipam); len(got) != 0 {
 		t.Errorf("after DEL: allocations %v", got)
 	}
+	if got := records(t, stateDir(l.ipam)); len(got) != 0 {
+		t.Errorf("after DEL: attachment records %v", got)
+	}
 }
 
 // TestCnitool builds cnitool from the cni module into a temporary
 // directory and runs the tutorial's network through it.
 func TestCnitool(t *testing.T) {
 	l := newLab(t)
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no Go toolchain to build cnitool with (the VM guest has none): run on the host")
-	}
+	tool := buildFromCNIModule(t, "cnitool")
 	dir := t.TempDir()
-	tool := filepath.Join(dir, "cnitool")
-	mod := filepath.Join(dir, "mod")
-	os.MkdirAll(mod, 0o755)
-	os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module cnitooltest\n\ngo 1.21\n\nrequire github.com/containernetworking/cni v1.3.1\n"), 0o644)
-	os.WriteFile(filepath.Join(mod, "tools.go"), []byte("//go:build tools\n\npackage tools\n\nimport _ \"github.com/containernetworking/cni/cnitool\"\n"), 0o644)
-	for _, args := range [][]string{{"mod", "tidy"}, {"build", "-o", tool, "github.com/containernetworking/cni/cnitool"}} {
-		cmd := exec.Command("go", args...)
-		cmd.Dir = mod
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go %v: %v: %s", args, err, out)
-		}
-	}
 	netconf := filepath.Join(dir, "net.d")
 	os.MkdirAll(netconf, 0o755)
 	os.WriteFile(filepath.Join(netconf, "10-demo.conf"), []byte(tutorialConf(t, "vmlink", "1.0.0", l.ipam, nil)), 0o644)

@@ -98,6 +98,9 @@ func TestBadConfig(t *testing.T) {
 			if got := ipamFiles(t, l.ipam); len(got) != 0 {
 				t.Errorf("host-local holds %v after a refused ADD", got)
 			}
+			if got := records(t, stateDir(l.ipam)); len(got) != 0 {
+				t.Errorf("the plugin keeps attachment records %v after a refused ADD", got)
+			}
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmlink/vmlink/cni"
 	"github.com/vmlink/vmlink/testenv"
 	"github.com/vmlink/vmlink/testenv/runtime"
 )
@@ -31,6 +32,8 @@ func TestRuntimePodmanVmlink(t *testing.T) {
 	// a failed run must leave neither.
 	t.Cleanup(func() {
 		os.RemoveAll(filepath.Join("/var/lib/cni/networks", net))
+		os.RemoveAll(filepath.Join(cni.DefaultDataDir, net))
+		os.Remove(cni.DefaultDataDir) // only when empty: other networks' records stay
 		stale, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", net+"-*"))
 		for _, f := range stale {
 			os.Remove(f)
@@ -66,6 +69,9 @@ func TestRuntimePodmanVmlink(t *testing.T) {
 	}
 	if got := ipamFiles(t, filepath.Join("/var/lib/cni/networks", net)); len(got) != 0 {
 		t.Errorf("host-local still holds %v", got)
+	}
+	if got := records(t, filepath.Join(cni.DefaultDataDir, net)); len(got) != 0 {
+		t.Errorf("the plugin still has attachment records %v (no DEL reached it)", got)
 	}
 	if cached, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", net+"-*")); len(cached) != 0 {
 		t.Errorf("libcni's result cache still holds %v (no DEL reached the plugin)", cached)

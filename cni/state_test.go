@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vmlink/vmlink/link"
 	"github.com/vmlink/vmlink/testenv"
@@ -196,9 +200,143 @@ func TestParallelAddsAndGC(t *testing.T) {
 	if got := ipamFiles(t, l.ipam); len(got) != 0 {
 		t.Errorf("after DEL host-local holds %v", got)
 	}
+	if got := records(t, stateDir(l.ipam)); len(got) != 0 {
+		t.Errorf("after GC and DEL the plugin has records %v", got)
+	}
 	for i, c := range cs {
 		if got := linkNames(t, c); len(got) != 0 {
 			t.Errorf("after DEL container %d has links %v", i, got)
 		}
+	}
+}
+
+// sandboxProcess starts a process in a namespace of its own, as a
+// runtime's sandbox (pause) process holds a pod's namespace without
+// naming it, and returns its namespace path (/proc/PID/ns/net) and a kill
+// that destroys the namespace (and the links in it) by ending the
+// process. The cleanup kills it too.
+func sandboxProcess(t *testing.T) (string, func()) {
+	t.Helper()
+	cmd := exec.Command("unshare", "--net", "sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("unshare: %v", err)
+	}
+	pid := cmd.Process.Pid
+	var once sync.Once
+	kill := func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(kill)
+	self, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := fmt.Sprintf("/proc/%d/ns/net", pid)
+	// unshare(2) runs after the exec: wait (bounded) until the process
+	// is in its own namespace.
+	for i := 0; ; i++ {
+		if ns, err := os.Readlink(path); err == nil && ns != self {
+			break
+		}
+		if i == 200 {
+			kill()
+			t.Fatalf("process %d never left the namespace %s", pid, self)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return path, kill
+}
+
+// TestGCNamespaceGone: GC releases the addresses of attachments whose
+// namespace is gone (destroyed with its link, so no link is left to find)
+// from the records ADD left; the valid ones keep theirs until their DEL,
+// which then needs nothing but the configuration. Nothing is left behind:
+// no allocation, no record.
+func TestGCNamespaceGone(t *testing.T) {
+	hostTierOnly(t)
+	l := newLab(t)
+	const n = 6
+	conf := tutorialConf(t, "vmlink", "1.1.0", l.ipam, nil)
+	paths := make([]string, n)
+	kills := make([]func(), n)
+	addrs := make([]string, n)
+	for i := range n {
+		paths[i], kills[i] = sandboxProcess(t)
+		path := paths[i]
+		env := l.env(t, "ADD", fmt.Sprintf("gone%d", i), nil)
+		env["CNI_NETNS"] = path
+		r := run(t, l.host, filepath.Join(pluginDir(t), "vmlink"), env, conf)
+		if r.code != 0 {
+			t.Fatalf("ADD %d: exit %d: %s", i, r.code, r.stdout)
+		}
+		var res struct {
+			IPs []struct{ Address string } `json:"ips"`
+		}
+		if err := json.Unmarshal(r.stdout, &res); err != nil || len(res.IPs) != 1 {
+			t.Fatalf("ADD %d: %s", i, r.stdout)
+		}
+		addrs[i], _, _ = strings.Cut(res.IPs[0].Address, "/")
+	}
+	if got := records(t, stateDir(l.ipam)); len(got) != n {
+		t.Fatalf("after %d ADDs the plugin has records %v", n, got)
+	}
+	// The runtime's sandboxes die: their namespaces go, and the
+	// macvlans in them with them.
+	for _, kill := range kills {
+		kill()
+	}
+	for i := 0; ; i++ {
+		gone := 0
+		for _, p := range paths {
+			if _, err := os.Stat(p); err != nil {
+				gone++
+			}
+		}
+		if gone == n {
+			break
+		}
+		if i == 500 {
+			t.Fatalf("the sandbox processes did not end")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	var m map[string]any
+	json.Unmarshal([]byte(conf), &m)
+	m["cni.dev/valid-attachments"] = []any{
+		map[string]any{"containerID": "gone0", "ifname": "eth0"},
+		map[string]any{"containerID": "gone1", "ifname": "eth0"},
+	}
+	gcConf, _ := json.Marshal(m)
+	env := l.env(t, "GC", "", nil)
+	delete(env, "CNI_IFNAME")
+	if r := run(t, l.host, filepath.Join(pluginDir(t), "vmlink"), env, string(gcConf)); r.code != 0 {
+		t.Fatalf("GC: exit %d: %s", r.code, r.stdout)
+	}
+	got := ipamFiles(t, l.ipam)
+	sort.Strings(got)
+	want := []string{addrs[0], addrs[1]}
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("after GC host-local holds %v, want exactly the valid attachments' %v", got, want)
+	}
+	if got := records(t, stateDir(l.ipam)); !slices.Equal(got, []string{"macvlan-demo/gone0:eth0", "macvlan-demo/gone1:eth0"}) {
+		t.Errorf("after GC the plugin has records %v", got)
+	}
+	for i := range 2 {
+		env := l.env(t, "DEL", fmt.Sprintf("gone%d", i), nil)
+		env["CNI_NETNS"] = paths[i]
+		if r := run(t, l.host, filepath.Join(pluginDir(t), "vmlink"), env, conf); r.code != 0 {
+			t.Errorf("DEL %d with its namespace gone: exit %d: %s", i, r.code, r.stdout)
+		}
+	}
+	if got := ipamFiles(t, l.ipam); len(got) != 0 {
+		t.Errorf("after DEL host-local holds %v", got)
+	}
+	if got := records(t, stateDir(l.ipam)); len(got) != 0 {
+		t.Errorf("after DEL the plugin has records %v", got)
 	}
 }

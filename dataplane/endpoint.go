@@ -130,6 +130,17 @@ type Route struct {
 	// default route of the gateway's family yet (docker's rule for a
 	// container's second network).
 	IfNoDefault bool
+	// Metric is the route's priority (RTA_PRIORITY); 0 leaves it out, as
+	// `ip route add` without `metric` does. A CNI result's route carries
+	// one (spec 1.1.0 "priority"), and two routes to one destination
+	// differ only by it.
+	Metric uint32
+	// Table is the routing table; 0 is main. A CNI result's route may
+	// name another (spec 1.1.0 "table": source-based routing).
+	Table uint32
+	// Scope is the route's scope (unix.RT_SCOPE_*); nil keeps the
+	// default: link for a route without gateway, universe with one.
+	Scope *uint8
 }
 
 // EndpointLink is an interface BuildEndpointLink built (or found, already built).
@@ -306,7 +317,7 @@ func (ep *EndpointLink) complete(ctx context.Context, ec *rtnl.Conn, spec Endpoi
 				continue
 			}
 		}
-		rr := rtnl.Route{Gateway: r.Gateway, OIF: uint32(ep.Index)}
+		rr := rtnl.Route{Gateway: r.Gateway, OIF: uint32(ep.Index), Metric: r.Metric, Table: r.Table, Scope: r.Scope}
 		if r.Dst.IsValid() && r.Dst.Bits() > 0 {
 			rr.Dst = r.Dst.Masked()
 		}

@@ -135,6 +135,9 @@ type Route struct {
 	Table uint32
 	// Metric is RTA_PRIORITY; 0 = none.
 	Metric uint32
+	// Scope overrides the scope (unix.RT_SCOPE_*); nil = universe with a
+	// gateway, link without.
+	Scope *uint8
 }
 
 // message builds the rtmsg iproute2 sends for `ip route add DST via GW
@@ -170,6 +173,9 @@ func (r Route) message() (*RouteMessage, error) {
 			return nil, errors.New("a route without a gateway needs an output link")
 		}
 		m.Scope = unix.RT_SCOPE_LINK
+	}
+	if r.Scope != nil {
+		m.Scope = *r.Scope
 	}
 	if r.OIF != 0 {
 		oif := r.OIF

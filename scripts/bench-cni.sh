@@ -51,8 +51,8 @@ for i in $(seq 1 "$N"); do ip netns add "$P-c$i"; done
 mkdir -p "$TMP/plugins"
 ln -s "$PLUGIN" "$TMP/plugins/vmlink"
 
-conf() { # type, dataDir
-	printf '{"cniVersion":"1.0.0","name":"bench","type":"%s","master":"p0","mode":"bridge","ipam":{"type":"host-local","dataDir":"%s","subnet":"10.77.0.0/16","gateway":"10.77.0.1","routes":[{"dst":"0.0.0.0/0"}]}}' "$1" "$2"
+conf() { # type, dataDir (host-local's; vmlink's attachment records beside it)
+	printf '{"cniVersion":"1.0.0","name":"bench","type":"%s","master":"p0","mode":"bridge","dataDir":"%s.vmlink","ipam":{"type":"host-local","dataDir":"%s","subnet":"10.77.0.0/16","gateway":"10.77.0.1","routes":[{"dst":"0.0.0.0/0"}]}}' "$1" "$2" "$2"
 }
 
 # cni CMD PLUGIN CONF I: one invocation for container i, in the sandbox host.
