@@ -111,7 +111,7 @@ func AppliedVerifyTopologies(ctx context.Context, t *Topology) ([]verify.Topolog
 			if out[i].Parent.Name == root {
 				out[i].VLANLinks = append(out[i].VLANLinks, verify.Endpoint{
 					Name: n.Parent, NetNS: t.Host, Interface: n.Parent, Kind: verify.KindVLAN,
-					VLANs: []verify.VLANTag{{ID: vid, Protocol: 0x8100}},
+					VLANs: []verify.VLANTag{{ID: vid, Protocol: rtnl.VLANProtocol8021Q}},
 				})
 			}
 		}

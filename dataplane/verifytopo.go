@@ -3,6 +3,7 @@ package dataplane
 import (
 	"strings"
 
+	"github.com/vmlink/vmlink/rtnl"
 	"github.com/vmlink/vmlink/verify"
 )
 
@@ -57,7 +58,7 @@ func (b *Built) VerifyTopologies() []verify.Topology {
 		}
 		if it.VLAN != 0 || it.Lower != it.Parent {
 			ep.Lower = it.Lower
-			ep.VLANs = []verify.VLANTag{{ID: it.VLAN, Protocol: 0x8100}}
+			ep.VLANs = []verify.VLANTag{{ID: it.VLAN, Protocol: rtnl.VLANProtocol8021Q}}
 		}
 		out[i].Endpoints = append(out[i].Endpoints, ep)
 	}

@@ -228,12 +228,12 @@ func (s *space) endpoint(l *rtnl.LinkMessage, low lowerInfo, parent string) (End
 		}
 	case *rtnl.VLAN:
 		ep.Kind = KindVLAN
-		tag := VLANTag{Protocol: 0x8100}
+		tag := VLANTag{Protocol: rtnl.VLANProtocol8021Q}
 		if d.ID != nil {
 			tag.ID = *d.ID
 		}
 		if d.Protocol != nil {
-			tag.Protocol = uint16(*d.Protocol)
+			tag.Protocol = *d.Protocol
 		}
 		ep.VLANs = append(append([]VLANTag(nil), low.vlans...), tag)
 		ep.Lower = ""

@@ -103,7 +103,7 @@ type Route struct {
 // VLANTag is one 802.1Q/802.1ad tag of an endpoint's stack.
 type VLANTag struct {
 	ID       uint16
-	Protocol uint16 // TPID: 0x8100 (802.1Q) or 0x88a8 (802.1ad)
+	Protocol rtnl.VLANProtocol // TPID: 0x8100 (802.1Q) or 0x88a8 (802.1ad)
 }
 
 // modes is an endpoint's Mode and IPVlanFlag in rtnl's typed vocabulary.
