@@ -177,12 +177,15 @@ func (p *plugin) attach(ctx context.Context, s link.Spec) ([]byte, error) {
 	}
 	// The link comes before the addresses, as the reference plugins make
 	// it: an IPAM plugin may need it (dhcp runs its client on it in the
-	// container). The second build completes the same link with what the
-	// IPAM plugin gave.
+	// container, and brings it up itself). It stays down until the second
+	// build completes it with what the IPAM plugin gave, so that it comes
+	// up addressed and the kernel announces the addresses.
+	ep.linkOnly = p.conf.IPAM.Type != ""
 	if err := buildEndpoint(ctx, ep); err != nil {
 		return nil, asCNIError(err)
 	}
 	if p.conf.IPAM.Type != "" {
+		ep.linkOnly = false
 		undo := func(err error, release bool) ([]byte, error) {
 			bg := context.WithoutCancel(ctx)
 			if release {

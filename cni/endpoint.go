@@ -16,7 +16,9 @@ type endpoint struct {
 	object string              // the ownership mark's object
 	addrs  []netip.Prefix
 	routes []dataplane.Route
-	built  *dataplane.EndpointLink
+	// linkOnly builds the link alone, down: the IPAM plugin runs next.
+	linkOnly bool
+	built    *dataplane.EndpointLink
 }
 
 // buildEndpoint is the plugin's one way into the data plane: dataplane's
@@ -28,12 +30,15 @@ type endpoint struct {
 func buildEndpoint(ctx context.Context, ep *endpoint) error {
 	built, err := dataplane.BuildEndpointLink(ctx, dataplane.EndpointLinkSpec{
 		Link: ep.spec, Host: ep.host, NetNS: ep.netns, Mark: mark, Object: ep.object,
-		Addrs: ep.addrs, Routes: ep.routes, Broadcast: true,
+		Addrs: ep.addrs, Routes: ep.routes, Broadcast: true, LinkOnly: ep.linkOnly,
 	})
 	if err != nil {
 		return err
 	}
 	ep.built = built
+	if ep.linkOnly {
+		return nil
+	}
 	_ = built.Announce()
 	return nil
 }

@@ -118,6 +118,12 @@ type EndpointLinkSpec struct {
 	// (`ip addr add … brd +`), as the reference CNI plugins' netlink
 	// library does; iproute2 without `brd` sets none.
 	Broadcast bool
+	// LinkOnly stops after creating the link: down, without addresses or
+	// routes. A second build with the addresses completes it. It is the
+	// CNI plugin's order, whose IPAM plugin runs between the two and may
+	// need the link (dhcp), while the link comes up only once addressed,
+	// so the kernel announces the addresses as it does (see Announce).
+	LinkOnly bool
 }
 
 // Route is a route through an endpoint's interface.
@@ -161,6 +167,9 @@ type EndpointLink struct {
 	// no longer gives: they were removed.
 	RemovedAddrs int
 	mark         Mark
+	// kernelAnnounced: the link came up with its addresses and the
+	// kernel's arp_notify/ndisc_notify set, so the kernel announced them.
+	kernelAnnounced bool
 }
 
 // ForeignLinkError is BuildEndpointLink finding a link of the interface's name
@@ -218,6 +227,9 @@ func BuildEndpointLink(ctx context.Context, spec EndpointLinkSpec) (*EndpointLin
 		}
 		if len(diffs) == 0 {
 			ep.Index, ep.MAC = m.Index, m.Address
+			if spec.LinkOnly {
+				return ep, nil
+			}
 			return ep, ep.complete(ctx, ec, spec, m.Up())
 		}
 		// What the kernel cannot change on a live link (its kind, parent,
@@ -234,6 +246,9 @@ func BuildEndpointLink(ctx context.Context, spec EndpointLinkSpec) (*EndpointLin
 		return nil, fmt.Errorf("read back %s/%s: %w", spec.NetNS, name, err)
 	}
 	ep.Index, ep.MAC, ep.Created = m.Index, m.Address, true
+	if spec.LinkOnly {
+		return ep, nil
+	}
 	if err := ep.complete(ctx, ec, spec, false); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
@@ -302,6 +317,8 @@ func (ep *EndpointLink) complete(ctx context.Context, ec *rtnl.Conn, spec Endpoi
 		}
 	}
 	if !up {
+		// Best effort: without the sysctls, Announce sends the frames.
+		ep.kernelAnnounced = spec.NetNS.kernelAnnounces(ep.Name, spec.Addrs) == nil
 		up = true
 		if err := link.New(ec).Set(ctx, ep.Name, link.Change{Up: &up}); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
@@ -454,10 +471,16 @@ func (ep *EndpointLink) announcement() announcement {
 	return announcement{NetNS: ep.NetNS, Index: int(ep.Index), Name: ep.Name, MAC: ep.MAC, Addrs: ep.Addrs}
 }
 
-// Announce sends a gratuitous ARP for each IPv4 address and an unsolicited
-// neighbour advertisement for each IPv6 address of the endpoint, so
-// neighbours and switches forget a previous holder's MAC.
+// Announce makes sure a gratuitous ARP for each IPv4 address and an
+// unsolicited neighbour advertisement for each IPv6 address of the
+// endpoint went out, so neighbours and switches forget a previous holder's
+// MAC. When the build brought the link up with its addresses, the kernel
+// already sent them (kernelAnnounces); otherwise (a link that was up
+// before its addresses came) they are sent from a packet socket.
 func (ep *EndpointLink) Announce() error {
+	if ep.kernelAnnounced {
+		return nil
+	}
 	an := ep.announcement()
 	return an.send()
 }
