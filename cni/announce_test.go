@@ -1,14 +1,13 @@
 package cni_test
 
 import (
-	"bytes"
-	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/mdlayher/packet"
+	"github.com/vmlink/vmlink/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,30 +44,7 @@ func TestAddAnnounces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v4, v6 := netip.MustParseAddr("172.16.128.9").As4(), netip.MustParseAddr("fd00:128::9").As16()
-	sawARP, sawNA := false, false
-	pc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 2048)
-	for !(sawARP && sawNA) {
-		n, _, err := pc.ReadFrom(buf)
-		if err != nil {
-			break
-		}
-		f := buf[:n]
-		if n < 14 || !bytes.Equal(f[6:12], mac) {
-			continue
-		}
-		switch binary.BigEndian.Uint16(f[12:14]) {
-		case unix.ETH_P_ARP: // sender and target protocol address both ours
-			if n >= 42 && bytes.Equal(f[14+8:14+14], mac) && bytes.Equal(f[14+14:14+18], v4[:]) && bytes.Equal(f[14+24:14+28], v4[:]) {
-				sawARP = true
-			}
-		case unix.ETH_P_IPV6: // ICMPv6 neighbour advertisement for our address
-			if n >= 14+40+24 && f[14+6] == 58 && f[54] == 136 && bytes.Equal(f[54+8:54+24], v6[:]) {
-				sawNA = true
-			}
-		}
-	}
+	sawARP, sawNA := testenv.SawAnnouncements(pc, mac, netip.MustParseAddr("172.16.128.9"), netip.MustParseAddr("fd00:128::9"), 5*time.Second)
 	if !sawARP || !sawNA {
 		t.Fatalf("after ADD the switch saw gratuitous ARP %v, unsolicited NA %v from %s; want both", sawARP, sawNA, mac)
 	}

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/vmlink/vmlink/internal/netns"
@@ -17,23 +16,8 @@ import (
 // TestBuildEndpointLinkRouteAttrs: a route's metric, table and scope (what
 // a CNI result's route carries) reach the kernel as given.
 func TestBuildEndpointLinkRouteAttrs(t *testing.T) {
-	e := newTestEnv(t)
+	e, ctr, _ := newEndpointEnv(t, "p0")
 	ctx := context.Background()
-	ctr := e.prefix + "ctr"
-	h, err := netns.Create(ctr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Close()
-	hc, err := rtnl.DialNetNS(e.host, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.Close()
-	if err := hc.NewLink(ctx, &rtnl.LinkMessage{Flags: unix.IFF_UP, Change: unix.IFF_UP, Attrs: rtnl.LinkAttrs{Name: "p0", Info: &rtnl.LinkInfo{Kind: "veth",
-		Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "peer0"}}}}}}, netlink.Create|netlink.Excl); err != nil {
-		t.Fatal(err)
-	}
 	universe := uint8(unix.RT_SCOPE_UNIVERSE)
 	ep, err := BuildEndpointLink(ctx, EndpointLinkSpec{
 		Link:  &link.Macvlan{Common: link.Common{Name: "eth0", Parent: "p0"}, Mode: link.MacvlanModeBridge},

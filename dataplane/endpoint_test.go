@@ -24,23 +24,8 @@ import (
 // mark is refused, that a failed step leaves nothing behind, and that
 // Remove is idempotent.
 func TestBuildEndpointLink(t *testing.T) {
-	e := newTestEnv(t)
+	e, ctr, hc := newEndpointEnv(t, "eth0")
 	ctx := context.Background()
-	ctr := e.prefix + "ctr"
-	h, err := netns.Create(ctr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Close()
-	hc, err := rtnl.DialNetNS(e.host, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.Close()
-	if err := hc.NewLink(ctx, &rtnl.LinkMessage{Flags: unix.IFF_UP, Change: unix.IFF_UP, Attrs: rtnl.LinkAttrs{Name: "eth0", Info: &rtnl.LinkInfo{Kind: "veth",
-		Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "peer0"}}}}}}, netlink.Create|netlink.Excl); err != nil {
-		t.Fatal(err)
-	}
 	mark := Mark{Topology: "ept"}
 	mac := net.HardwareAddr{0x02, 0, 0, 0x0e, 0, 0x01}
 	path := Namespace{Path: filepath.Join(netns.Dir, ctr)}
@@ -147,4 +132,28 @@ func openHandle(t *testing.T, ns string) *link.Handle {
 	}
 	t.Cleanup(func() { h.Close() })
 	return h
+}
+
+// newEndpointEnv is a test environment with an empty container namespace
+// ctr and, in its host namespace (hc dials it), an up veth parent called
+// parent.
+func newEndpointEnv(t *testing.T, parent string) (e *testEnv, ctr string, hc *rtnl.Conn) {
+	t.Helper()
+	e = newTestEnv(t)
+	ctr = e.prefix + "ctr"
+	h, err := netns.Create(ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	hc, err = rtnl.DialNetNS(e.host, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hc.Close() })
+	if err := hc.NewLink(context.Background(), &rtnl.LinkMessage{Flags: unix.IFF_UP, Change: unix.IFF_UP, Attrs: rtnl.LinkAttrs{Name: parent, Info: &rtnl.LinkInfo{Kind: "veth",
+		Data: &rtnl.Veth{Peer: &rtnl.LinkMessage{Attrs: rtnl.LinkAttrs{Name: "peer0"}}}}}}, netlink.Create|netlink.Excl); err != nil {
+		t.Fatal(err)
+	}
+	return e, ctr, hc
 }

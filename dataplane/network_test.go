@@ -1,9 +1,7 @@
 package dataplane
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -507,30 +505,7 @@ func TestNetworkConnectAnnounces(t *testing.T) {
 		t.Fatal(err)
 	}
 	mac, _ := net.ParseMAC(a.MAC)
-	v4, v6 := addr("10.0.12.7").As4(), addr("fd00:12::7").As16()
-	sawARP, sawNA := false, false
-	pc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 2048)
-	for !(sawARP && sawNA) {
-		n, _, err := pc.ReadFrom(buf)
-		if err != nil {
-			break
-		}
-		f := buf[:n]
-		if n < 14 || !bytes.Equal(f[6:12], mac) {
-			continue
-		}
-		switch binary.BigEndian.Uint16(f[12:14]) {
-		case 0x0806: // ARP: sender and target protocol address both ours
-			if n >= 42 && bytes.Equal(f[14+8:14+14], mac) && bytes.Equal(f[14+14:14+18], v4[:]) && bytes.Equal(f[14+24:14+28], v4[:]) {
-				sawARP = true
-			}
-		case 0x86dd: // ICMPv6 neighbour advertisement for our address
-			if n >= 14+40+24 && f[14+6] == 58 && f[54] == 136 && bytes.Equal(f[54+8:54+24], v6[:]) {
-				sawNA = true
-			}
-		}
-	}
+	sawARP, sawNA := testenv.SawAnnouncements(pc, mac, addr("10.0.12.7"), addr("fd00:12::7"), 5*time.Second)
 	if !sawARP || !sawNA {
 		t.Fatalf("after connect the wire saw gratuitous ARP %v, unsolicited NA %v; want both", sawARP, sawNA)
 	}

@@ -77,22 +77,7 @@ func TestNetIPVlanCLI(t *testing.T) {
 // show` (iproute2's keys) reports it from the kernel. Needs ipvlan: the VM
 // tier.
 func TestNetIPVlanFlagCLI(t *testing.T) {
-	testenv.Require(t, testenv.FeaturePrivileged, testenv.FeatureVeth, testenv.FeatureIPVlan)
-	prefix := fmt.Sprintf("vmlt-if%d-", os.Getpid())
-	host, ctr := prefix+"host", prefix+"c1"
-	network := fmt.Sprintf("ipf%d", os.Getpid())
-	h, err := netns.Create(host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Close()
-	t.Cleanup(func() {
-		runLabCLI("-n", host, "net", "disconnect", network, ctr)
-		runLabCLI("-n", host, "net", "rm", network)
-		netns.Delete(ctr)
-		netns.Delete(host)
-	})
-	addVethParent(t, host)
+	host, ctr, network := ipvlanNetLab(t, "if", "ipf")
 	// A subnet per flag keeps this test about the flag: taking the same
 	// address back at once is TestNetIPVlanReconnectCLI's.
 	for i, flag := range []string{"private", "vepa", "bridge"} {
@@ -138,22 +123,7 @@ func TestNetIPVlanFlagCLI(t *testing.T) {
 // the container would), then round after round racing the kernel's
 // cleanup. Needs ipvlan: the VM tier.
 func TestNetIPVlanReconnectCLI(t *testing.T) {
-	testenv.Require(t, testenv.FeaturePrivileged, testenv.FeatureVeth, testenv.FeatureIPVlan)
-	prefix := fmt.Sprintf("vmlt-ir%d-", os.Getpid())
-	host, ctr := prefix+"host", prefix+"c1"
-	network := fmt.Sprintf("ipr%d", os.Getpid())
-	h, err := netns.Create(host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Close()
-	t.Cleanup(func() {
-		runLabCLI("-n", host, "net", "disconnect", network, ctr)
-		runLabCLI("-n", host, "net", "rm", network)
-		netns.Delete(ctr)
-		netns.Delete(host)
-	})
-	addVethParent(t, host)
+	host, ctr, network := ipvlanNetLab(t, "ir", "ipr")
 	run := func(when string, cmd ...string) {
 		t.Helper()
 		if code, _, e := runLabCLI(append([]string{"-n", host}, cmd...)...); code != exitOK {
@@ -185,4 +155,28 @@ func TestNetIPVlanReconnectCLI(t *testing.T) {
 		up(when)
 		down(when)
 	}
+}
+
+// ipvlanNetLab is a sandbox host namespace HOST with a veth parent p0, the
+// name of a container namespace CTR and of a network, all removed (with
+// whatever the test connected) when the test ends. Needs ipvlan.
+func ipvlanNetLab(t *testing.T, tag, net string) (host, ctr, network string) {
+	t.Helper()
+	testenv.Require(t, testenv.FeaturePrivileged, testenv.FeatureVeth, testenv.FeatureIPVlan)
+	prefix := fmt.Sprintf("vmlt-%s%d-", tag, os.Getpid())
+	host, ctr = prefix+"host", prefix+"c1"
+	network = fmt.Sprintf("%s%d", net, os.Getpid())
+	h, err := netns.Create(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	t.Cleanup(func() {
+		runLabCLI("-n", host, "net", "disconnect", network, ctr)
+		runLabCLI("-n", host, "net", "rm", network)
+		netns.Delete(ctr)
+		netns.Delete(host)
+	})
+	addVethParent(t, host)
+	return host, ctr, network
 }
