@@ -55,24 +55,7 @@ func TestNetworkOperationsUseItsOwnNamespace(t *testing.T) {
 	h.Close()
 	addVeth(t, e.host, parent)
 	addVeth(t, other, parent)
-	linksOf := func(ns string) []string {
-		c, err := rtnl.DialNetNS(ns, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		ms, err := c.Links(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, m := range ms {
-			out = append(out, m.Attrs.Name)
-		}
-		slices.Sort(out)
-		return out
-	}
-	before := linksOf(other)
+	before := linkNames(t, other)
 	if _, err := nets.Create(ctx, NetworkSpec{Name: "own", Subnets: []netip.Prefix{pfx("10.62.0.0/24")}, Options: netOpts(t, "parent", parent)}); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +63,7 @@ func TestNetworkOperationsUseItsOwnNamespace(t *testing.T) {
 	c1 := e.prefix + "c1"
 	_, err = wrong.Connect(ctx, ConnectSpec{Network: "own", Container: c1})
 	wantUsage(t, err, "network own lives in netns "+e.host+", not in netns "+other)
-	if got := linksOf(other); !slices.Equal(got, before) {
+	if got := linkNames(t, other); !slices.Equal(got, before) {
 		t.Fatalf("links in %s after a connect naming it: %v, want %v", other, got, before)
 	}
 	if netns.Exists(c1) {

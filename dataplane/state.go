@@ -86,16 +86,12 @@ type addrUse struct {
 // wireConflicts returns, for each of uses, a topology other than self in
 // the state directory that uses the same address on the same wire.
 func wireConflicts(dir, self string, uses []addrUse) ([]string, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "topologies", "*.json"))
+	others, err := otherTopologies(dir, self)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".json")
-		if name == self {
-			continue
-		}
+	for _, name := range others {
 		st, err := loadTopoState(dir, name)
 		if err != nil {
 			return nil, err
@@ -114,6 +110,22 @@ func wireConflicts(dir, self string, uses []addrUse) ([]string, error) {
 	return out, nil
 }
 
+// otherTopologies names the topologies recorded in the state directory
+// dir, but self.
+func otherTopologies(dir, self string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "topologies", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, f := range files {
+		if name := strings.TrimSuffix(filepath.Base(f), ".json"); name != self {
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
 type sysctlRecord struct {
 	NetNS string `json:"netns"`
 	Path  string `json:"path"` // under /proc/sys, e.g. net/ipv4/ip_forward
@@ -123,15 +135,11 @@ type sysctlRecord struct {
 // otherDeclares reports whether a topology other than self, in the same
 // state directory, records the address r.
 func otherDeclares(dir, self string, r addrRecord) (bool, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "topologies", "*.json"))
+	others, err := otherTopologies(dir, self)
 	if err != nil {
 		return false, err
 	}
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".json")
-		if name == self {
-			continue
-		}
+	for _, name := range others {
 		st, err := loadTopoState(dir, name)
 		if err != nil {
 			return false, err
