@@ -191,14 +191,7 @@ func (f *Frame) appendIP(b []byte, ac *addrCache) []byte {
 		b = append(b, "ICMP "...)
 		switch ip.ICMPType {
 		case 8, 0:
-			if ip.ICMPType == 8 {
-				b = append(b, "echo request, id "...)
-			} else {
-				b = append(b, "echo reply, id "...)
-			}
-			b = appendUint(b, uint64(ip.ICMPID))
-			b = append(b, ", seq "...)
-			b = appendUint(b, uint64(ip.ICMPSeq))
+			b = appendEcho(b, ip.ICMPType == 8, ip)
 		case 3:
 			b = append(b, "dest unreachable, code "...)
 			b = appendUint(b, uint64(ip.ICMPCode))
@@ -217,14 +210,7 @@ func (f *Frame) appendIP(b []byte, ac *addrCache) []byte {
 		b = append(b, "ICMP6, "...)
 		switch ip.ICMPType {
 		case 128, 129:
-			if ip.ICMPType == 128 {
-				b = append(b, "echo request, id "...)
-			} else {
-				b = append(b, "echo reply, id "...)
-			}
-			b = appendUint(b, uint64(ip.ICMPID))
-			b = append(b, ", seq "...)
-			b = appendUint(b, uint64(ip.ICMPSeq))
+			b = appendEcho(b, ip.ICMPType == 128, ip)
 		case 133:
 			b = append(b, "router solicitation"...)
 		case 134:
@@ -420,4 +406,17 @@ func appendJSONStringInPlace(b []byte, from int) []byte {
 		}
 	}
 	return append(b, '"')
+}
+
+// appendEcho appends an ICMP or ICMPv6 echo as tcpdump prints both:
+// "echo request, id N, seq N".
+func appendEcho(b []byte, request bool, ip *IPInfo) []byte {
+	if request {
+		b = append(b, "echo request, id "...)
+	} else {
+		b = append(b, "echo reply, id "...)
+	}
+	b = appendUint(b, uint64(ip.ICMPID))
+	b = append(b, ", seq "...)
+	return appendUint(b, uint64(ip.ICMPSeq))
 }
