@@ -50,11 +50,7 @@ func (l *lab) add(t *testing.T, id, conf string) *attachment {
 // while it answers 11 (try again), for up to 5 s, as a runtime would.
 func (l *lab) check(t *testing.T, a *attachment) result {
 	t.Helper()
-	var m map[string]any
-	json.Unmarshal([]byte(a.conf), &m)
-	m["prevResult"] = a.result
-	b, _ := json.Marshal(m)
-	return l.checkConf(t, a.id, a.c, string(b))
+	return l.checkConf(t, a.id, a.c, withPrevResult(t, a.conf, a.result))
 }
 
 // checkConf runs CHECK with conf (holding prevResult), again while it
@@ -206,11 +202,7 @@ func TestCheckSettling(t *testing.T) {
 	if out := a.c.Run(t, "ip", "-6", "addr", "show", "dev", "eth0", "tentative"); !strings.Contains(out, "fd00:127::9") {
 		t.Fatalf("the address is not tentative, the test proves nothing: %s", out)
 	}
-	var m map[string]any
-	json.Unmarshal([]byte(a.conf), &m)
-	m["prevResult"] = a.result
-	b, _ := json.Marshal(m)
-	r := l.vmlink(t, "CHECK", a.id, a.c, string(b))
+	r := l.vmlink(t, "CHECK", a.id, a.c, withPrevResult(t, a.conf, a.result))
 	if r.code == 0 {
 		t.Fatal("CHECK passed on a tentative address")
 	}
@@ -240,14 +232,6 @@ func TestCheckWireAnyNetNS(t *testing.T) {
 	hostTierOnly(t)
 	l := newLab(t)
 	conf := tutorialConf(t, "vmlink", "1.1.0", l.ipam, nil)
-	checkConf := func(conf string, result []byte) string {
-		var m, res map[string]any
-		json.Unmarshal([]byte(conf), &m)
-		json.Unmarshal(result, &res)
-		m["prevResult"] = res
-		b, _ := json.Marshal(m)
-		return string(b)
-	}
 	// addAt adds id with CNI_NETNS path and returns its CHECK and its MAC.
 	addAt := func(t *testing.T, id, path, conf string) (func() result, net.HardwareAddr) {
 		env := l.env(t, "ADD", id, nil)
@@ -268,7 +252,7 @@ func TestCheckWireAnyNetNS(t *testing.T) {
 			t.Fatalf("ADD result: %s", r.stdout)
 		}
 		mac, _ := net.ParseMAC(res.Interfaces[0].Mac)
-		cc := checkConf(conf, r.stdout)
+		cc := withPrevResult(t, conf, resultOf(t, r.stdout))
 		return func() result {
 			env := maps.Clone(env)
 			env["CNI_COMMAND"] = "CHECK"

@@ -141,14 +141,9 @@ option lease 600
 		t.Errorf("udhcpd has no lease for %s: %s", res.Interfaces[0].Mac, dumpLeases(t, server, udhcpd, leases))
 	}
 
-	var m map[string]any
-	json.Unmarshal([]byte(conf), &m)
-	var prev map[string]any
-	json.Unmarshal(r.stdout, &prev)
-	m["prevResult"] = prev
-	check, _ := json.Marshal(m)
+	prev := resultOf(t, r.stdout)
 	a := &attachment{c: c, id: "dhcp", conf: conf, result: prev}
-	if r := l.checkConf(t, a.id, c, string(check)); r.code != 0 {
+	if r := l.checkConf(t, a.id, c, withPrevResult(t, conf, prev)); r.code != 0 {
 		t.Errorf("CHECK: exit %d: %s %s", r.code, r.stdout, r.stderr)
 	}
 

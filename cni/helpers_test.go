@@ -291,3 +291,29 @@ func buildFromCNIModule(t testing.TB, pkg string) string {
 	}
 	return out
 }
+
+// resultOf decodes a result the plugin printed.
+func resultOf(t testing.TB, b []byte) map[string]any {
+	t.Helper()
+	var r map[string]any
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("result %s: %v", b, err)
+	}
+	return r
+}
+
+// withPrevResult is conf with prev as its prevResult, as a runtime hands
+// it to CHECK.
+func withPrevResult(t testing.TB, conf string, prev map[string]any) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(conf), &m); err != nil {
+		t.Fatalf("conf %s: %v", conf, err)
+	}
+	m["prevResult"] = prev
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

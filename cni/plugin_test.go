@@ -140,13 +140,7 @@ func TestTutorialRawProtocol(t *testing.T) {
 				t.Errorf("result MAC %s, link %v", res.Interfaces[0].Mac, link["address"])
 			}
 			if v != "0.3.0" && v != "0.3.1" {
-				var m map[string]any
-				json.Unmarshal([]byte(conf), &m)
-				var prev map[string]any
-				json.Unmarshal(r.stdout, &prev)
-				m["prevResult"] = prev
-				b, _ := json.Marshal(m)
-				if r := l.checkConf(t, "macvlan-demo", c, string(b)); r.code != 0 {
+				if r := l.checkConf(t, "macvlan-demo", c, withPrevResult(t, conf, resultOf(t, r.stdout))); r.code != 0 {
 					t.Errorf("CHECK right after ADD: exit %d: %s", r.code, r.stdout)
 				}
 			}

@@ -91,20 +91,15 @@ func TestIPAMRouteAttributes(t *testing.T) {
 		t.Errorf("routes %+v, want %+v", have, want)
 	}
 
-	var m map[string]any
-	json.Unmarshal([]byte(conf), &m)
-	var prev map[string]any
-	json.Unmarshal(r.stdout, &prev)
-	m["prevResult"] = prev
-	check, _ := json.Marshal(m)
+	check := withPrevResult(t, conf, resultOf(t, r.stdout))
 	env["CNI_COMMAND"] = "CHECK"
-	if r := run(t, l.host, filepath.Join(pluginDir(t), "vmlink"), env, string(check)); r.code != 0 {
+	if r := run(t, l.host, filepath.Join(pluginDir(t), "vmlink"), env, check); r.code != 0 {
 		t.Fatalf("CHECK right after ADD: exit %d: %s", r.code, r.stdout)
 	}
 	// The same route with another metric is not the result's route.
 	c.Run(t, "ip", "route", "del", "10.50.0.0/16", "via", "172.16.126.1", "dev", "eth0", "metric", "300")
 	c.Run(t, "ip", "route", "add", "10.50.0.0/16", "via", "172.16.126.1", "dev", "eth0", "metric", "301")
-	r = run(t, l.host, filepath.Join(pluginDir(t), "vmlink"), env, string(check))
+	r = run(t, l.host, filepath.Join(pluginDir(t), "vmlink"), env, check)
 	if r.code == 0 {
 		t.Fatal("CHECK passed with the route's metric changed")
 	}
