@@ -180,12 +180,10 @@ func (p *plugin) attach(ctx context.Context, s link.Spec) ([]byte, error) {
 	// container, and brings it up itself). It stays down until the second
 	// build completes it with what the IPAM plugin gave, so that it comes
 	// up addressed and the kernel announces the addresses.
-	ep.linkOnly = p.conf.IPAM.Type != ""
-	if err := buildEndpoint(ctx, ep); err != nil {
+	if err := buildEndpoint(ctx, ep, p.conf.IPAM.Type != ""); err != nil {
 		return nil, asCNIError(err)
 	}
 	if p.conf.IPAM.Type != "" {
-		ep.linkOnly = false
 		undo := func(err error, release bool) ([]byte, error) {
 			bg := context.WithoutCancel(ctx)
 			if release {
@@ -213,7 +211,7 @@ func (p *plugin) attach(ctx context.Context, s link.Spec) ([]byte, error) {
 		if ep.addrs, ep.routes, err = applyIPAM(ipr); err != nil {
 			return undo(err, true)
 		}
-		if err := buildEndpoint(ctx, ep); err != nil {
+		if err := buildEndpoint(ctx, ep, false); err != nil {
 			return undo(asCNIError(err), true)
 		}
 	}

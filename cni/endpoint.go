@@ -16,9 +16,7 @@ type endpoint struct {
 	object string              // the ownership mark's object
 	addrs  []netip.Prefix
 	routes []dataplane.Route
-	// linkOnly builds the link alone, down: the IPAM plugin runs next.
-	linkOnly bool
-	built    *dataplane.EndpointLink
+	built  *dataplane.EndpointLink
 }
 
 // buildEndpoint is the plugin's one way into the data plane: dataplane's
@@ -26,19 +24,17 @@ type endpoint struct {
 // link, its addresses (with the broadcast address, as the reference
 // plugins set it), up, its routes, and deletes the link again if a step
 // fails; then the addresses are announced (gratuitous ARP / unsolicited
-// NA).
-func buildEndpoint(ctx context.Context, ep *endpoint) error {
+// NA). With linkOnly it makes the link alone, down: the IPAM plugin runs
+// next, and a second build completes it.
+func buildEndpoint(ctx context.Context, ep *endpoint, linkOnly bool) error {
 	built, err := dataplane.BuildEndpointLink(ctx, dataplane.EndpointLinkSpec{
 		Link: ep.spec, Host: ep.host, NetNS: ep.netns, Mark: mark, Object: ep.object,
-		Addrs: ep.addrs, Routes: ep.routes, Broadcast: true, LinkOnly: ep.linkOnly,
+		Addrs: ep.addrs, Routes: ep.routes, Broadcast: true, LinkOnly: linkOnly,
 	})
 	if err != nil {
 		return err
 	}
 	ep.built = built
-	if ep.linkOnly {
-		return nil
-	}
-	_ = built.Announce()
+	_ = built.Announce() // nothing to announce yet with linkOnly: no addresses
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
@@ -44,22 +43,13 @@ func (n Namespace) kernelAnnounces(name string, addrs []netip.Prefix) error {
 		v4 = v4 || p.Addr().Is4()
 		v6 = v6 || p.Addr().Is6()
 	}
-	if !v4 && !v6 {
-		return nil
+	if v4 {
+		if err := n.writeSysctl("net/ipv4/conf/"+name+"/arp_notify", "1"); err != nil {
+			return err
+		}
 	}
-	err := n.do(func() error {
-		if v4 {
-			if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+name+"/arp_notify", []byte("1"), 0); err != nil {
-				return err
-			}
-		}
-		if v6 {
-			return os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/ndisc_notify", []byte("1"), 0)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("announce %s by the kernel in %s: %w", name, n.label(), err)
+	if v6 {
+		return n.writeSysctl("net/ipv6/conf/"+name+"/ndisc_notify", "1")
 	}
 	return nil
 }
